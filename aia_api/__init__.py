@@ -1,0 +1,1 @@
+"""AIA's HTTP front end: authenticate, validate, enqueue, stream."""

@@ -1,0 +1,92 @@
+"""The Starlette application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from aia_api.hub import Hub
+from aia_api.metrics import ApiMetrics, MetricsMiddleware
+from aia_api.problems import exception_handlers
+from aia_api.recorder import Recorder
+from aia_api.routes import ops, streams, tasks
+from aia_api.services import Services
+from aia_api.taskservice import TaskService
+from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.settings import Settings, get_settings
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger(__name__)
+
+
+def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry=Retry(NoBackoff(), retries),
+        max_connections=512,
+    )
+
+
+def create_app(settings: Settings, *, recorder: bool = True) -> Starlette:
+    """The API for ``settings``; clients and pools are made when it starts."""
+    metrics = ApiMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from aia_workers.app import app as celery_app
+
+        client = _redis(settings, retries=1)
+        # The hub must see a dropped connection rather than retry past lost messages.
+        hub_client = _redis(settings, retries=0)
+        engine = make_engine(settings)
+        sessions = make_sessionmaker(engine)
+        hub = Hub(hub_client)
+        app.state.services = Services(
+            settings=settings,
+            redis=client,
+            engine=engine,
+            celery=celery_app,
+            tasks=TaskService(settings, client, sessions, celery_app),
+            hub=hub,
+            metrics=metrics,
+        )
+        background = []
+        if recorder:
+            rec = Recorder(client, sessions, batch=settings.recorder_batch)
+            background.append(asyncio.create_task(rec.run(), name="aia-recorder"))
+        try:
+            yield
+        finally:
+            for job in background:
+                job.cancel()
+            for job in background:
+                with contextlib.suppress(BaseException):
+                    await job
+            await hub.close()
+            await hub_client.aclose()
+            await client.aclose()
+            engine.dispose()
+
+    return Starlette(
+        routes=[*tasks.routes, *streams.routes, *ops.routes],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers=exception_handlers(settings.retry_after_seconds),
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env() -> Starlette:
+    """For ``uvicorn --factory aia_api.app:create_app_from_env``."""
+    return create_app(get_settings())

@@ -1,0 +1,53 @@
+"""Reading a JSON request body with a size limit and a clear error for each way it fails."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from aia_api.problems import Problem
+
+__all__ = ["read_json"]
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body, or a Problem: 415 wrong type, 413 too big, 400 malformed."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send the body as application/json (got {media_type or 'no content type'})",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > max_bytes:
+            raise _too_large(max_bytes)
+    if not chunks:
+        raise Problem(400, "malformed-json", "Malformed JSON", "the request body is empty")
+    try:
+        return json.loads(chunks)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            f"the request body is not valid JSON: {exc}",
+        ) from None
+
+
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"the request body is larger than the limit of {max_bytes} bytes",
+        max_bytes=max_bytes,
+    )

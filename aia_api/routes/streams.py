@@ -1,0 +1,280 @@
+"""Task event streams: Server-Sent Events per task, and one WebSocket for many tasks.
+
+Both subscribe first, then replay what the client missed from the task's
+replay stream, then follow live, dropping anything already sent by its
+sequence number; so no event is lost between submit and subscribe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from aia_api.hub import Subscription, SubscriptionLost
+from aia_api.problems import Problem
+from aia_api.services import Services, services
+from aia_api.tenancy import tenant_of
+from aia_workers.events import channel, events_key
+from aia_workers.states import TERMINAL
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+
+async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any]]:
+    """Events of ``task_id`` with a sequence number above ``after``, oldest first."""
+    entries = await svc.redis.xrange(events_key(task_id), min=f"0-{after + 1}")
+    return [json.loads(fields["e"]) for _, fields in entries]
+
+
+def _synthetic_terminal(view: dict[str, Any]) -> dict[str, Any]:
+    # The replay stream expired but the record is final: say how it ended.
+    data: dict[str, Any] = {}
+    if view.get("result") is not None:
+        data["result"] = view["result"]
+    if view.get("error") is not None:
+        data["error"] = view["error"]
+    return {
+        "task_id": view["id"],
+        "seq": view["seq"],
+        "event": view["status"],
+        "status": view["status"],
+        "time": None,
+        "data": data,
+    }
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return (f"id: {event['seq']}\nevent: {event['event']}\ndata: {json.dumps(event)}\n\n").encode()
+
+
+def _sse_error(reason: str) -> bytes:
+    body = {"type": "urn:aia:problem:stream-dropped", "title": "Stream dropped", "detail": reason}
+    return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that also watches for the client going away while idle."""
+
+    def __init__(self, events: AsyncIterator[bytes], sub: Subscription) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._sub = sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    self._sub.drop("client disconnected")
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.stream_response(send)
+        except OSError:
+            pass
+        finally:
+            watcher.cancel()
+
+
+async def task_events(request: Request) -> StreamingResponse:
+    svc = services(request)
+    task_id = request.path_params["task_id"]
+    after = _last_event_id(request)
+    view = await svc.tasks.get(tenant_of(request), task_id)
+    if view is None:
+        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
+    sub = Subscription(svc.settings.subscriber_buffer)
+    await svc.hub.attach(sub, channel(task_id))
+    try:
+        backlog = await _replay(svc, task_id, after)
+    except BaseException:
+        await svc.hub.detach(sub)
+        raise
+    heartbeat = svc.settings.sse_heartbeat_seconds
+
+    async def events() -> AsyncIterator[bytes]:
+        svc.metrics.streams.inc()
+        last = after
+        try:
+            yield b"retry: 2000\n\n"
+            for event in backlog:
+                if event["seq"] > last:
+                    last = event["seq"]
+                    yield _sse(event)
+                    if event["status"] in TERMINAL and event["event"] != "progress":
+                        return
+            if view["status"] in TERMINAL and view["seq"] > last:
+                yield _sse(_synthetic_terminal(view))
+                return
+            while True:
+                batch = await sub.get(wait_seconds=heartbeat)
+                if not batch:
+                    yield b": keep-alive\n\n"
+                for event in batch:
+                    if event["seq"] <= last:
+                        continue
+                    last = event["seq"]
+                    yield _sse(event)
+                    if event["status"] in TERMINAL:
+                        return
+        except SubscriptionLost as exc:
+            if sub.lost != "client disconnected":
+                yield _sse_error(str(exc))
+        finally:
+            svc.metrics.streams.dec()
+            await svc.hub.detach(sub)
+
+    return _EventStream(events(), sub)
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    if not raw.isdigit():
+        raise Problem(
+            400,
+            "invalid-last-event-id",
+            "Invalid Last-Event-ID",
+            "Last-Event-ID (or ?after=) must be the id of an event this stream sent",
+        )
+    return int(raw)
+
+
+async def websocket(ws: WebSocket) -> None:
+    """One connection, many tasks: ``{"action": "subscribe"|"unsubscribe", "task_id": ...}``."""
+    svc = services(ws)
+    await ws.accept()
+    tenant = tenant_of(ws)
+    sub = Subscription(svc.settings.subscriber_buffer)
+    svc.metrics.streams.inc()
+    reader = asyncio.create_task(_read_commands(ws, sub))
+    watched: dict[str, int] = {}
+    try:
+        while True:
+            for item in await sub.get():
+                if item.get("action") is not None:
+                    await _command(ws, svc, sub, tenant, item, watched)
+                    continue
+                task_id = item["task_id"]
+                if item["seq"] <= watched.get(task_id, item["seq"]):
+                    continue
+                await _forward(ws, svc, sub, item, watched)
+    except SubscriptionLost as exc:
+        if sub.lost != "client disconnected":
+            with contextlib.suppress(Exception):
+                await ws.send_json({"type": "error", "detail": str(exc)})
+                await ws.close(code=1011)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        reader.cancel()
+        svc.metrics.streams.dec()
+        await svc.hub.detach(sub)
+
+
+async def _read_commands(ws: WebSocket, sub: Subscription) -> None:
+    # Commands go through the subscription so that the single writer handles
+    # them in order with the live events (replay, then live, never interleaved).
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                command = json.loads(text)
+            except json.JSONDecodeError:
+                command = {"action": "invalid", "detail": "messages must be JSON objects"}
+            if not isinstance(command, dict) or "action" not in command:
+                command = {"action": "invalid", "detail": 'a message needs an "action"'}
+            sub.put(command)
+    except (WebSocketDisconnect, RuntimeError):
+        sub.drop("client disconnected")
+
+
+async def _command(
+    ws: WebSocket,
+    svc: Services,
+    sub: Subscription,
+    tenant: str,
+    command: dict[str, Any],
+    watched: dict[str, int],
+) -> None:
+    action = command.get("action")
+    task_id = command.get("task_id")
+    if action not in ("subscribe", "unsubscribe") or not isinstance(task_id, str):
+        detail = command.get("detail") or (
+            'use {"action": "subscribe" | "unsubscribe", "task_id": "...", "after": 0}'
+        )
+        await ws.send_json({"type": "error", "status": 400, "detail": detail})
+        return
+    if action == "unsubscribe":
+        watched.pop(task_id, None)
+        await svc.hub.detach(sub, channel(task_id))
+        await ws.send_json({"type": "unsubscribed", "task_id": task_id})
+        return
+    after = command.get("after", 0)
+    if not isinstance(after, int) or after < 0:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 400,
+                "task_id": task_id,
+                "detail": "after must be a non-negative event id",
+            }
+        )
+        return
+    view = await svc.tasks.get(tenant, task_id)
+    if view is None:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 404,
+                "task_id": task_id,
+                "detail": f"there is no task {task_id}",
+            }
+        )
+        return
+    await svc.hub.attach(sub, channel(task_id))
+    watched[task_id] = after
+    await ws.send_json({"type": "subscribed", "task_id": task_id})
+    for event in await _replay(svc, task_id, after):
+        if task_id not in watched or event["seq"] <= watched[task_id]:
+            continue
+        await _forward(ws, svc, sub, event, watched)
+    if task_id in watched and view["status"] in TERMINAL and view["seq"] > watched[task_id]:
+        await _forward(ws, svc, sub, _synthetic_terminal(view), watched)
+
+
+async def _forward(
+    ws: WebSocket,
+    svc: Services,
+    sub: Subscription,
+    event: dict[str, Any],
+    watched: dict[str, int],
+) -> None:
+    task_id = event["task_id"]
+    watched[task_id] = event["seq"]
+    await ws.send_json({"type": "event", **event})
+    if event["status"] in TERMINAL:
+        # A finished task sends nothing more; stop listening for it.
+        watched.pop(task_id, None)
+        await svc.hub.detach(sub, channel(task_id))
+
+
+routes = [
+    Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
+    WebSocketRoute("/v1/ws", websocket),
+]

@@ -1,0 +1,119 @@
+"""``/v1/tasks``: submit, read, list and cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aia_api.body import read_json
+from aia_api.problems import Problem
+from aia_api.services import services
+from aia_api.tenancy import tenant_of
+from aia_workers.states import Status
+
+__all__ = ["routes"]
+
+_MAX_PAGE = 200
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+async def submit(request: Request) -> Response:
+    svc = services(request)
+    body = await read_json(request, svc.settings.max_body_bytes)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1 to 255 characters",
+        )
+    submitted = await svc.tasks.submit(tenant_of(request), body, key)
+    view = submitted.view
+    if submitted.created:
+        svc.metrics.submitted.labels(view["type"], view["queue"]).inc()
+    headers = {"Location": view["links"]["self"]}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return _json(view, 202, headers)
+
+
+async def get_task(request: Request) -> Response:
+    task_id = request.path_params["task_id"]
+    view = await services(request).tasks.get(tenant_of(request), task_id)
+    if view is None:
+        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
+    return _json(view)
+
+
+async def list_tasks(request: Request) -> Response:
+    params = request.query_params
+    statuses = params.getlist("status")
+    unknown = [s for s in statuses if s not in Status.__members__.values()]
+    if unknown:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            f"unknown status {unknown[0]!r}; use one of: {', '.join(s.value for s in Status)}",
+            errors=[
+                {
+                    "loc": ["query", "status"],
+                    "pointer": "/query/status",
+                    "message": "not a task status",
+                    "type": "enum",
+                }
+            ],
+        )
+    raw_limit = params.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _MAX_PAGE:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            f"limit must be a whole number from 1 to {_MAX_PAGE}",
+            errors=[
+                {
+                    "loc": ["query", "limit"],
+                    "pointer": "/query/limit",
+                    "message": f"must be 1-{_MAX_PAGE}",
+                    "type": "range",
+                }
+            ],
+        )
+    items, cursor = await services(request).tasks.list(
+        tenant_of(request),
+        statuses=statuses,
+        types=params.getlist("type"),
+        limit=int(raw_limit),
+        cursor=params.get("cursor") or None,
+    )
+    links = {"self": str(request.url.path)}
+    if cursor:
+        kept = [(k, v) for k, v in params.multi_items() if k != "cursor"]
+        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
+    return _json({"items": items, "next_cursor": cursor, "links": links})
+
+
+async def cancel(request: Request) -> Response:
+    task_id = request.path_params["task_id"]
+    view = await services(request).tasks.cancel(tenant_of(request), task_id)
+    return _json(view, 202)
+
+
+routes = [
+    Route("/v1/tasks", submit, methods=["POST"]),
+    Route("/v1/tasks", list_tasks, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+]

@@ -1,0 +1,32 @@
+"""What the routes share, made in the app's lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from celery import Celery
+from sqlalchemy import Engine
+from starlette.requests import HTTPConnection
+
+from aia_api.hub import Hub
+from aia_api.metrics import ApiMetrics
+from aia_api.taskservice import TaskService
+from aia_workers.settings import Settings
+
+__all__ = ["Services", "services"]
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    engine: Engine
+    celery: Celery
+    tasks: TaskService
+    hub: Hub
+    metrics: ApiMetrics
+
+
+def services(conn: HTTPConnection) -> Services:
+    return conn.app.state.services  # type: ignore[no-any-return]

@@ -1,0 +1,103 @@
+"""Celery messages built without a round trip through kombu.
+
+The API enqueues onto a Redis broker by LPUSHing the exact envelope that
+kombu's Redis transport would write (Celery message protocol 2), inside the
+same Lua call that records the task. That keeps the submit path to one
+non-blocking round trip; a unit test holds this module to what Celery and
+kombu themselves produce.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from bisect import bisect
+from datetime import datetime
+from typing import Any
+
+__all__ = ["PRIORITY_MAX", "broker_priority", "celery_message", "redis_queue_key"]
+
+PRIORITY_MAX = 9
+# kombu's Redis transport keeps one list per priority step and pops them in order.
+_REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
+_REDIS_PRIORITY_SEP = "\x06\x16"
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def broker_priority(priority: int | None, *, redis: bool) -> int | None:
+    """Map AIA's priority (0-9, higher runs sooner) onto the broker's scale.
+
+    RabbitMQ serves higher numbers first; kombu's Redis transport serves lower
+    numbers first, so the scale is flipped there.
+    """
+    if priority is None:
+        return None
+    return PRIORITY_MAX - priority if redis else priority
+
+
+def redis_queue_key(queue: str, broker_prio: int | None) -> str:
+    """The Redis list kombu reads ``queue`` from for a message of this priority."""
+    if not broker_prio:
+        return queue
+    step = _REDIS_PRIORITY_STEPS[bisect(_REDIS_PRIORITY_STEPS, broker_prio) - 1]
+    return queue if step == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{step}"
+
+
+def celery_message(
+    *,
+    task_id: str,
+    name: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    eta: datetime | None = None,
+    broker_prio: int | None = None,
+) -> str:
+    """The JSON envelope kombu's Redis transport stores for ``send_task``."""
+    body = json.dumps([[], kwargs, _EMBED]).encode()
+    headers = {
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": None,
+        "eta": eta.isoformat() if eta else None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "()",
+        "kwargsrepr": _kwargsrepr(kwargs),
+        "origin": _ORIGIN,
+        "ignore_result": None,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    envelope = {
+        "body": base64.b64encode(body).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": broker_prio or 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(envelope)
+
+
+def _kwargsrepr(kwargs: dict[str, Any]) -> str:
+    # Flower shows this; keep it bounded as Celery's saferepr does.
+    text = repr(kwargs)
+    return text if len(text) <= 1024 else text[:1021] + "..."

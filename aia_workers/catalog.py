@@ -1,0 +1,68 @@
+"""The task catalog: every task type AIA runs, where it runs and what it accepts.
+
+The API validates and routes through this module alone, so it must stay light:
+it imports payload models, never the modules that hold task bodies (those pull
+in torch, scikit-learn or statsmodels and are imported only by workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from pydantic import BaseModel
+
+from aia_workers.diagnostics.payloads import SleepPayload
+from aia_workers.errors import UnknownTaskTypeError
+from aia_workers.states import Queue
+
+__all__ = ["CATALOG", "TaskType", "get_task_type", "modules_for_queues"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskType:
+    """One kind of work: its Celery name, queue, payload schema and limits."""
+
+    name: str
+    queue: Queue
+    payload: type[BaseModel]
+    permission: str
+    module: str
+    time_limit_seconds: int
+    description: str
+
+    @property
+    def soft_time_limit_seconds(self) -> int:
+        # The soft limit leaves the body time to clean up before the hard kill.
+        return max(1, self.time_limit_seconds - max(5, self.time_limit_seconds // 20))
+
+
+_TYPES = (
+    TaskType(
+        name="diagnostics.sleep",
+        queue=Queue.DEFAULT,
+        payload=SleepPayload,
+        permission="tasks:submit",
+        module="aia_workers.diagnostics.tasks",
+        time_limit_seconds=660,
+        description="Sleeps in steps, reporting progress at each; fails on request.",
+    ),
+)
+
+CATALOG: Mapping[str, TaskType] = MappingProxyType({t.name: t for t in _TYPES})
+
+
+def get_task_type(name: str) -> TaskType:
+    """The catalog entry for ``name``, or UnknownTaskTypeError naming the known ones."""
+    try:
+        return CATALOG[name]
+    except KeyError:
+        known = ", ".join(sorted(CATALOG))
+        raise UnknownTaskTypeError(f"unknown task type {name!r}; known types: {known}") from None
+
+
+def modules_for_queues(queues: Iterable[str] | None) -> list[str]:
+    """Task modules a worker consuming ``queues`` must import (all when None)."""
+    wanted = None if queues is None else set(queues)
+    return sorted({t.module for t in _TYPES if wanted is None or t.queue in wanted})

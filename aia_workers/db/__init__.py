@@ -1,0 +1,1 @@
+"""The database: models, sessions, the tenant-scoped repository, migrations."""

@@ -1,0 +1,1 @@
+"""Built-in diagnostic work: the smoke test and the benchmark workload."""

@@ -1,0 +1,30 @@
+"""The ``diagnostics.sleep`` workload, free of Celery."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aia_workers.errors import TaskFailure
+from aia_workers.progress import ProgressReporter
+
+__all__ = ["sleep_in_steps"]
+
+
+def sleep_in_steps(
+    seconds: float, steps: int, *, fail: bool, report: ProgressReporter
+) -> dict[str, Any]:
+    """Sleep ``seconds`` in ``steps`` equal parts, reporting progress after each.
+
+    Raises TaskFailure after the last step when ``fail`` is true, so callers can
+    see how a failing task looks from submit to stream.
+    """
+    started = time.monotonic()
+    interval = seconds / steps
+    for step in range(1, steps + 1):
+        if interval:
+            time.sleep(interval)
+        report(step, steps, f"step {step} of {steps}")
+    if fail:
+        raise TaskFailure(f"diagnostics.sleep failed on request after {steps} steps (fail=true)")
+    return {"slept_seconds": round(time.monotonic() - started, 6), "steps": steps}

@@ -1,0 +1,22 @@
+"""Celery adapters for the diagnostics task types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from aia_workers.catalog import get_task_type
+from aia_workers.diagnostics.payloads import SleepPayload
+from aia_workers.diagnostics.sleep import sleep_in_steps
+from aia_workers.tasking import aia_task, progress_reporter
+
+__all__ = ["sleep"]
+
+
+@aia_task(get_task_type("diagnostics.sleep"))
+def sleep(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
+    params = SleepPayload.model_validate(payload)
+    return sleep_in_steps(
+        params.seconds, params.steps, fail=params.fail, report=progress_reporter(self)
+    )

@@ -1,0 +1,88 @@
+"""One typed Settings object, read once from ``AIA_*`` environment variables.
+
+The API, the workers, beat and the CLI all build their view of the world from
+this object; no other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_TENANT", "Settings", "get_settings"]
+
+DEFAULT_TENANT = "default"
+
+
+def _default_data_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "aia"
+
+
+class Settings(BaseSettings):
+    """Everything AIA can be told, with defaults that serve a single machine."""
+
+    model_config = SettingsConfigDict(env_prefix="AIA_", extra="ignore", frozen=True)
+
+    data_home: Path = Field(default_factory=_default_data_home)
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""
+    result_backend: str = ""
+    secret_key: str = ""
+    dev: bool = False
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_countdown_seconds: int = Field(default=3600, ge=0)
+    # Longer than the longest task time limit plus the longest countdown, so the
+    # Redis transport never redelivers a task that is still running or waiting.
+    visibility_timeout_seconds: int = Field(default=21_600, ge=60)
+    result_expires_seconds: int = Field(default=7 * 86_400, ge=60)
+
+    task_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+    events_per_task: int = Field(default=1_000, ge=10)
+    recorder_stream_maxlen: int = Field(default=1_000_000, ge=1_000)
+    recorder_batch: int = Field(default=500, ge=1)
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+    subscriber_buffer: int = Field(default=256, ge=8)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    database_timeout_seconds: int = Field(default=3, ge=1)
+    retry_after_seconds: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _derive_urls(self) -> Settings:
+        # Derived defaults: the broker and result store follow the Redis URL and
+        # the database is a SQLite file in the data home unless told otherwise.
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_home / 'aia.db'}")
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+        if not self.result_backend:
+            object.__setattr__(self, "result_backend", self.redis_url)
+        return self
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """True when tasks travel over Redis (the API can then enqueue directly)."""
+        return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide Settings, read from the environment on first use."""
+    return Settings()

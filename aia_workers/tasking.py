@@ -1,0 +1,90 @@
+"""The base class and decorator that turn a catalog entry into a Celery task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from celery import Task
+from celery.exceptions import Ignore
+
+from aia_workers.app import app
+from aia_workers.catalog import TaskType
+from aia_workers.errors import TransientError
+from aia_workers.events import dumps
+from aia_workers.progress import ProgressReporter
+from aia_workers.publisher import get_publisher
+from aia_workers.settings import DEFAULT_TENANT
+from aia_workers.states import Event
+
+__all__ = ["AiaTask", "aia_task", "progress_reporter"]
+
+log = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class AiaTask(Task):  # type: ignore[misc]
+    """Marks the task started before its body runs, and skips cancelled tasks.
+
+    Success, failure, retry and revocation are published by the signal
+    handlers in ``aia_workers.observability``; only the start needs to be here,
+    because only here can a task that was cancelled while queued be skipped.
+    """
+
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = (TransientError,)
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 5
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        task_id = self.request.id
+        if task_id is not None and not self.request.called_directly:
+            queue = (self.request.delivery_info or {}).get("routing_key") or ""
+            try:
+                outcome = get_publisher().transition(
+                    task_id,
+                    Event.STARTED,
+                    fallback=(kwargs.get("tenant") or DEFAULT_TENANT, self.name, queue),
+                )
+            except redis.RedisError:
+                # The work matters more than its telemetry; run it anyway.
+                log.exception("could not record the start of task %s", task_id)
+            else:
+                if outcome.outcome == "terminal":
+                    log.info("skipping task %s: it is already %s", task_id, outcome.status)
+                    raise Ignore()
+        return super().__call__(*args, **kwargs)
+
+
+def aia_task(task_type: TaskType) -> Callable[[_F], Task]:
+    """Register the decorated function as the Celery task for ``task_type``."""
+    return app.task(  # type: ignore[no-any-return]
+        name=task_type.name,
+        base=AiaTask,
+        bind=True,
+        time_limit=task_type.time_limit_seconds,
+        soft_time_limit=task_type.soft_time_limit_seconds,
+    )
+
+
+def progress_reporter(task: Task) -> ProgressReporter:
+    """A ProgressReporter that publishes ``progress`` events for ``task``."""
+    task_id = task.request.id
+
+    def report(current: int, total: int, message: str | None = None) -> None:
+        if task_id is None:
+            return
+        progress = {"current": current, "total": total, "message": message}
+        try:
+            get_publisher().transition(
+                task_id, Event.PROGRESS, data=progress, fields={"progress": dumps(progress)}
+            )
+        except redis.RedisError:
+            log.warning("could not publish progress of task %s", task_id, exc_info=True)
+
+    return report

@@ -1,0 +1,69 @@
+"""Celery configuration for every AIA process, derived from Settings."""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from aia_workers.settings import get_settings
+from aia_workers.states import Queue as AiaQueue
+from schedules.system import SYSTEM_SCHEDULE
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    # Redis: an unacknowledged message comes back after this long, so it must
+    # outlast the longest time limit plus the longest countdown.
+    "visibility_timeout": _settings.visibility_timeout_seconds,
+}
+result_backend_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+result_expires = _settings.result_expires_seconds
+
+# JSON only: no pickle from a broker or a client.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+task_default_queue = AiaQueue.DEFAULT.value
+task_queues = [
+    Queue(
+        q.value,
+        routing_key=q.value,
+        queue_arguments={
+            # RabbitMQ: priorities 0-9, and unacked deliveries kept as long as
+            # Redis keeps them invisible.
+            "x-max-priority": 10,
+            "x-consumer-timeout": _settings.visibility_timeout_seconds * 1000,
+        },
+    )
+    for q in AiaQueue
+]
+task_routes = {
+    "agents.*": {"queue": AiaQueue.AGENTS.value},
+    "ml.*": {"queue": AiaQueue.ML.value},
+    "drift.*": {"queue": AiaQueue.DRIFT.value},
+    "webhooks.*": {"queue": AiaQueue.WEBHOOKS.value},
+    "diagnostics.*": {"queue": AiaQueue.DEFAULT.value},
+}
+
+# At-least-once: a task is acknowledged after it ran, and requeued if the
+# process running it dies. Task bodies are written to be safe to run twice.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# A backstop; each task type sets its own limits from the catalog.
+task_time_limit = 3600
+task_soft_time_limit = 3540
+
+# Flower sees every task from sent to done.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+worker_prefetch_multiplier = 4
+worker_hijack_root_logger = False
+beat_schedule = SYSTEM_SCHEDULE

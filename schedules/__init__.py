@@ -1,0 +1,1 @@
+"""Celery beat schedules: the static system ones and, later, user-defined ones."""
