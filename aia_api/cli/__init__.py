@@ -1,0 +1,149 @@
+"""The ``aia`` command: run any AIA process, migrate the database, submit work."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from aia_workers.settings import get_settings
+from aia_workers.states import Queue
+
+__all__ = ["main"]
+
+
+def _exec_celery(args: Sequence[str]) -> None:
+    # Replace this process so Celery receives signals (Ctrl-C, SIGTERM) directly.
+    argv = [sys.executable, "-m", "celery", "-A", "aia_workers", *args]
+    os.execv(sys.executable, argv)  # noqa: S606 - a fixed argv, no shell
+
+
+def _cmd_api(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "aia_api.app:create_app_from_env",
+        factory=True,
+        host=ns.host or settings.api_host,
+        port=ns.port or settings.api_port,
+        workers=ns.workers,
+        log_level=ns.log_level,
+        access_log=ns.access_log,
+    )
+    return 0
+
+
+def _cmd_worker(ns: argparse.Namespace) -> int:
+    from aia_workers.profiles import PROFILES
+
+    profile = PROFILES[Queue(ns.queue)]
+    args = profile.celery_args(hostname=ns.hostname)
+    if ns.concurrency:
+        args += ["-c", str(ns.concurrency)]
+    _exec_celery([*args, "-l", ns.log_level])
+    return 0
+
+
+def _cmd_beat(ns: argparse.Namespace) -> int:
+    settings = get_settings()
+    settings.data_home.mkdir(parents=True, exist_ok=True)
+    schedule = settings.data_home / "celerybeat-schedule"
+    _exec_celery(["beat", "-s", str(schedule), "-l", ns.log_level])
+    return 0
+
+
+def _cmd_flower(ns: argparse.Namespace) -> int:
+    port = ns.port or get_settings().flower_port
+    _exec_celery(["flower", f"--port={port}", f"--address={ns.address}"])
+    return 0
+
+
+def _cmd_db(ns: argparse.Namespace) -> int:
+    from aia_workers.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings, ns.revision)
+    print(f"database at {settings.database_url.split('@')[-1]} is at {ns.revision}")
+    return 0
+
+
+def _cmd_dev(ns: argparse.Namespace) -> int:
+    from aia_api.cli.dev import run_dev
+
+    return run_dev(api_port=ns.port, flower_port=ns.flower_port)
+
+
+def _cmd_submit(ns: argparse.Namespace) -> int:
+    from aia_api.cli.submit import submit
+
+    return submit(
+        api=ns.api or get_settings().api_url,
+        task_type=ns.type,
+        data=ns.data,
+        watch=ns.watch,
+        countdown=ns.countdown,
+        priority=ns.priority,
+        idempotency_key=ns.idempotency_key,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aia", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("api", help="run the HTTP API (uvicorn)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false")
+    p.set_defaults(func=_cmd_api)
+
+    p = sub.add_parser("worker", help="run a Celery worker for one queue")
+    p.add_argument("--queue", required=True, choices=[q.value for q in Queue])
+    p.add_argument("--concurrency", type=int, help="override the queue's default")
+    p.add_argument("--hostname", help="Celery node name (default QUEUE@%%h)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("beat", help="run Celery beat (scheduled work)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_beat)
+
+    p = sub.add_parser("flower", help="run Flower (queue monitoring)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
+    p.set_defaults(func=_cmd_flower)
+
+    p = sub.add_parser("db", help="database migrations")
+    db = p.add_subparsers(dest="db_command", required=True)
+    up = db.add_parser("upgrade", help="migrate the database to the latest schema")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=_cmd_db)
+
+    p = sub.add_parser("dev", help="run the whole system on this machine")
+    p.add_argument("--port", type=int, help="API port (default 8000)")
+    p.add_argument("--flower-port", type=int, help="Flower port (default 5555)")
+    p.set_defaults(func=_cmd_dev)
+
+    p = sub.add_parser("submit", help="submit a task over HTTP")
+    p.add_argument("type", help="task type, e.g. diagnostics.sleep")
+    p.add_argument("--data", default="{}", help="the payload as JSON")
+    p.add_argument("--watch", action="store_true", help="show progress, then the result")
+    p.add_argument("--countdown", type=float)
+    p.add_argument("--priority", type=int)
+    p.add_argument("--idempotency-key")
+    p.add_argument("--api", help="API base URL (default from AIA_API_HOST/AIA_API_PORT)")
+    p.set_defaults(func=_cmd_submit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
