@@ -17,6 +17,10 @@ broker_transport_options = {
     # Redis: an unacknowledged message comes back after this long, so it must
     # outlast the longest time limit plus the longest countdown.
     "visibility_timeout": _settings.visibility_timeout_seconds,
+    # Sweep for messages abandoned by a dead worker every few seconds; kombu's
+    # default throttle would make that up to 100 s.
+    "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_seconds // 2)),
+    "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
 result_expires = _settings.result_expires_seconds

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_countdown_seconds: int = Field(default=3600, ge=0)
     # Longer than the longest task time limit plus the longest countdown, so the
     # Redis transport never redelivers a task that is still running or waiting.
-    visibility_timeout_seconds: int = Field(default=21_600, ge=60)
+    visibility_timeout_seconds: int = Field(default=21_600, ge=5)
     result_expires_seconds: int = Field(default=7 * 86_400, ge=60)
 
     task_ttl_seconds: int = Field(default=7 * 86_400, ge=60)

@@ -1,0 +1,75 @@
+"""At-least-once: a worker killed mid-task loses nothing; the task runs again and ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import _redis_db_url
+from tests.support import Stack, sse_events, submit, wait_for, wait_status
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def lonely_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack with no worker yet and a short visibility timeout, so redelivery is quick."""
+    url = _redis_db_url()
+    stack = Stack(
+        env={
+            "AIA_REDIS_URL": url,
+            "AIA_BROKER_URL": url,
+            "AIA_DATABASE_URL": f"sqlite:///{tmp_path / 'aia.db'}",
+            "AIA_DATA_HOME": str(tmp_path),
+            "AIA_VISIBILITY_TIMEOUT_SECONDS": "5",
+        },
+        workdir=tmp_path,
+    )
+    stack.migrate()
+    stack.start_api()
+    yield stack
+    stack.stop()
+
+
+def _progress_seen(client: httpx.Client, task_id: str) -> bool:
+    view = client.get(f"/v1/tasks/{task_id}").json()
+    return bool(view["progress"]) and view["progress"]["current"] >= 2
+
+
+def test_sigkilled_worker_task_is_redelivered_and_completes(lonely_stack: Stack) -> None:
+    with httpx.Client(base_url=lonely_stack.api_url, timeout=30) as client:
+        first = lonely_stack.start_worker("doomed", concurrency=1)
+        task = submit(client, {"seconds": 3, "steps": 6})
+        wait_for(lambda: _progress_seen(client, task["id"]), 20, what="the task to be under way")
+        first.kill()  # main process and pool child, no chance to requeue anything
+
+        lonely_stack.start_worker("rescuer", concurrency=1)
+        view = wait_status(client, task["id"], {"succeeded", "failed"}, timeout=60)
+        assert view["status"] == "succeeded"
+        assert view["attempts"] == 2
+        events = list(sse_events(client, task["links"]["events"]))
+        names = [e["event"] for e in events]
+        assert names.count("started") == 2
+        assert names[-1] == "succeeded"
+        assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+
+
+def test_sigkilled_pool_process_is_requeued_at_once(lonely_stack: Stack) -> None:
+    with httpx.Client(base_url=lonely_stack.api_url, timeout=30) as client:
+        worker = lonely_stack.start_worker("survivor", concurrency=1)
+        task = submit(client, {"seconds": 2, "steps": 4})
+        wait_for(lambda: _progress_seen(client, task["id"]), 20, what="the task to be under way")
+        children = psutil.Process(worker.popen.pid).children()
+        assert children, "the prefork pool has no child process"
+        for child in children:
+            os.kill(child.pid, signal.SIGKILL)
+        view = wait_status(client, task["id"], {"succeeded", "failed"}, timeout=60)
+        assert view["status"] == "succeeded"
+        assert view["attempts"] == 2
+        assert worker.alive()

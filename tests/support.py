@@ -1,0 +1,206 @@
+"""Real processes for tests: an API (``aia api``) and Celery workers, on free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+REDIS_HOST = "127.0.0.1:6379"
+POSTGRES_ADMIN = "postgresql://root@127.0.0.1:5432/test"
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the main process and its pool children."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+
+@dataclass
+class Stack:
+    """An environment (Redis DB, broker, database) and the processes running on it."""
+
+    env: dict[str, str]
+    workdir: Path
+    processes: list[Process] = field(default_factory=list)
+    api_url: str = ""
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["AIA_REDIS_URL"]
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Process:
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as handle:
+            popen = subprocess.Popen(
+                argv,
+                env={**os.environ, **self.env, **(env or {})},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.workdir,
+            )
+        proc = Process(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [str(_BIN / "aia"), "db", "upgrade"],
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+        )
+
+    def start_api(self, env: Mapping[str, str] | None = None) -> tuple[Process, str]:
+        port = free_port()
+        proc = self._spawn(
+            f"api-{port}",
+            [str(_BIN / "aia"), "api", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"api exited:\n{proc.output()}")
+            try:
+                return httpx.get(f"{url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 30, what="the API to answer /health")
+        if not self.api_url:
+            self.api_url = url
+        return proc, url
+
+    def start_worker(
+        self,
+        name: str,
+        queues: str = "default",
+        *,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        env: Mapping[str, str] | None = None,
+    ) -> Process:
+        hostname = f"{name}-{os.getpid()}@testhost"
+        proc = self._spawn(
+            f"worker-{name}",
+            [str(_BIN / "celery"), "-A", "aia_workers", "worker", "-Q", queues, "-P", pool,
+             "-c", str(concurrency), "-n", hostname, "--without-mingle", "--without-gossip",
+             "-l", "info"],
+            env,
+        )
+        client = self.redis()
+
+        def registered() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"worker exited:\n{proc.output()}")
+            entry = client.hget("aia:workers", hostname)
+            return entry is not None and json.loads(entry).get("pid") == proc.popen.pid
+
+        wait_for(registered, 60, what=f"worker {hostname} to be ready")
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+def sse_events(
+    client: httpx.Client, path: str, headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Iterator[dict[str, Any]]:
+    """Parse an SSE stream into ``{"id", "event", "data"}`` dicts until it ends."""
+    with client.stream("GET", path, headers=headers, timeout=timeout) as response:
+        response.raise_for_status()
+        block: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line == "":
+                if "data" in block:
+                    yield {
+                        "id": block.get("id"),
+                        "event": block.get("event", "message"),
+                        "data": json.loads(block["data"]),
+                    }
+                block = {}
+                continue
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            block[key] = value[1:] if value.startswith(" ") else value
+
+
+def submit(client: httpx.Client, payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    headers = extra.pop("headers", None)
+    response = client.post(
+        "/v1/tasks", json={"type": "diagnostics.sleep", "payload": payload, **extra},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def wait_status(client: httpx.Client, task_id: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        view = client.get(f"/v1/tasks/{task_id}").json()
+        return view if view.get("status") in statuses else None
+
+    return wait_for(check, timeout, 0.1, f"task {task_id} to reach {statuses}")  # type: ignore[no-any-return]
