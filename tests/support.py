@@ -111,8 +111,16 @@ class Stack:
         port = free_port()
         proc = self._spawn(
             f"api-{port}",
-            [str(_BIN / "aia"), "api", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
+            [
+                str(_BIN / "aia"),
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env,
         )
         url = f"http://127.0.0.1:{port}"
@@ -142,9 +150,24 @@ class Stack:
         hostname = f"{name}-{os.getpid()}@testhost"
         proc = self._spawn(
             f"worker-{name}",
-            [str(_BIN / "celery"), "-A", "aia_workers", "worker", "-Q", queues, "-P", pool,
-             "-c", str(concurrency), "-n", hostname, "--without-mingle", "--without-gossip",
-             "-l", "info"],
+            [
+                str(_BIN / "celery"),
+                "-A",
+                "aia_workers",
+                "worker",
+                "-Q",
+                queues,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-n",
+                hostname,
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+            ],
             env,
         )
         client = self.redis()
@@ -165,7 +188,9 @@ class Stack:
 
 
 def sse_events(
-    client: httpx.Client, path: str, headers: Mapping[str, str] | None = None,
+    client: httpx.Client,
+    path: str,
+    headers: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> Iterator[dict[str, Any]]:
     """Parse an SSE stream into ``{"id", "event", "data"}`` dicts until it ends."""
@@ -191,14 +216,17 @@ def sse_events(
 def submit(client: httpx.Client, payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     headers = extra.pop("headers", None)
     response = client.post(
-        "/v1/tasks", json={"type": "diagnostics.sleep", "payload": payload, **extra},
+        "/v1/tasks",
+        json={"type": "diagnostics.sleep", "payload": payload, **extra},
         headers=headers,
     )
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
-def wait_status(client: httpx.Client, task_id: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
+def wait_status(
+    client: httpx.Client, task_id: str, statuses: set[str], timeout: float = 30
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         view = client.get(f"/v1/tasks/{task_id}").json()
         return view if view.get("status") in statuses else None

@@ -33,9 +33,7 @@ def test_sleep_streams_queued_started_progress_succeeded(api: httpx.Client) -> N
 
 
 def test_submit_answers_202_with_location_and_links(api: httpx.Client) -> None:
-    response = api.post(
-        "/v1/tasks", json={"type": "diagnostics.sleep", "payload": {"seconds": 0}}
-    )
+    response = api.post("/v1/tasks", json={"type": "diagnostics.sleep", "payload": {"seconds": 0}})
     assert response.status_code == 202
     body = response.json()
     assert response.headers["location"] == f"/v1/tasks/{body['id']}"
@@ -82,7 +80,8 @@ def test_cancel_a_queued_task_before_it_starts(api: httpx.Client) -> None:
     # Past the countdown the worker receives the message and must skip it.
     with pytest.raises(TimeoutError):
         wait_for(
-            lambda: api.get(f"/v1/tasks/{task['id']}").json()["attempts"] > 0, 4.0,
+            lambda: api.get(f"/v1/tasks/{task['id']}").json()["attempts"] > 0,
+            4.0,
             what="the cancelled task to start",
         )
     events = list(sse_events(api, task["links"]["events"]))
@@ -102,5 +101,9 @@ def test_stack_workers_show_in_status(stack: Stack, api: httpx.Client) -> None:
     assert body["status"] == "ok", body
     assert body["checks"]["workers"]["count"]["default"] >= 1
     assert set(body["checks"]["broker"]["queue_depths"]) >= {
-        "agents", "ml", "drift", "webhooks", "default",
+        "agents",
+        "ml",
+        "drift",
+        "webhooks",
+        "default",
     }

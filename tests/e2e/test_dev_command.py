@@ -1,0 +1,86 @@
+"""``aia dev`` from nothing: a private Redis, SQLite, every process; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support import free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+_BIN = Path(sys.executable).parent
+
+
+def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIA_")}
+    env["AIA_DATA_HOME"] = str(tmp_path / "home")
+    api_port, flower_port = free_port(), free_port()
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        dev = subprocess.Popen(
+            [str(_BIN / "aia"), "dev", "--port", str(api_port), "--flower-port", str(flower_port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: "AIA is running" in log.read_text() or dev.poll() is not None,
+            120,
+            0.5,
+            "aia dev to print its URLs",
+        )
+        text = log.read_text()
+        assert dev.poll() is None, text
+        assert f"http://127.0.0.1:{api_port}" in text
+        assert f"http://127.0.0.1:{flower_port}" in text
+        # The private Redis took a free port, never the machine's 6379.
+        private = next(
+            p
+            for p in psutil.Process(dev.pid).children(recursive=True)
+            if "redis-server" in p.name()
+        )
+        ports = {c.laddr.port for c in private.net_connections("tcp") if c.status == "LISTEN"}
+        assert ports
+        assert 6379 not in ports
+
+        submitted = subprocess.run(
+            [
+                str(_BIN / "aia"),
+                "submit",
+                "diagnostics.sleep",
+                "--data",
+                '{"seconds": 0.5, "steps": 2}',
+                "--watch",
+                "--api",
+                f"http://127.0.0.1:{api_port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        assert '"steps": 2' in submitted.stdout
+        assert "2/2" in submitted.stderr
+        assert (tmp_path / "home" / "aia.db").exists()
+
+        children = psutil.Process(dev.pid).children(recursive=True)
+        assert len(children) >= 9  # redis, api, five workers, beat, flower (+ pool children)
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(60) == 0
+        time.sleep(0.5)
+        assert not [c for c in children if c.is_running() and c.status() != "zombie"]
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()

@@ -1,0 +1,140 @@
+"""The Lua scripts that keep each task's live record, sequence and streams."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import redis
+
+from aia_workers.events import (
+    RECORDER_STREAM,
+    SUBMIT_LUA,
+    StreamLimits,
+    channel,
+    events_key,
+    submit_args,
+    task_key,
+)
+from aia_workers.publisher import EventPublisher
+from aia_workers.states import Event
+
+pytestmark = pytest.mark.integration
+
+LIMITS = StreamLimits(
+    ttl_seconds=600, events_per_task=100, recorder_maxlen=10_000, idempotency_ttl_seconds=600
+)
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture
+def pub(redis_url: str) -> EventPublisher:
+    return EventPublisher(redis.Redis.from_url(redis_url), LIMITS)
+
+
+def _submit(
+    client: redis.Redis,
+    task_id: str,
+    *,
+    idem: str | None = None,
+    fingerprint: str = "f1",
+    broker: str = "",
+) -> list[str]:
+    keys, args = submit_args(
+        task_id=task_id,
+        tenant="t1",
+        type_name="diagnostics.sleep",
+        queue="default",
+        now=time.time(),
+        limits=LIMITS,
+        payload_json='{"seconds":1}',
+        fingerprint=fingerprint,
+        idempotency_key=idem,
+        broker_key="default" if broker else "",
+        broker_message=broker,
+        priority=None,
+        eta=None,
+    )
+    return client.register_script(SUBMIT_LUA)(keys=keys, args=args)
+
+
+def _events(client: redis.Redis, task_id: str) -> list[dict]:
+    return [json.loads(f["e"]) for _, f in client.xrange(events_key(task_id))]
+
+
+def test_submit_records_publishes_and_enqueues_atomically(client: redis.Redis) -> None:
+    task_id = str(uuid.uuid4())
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel(task_id))
+    pubsub.get_message(timeout=1)
+    assert _submit(client, task_id, broker='{"m":1}') == ["created", task_id]
+    record = client.hgetall(task_key(task_id))
+    assert record["status"] == "queued"
+    assert record["seq"] == "1"
+    assert record["tenant"] == "t1"
+    assert client.lrange("default", 0, -1) == ['{"m":1}']
+    live = pubsub.get_message(timeout=1)
+    assert json.loads(live["data"])["event"] == "queued"
+    assert _events(client, task_id)[0]["seq"] == 1
+    entry = client.xrange(RECORDER_STREAM)[-1][1]
+    assert entry["task"] == task_id
+    assert entry["payload"] == '{"seconds":1}'
+    assert client.ttl(task_key(task_id)) > 500
+    pubsub.close()
+
+
+def test_idempotency_replays_or_conflicts(client: redis.Redis) -> None:
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    assert _submit(client, first, idem="aia:idem:t1:k")[0] == "created"
+    assert _submit(client, second, idem="aia:idem:t1:k") == ["replay", first]
+    assert _submit(client, third, idem="aia:idem:t1:k", fingerprint="other") == ["conflict", first]
+    assert not client.exists(task_key(second))
+
+
+def test_transitions_number_events_and_terminal_states_are_final(
+    client: redis.Redis, pub: EventPublisher
+) -> None:
+    task_id = str(uuid.uuid4())
+    _submit(client, task_id)
+    assert pub.transition(task_id, Event.PROGRESS).outcome == "ignored"  # not running yet
+    started = pub.transition(task_id, Event.STARTED)
+    assert (started.outcome, started.seq, started.status) == ("ok", 2, "running")
+    assert pub.transition(task_id, Event.PROGRESS, data={"current": 1}).seq == 3
+    done = pub.transition(task_id, Event.SUCCEEDED, data={"result": 7}, fields={"result": "7"})
+    assert done.seq == 4
+    late = pub.transition(task_id, Event.FAILED, data={"error": "late"})
+    assert (late.outcome, late.status) == ("terminal", "succeeded")
+    assert pub.transition(task_id, Event.CANCELLED).outcome == "terminal"
+    events = _events(client, task_id)
+    assert [e["event"] for e in events] == ["queued", "started", "progress", "succeeded"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert [i for i, _ in client.xrange(events_key(task_id))] == ["0-1", "0-2", "0-3", "0-4"]
+    record = client.hgetall(task_key(task_id))
+    assert record["status"] == "succeeded"
+    assert record["result"] == "7"
+    assert record["attempts"] == "1"
+    assert "finished_at" in record
+
+
+def test_a_redelivered_task_counts_attempts(client: redis.Redis, pub: EventPublisher) -> None:
+    task_id = str(uuid.uuid4())
+    _submit(client, task_id)
+    pub.transition(task_id, Event.STARTED)
+    pub.transition(task_id, Event.STARTED)
+    assert client.hget(task_key(task_id), "attempts") == "2"
+    assert [e["data"] for e in _events(client, task_id)[1:]] == [{"attempt": 1}, {"attempt": 2}]
+
+
+def test_start_of_unknown_task_creates_its_record(client: redis.Redis, pub: EventPublisher) -> None:
+    task_id = str(uuid.uuid4())
+    assert pub.transition(task_id, Event.PROGRESS).outcome == "missing"
+    outcome = pub.transition(task_id, Event.STARTED, fallback=("default", "x.y", "default"))
+    assert outcome.outcome == "ok"
+    record = client.hgetall(task_key(task_id))
+    assert (record["tenant"], record["type"], record["status"]) == ("default", "x.y", "running")
