@@ -24,7 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from aia_api.problems import Problem, field_errors
 from aia_api.schemas import SubmitRequest
 from aia_api.views import view_from_hash, view_from_record
-from aia_workers.broker import broker_priority, celery_message, redis_queue_key
+from aia_workers.broker import (
+    broker_priority,
+    celery_message,
+    redis_queue_key,
+    sent_event,
+    sent_event_channel,
+)
 from aia_workers.catalog import TaskType, get_task_type
 from aia_workers.db.repository import InvalidCursorError, TaskRepository
 from aia_workers.errors import UnknownTaskTypeError
@@ -71,6 +77,8 @@ class TaskService:
         # On a Redis broker that is also the event store, the Celery message is
         # pushed inside the same Lua call that records the task.
         self._direct = settings.broker_is_redis and settings.broker_url == settings.redis_url
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        self._sent_channel = sent_event_channel(int(db or 0))
 
     # -- submit ---------------------------------------------------------------
 
@@ -119,7 +127,7 @@ class TaskService:
         )
         queue = task_type.queue.value
         kwargs = {"payload": payload, "tenant": tenant}
-        broker_key = message = ""
+        broker_key = message = sent = ""
         if self._direct:
             prio = broker_priority(request.priority, redis=True)
             broker_key = redis_queue_key(queue, prio)
@@ -130,6 +138,14 @@ class TaskService:
                 queue=queue,
                 eta=eta,
                 broker_prio=prio,
+            )
+            sent = sent_event(
+                task_id=task_id,
+                name=task_type.name,
+                kwargs=kwargs,
+                queue=queue,
+                eta=eta,
+                timestamp=now,
             )
         idem = (
             idempotency_key(tenant, hashlib.sha256(idempotency.encode()).hexdigest())
@@ -150,6 +166,8 @@ class TaskService:
             broker_message=message,
             priority=request.priority,
             eta=eta.isoformat() if eta else None,
+            sent_channel=self._sent_channel,
+            sent_message=sent,
         )
         kind, ident = (_text(v) for v in await self._submit(keys=keys, args=args))
         if kind == "conflict":

@@ -18,7 +18,14 @@ from bisect import bisect
 from datetime import datetime
 from typing import Any
 
-__all__ = ["PRIORITY_MAX", "broker_priority", "celery_message", "redis_queue_key"]
+__all__ = [
+    "PRIORITY_MAX",
+    "broker_priority",
+    "celery_message",
+    "redis_queue_key",
+    "sent_event",
+    "sent_event_channel",
+]
 
 PRIORITY_MAX = 9
 # kombu's Redis transport keeps one list per priority step and pops them in order.
@@ -101,3 +108,54 @@ def _kwargsrepr(kwargs: dict[str, Any]) -> str:
     # Flower shows this; keep it bounded as Celery's saferepr does.
     text = repr(kwargs)
     return text if len(text) <= 1024 else text[:1021] + "..."
+
+
+def sent_event_channel(redis_db: int) -> str:
+    """The pub/sub channel kombu's Redis transport uses for Celery's ``task-sent`` events."""
+    return f"/{redis_db}.celeryev/task.sent"
+
+
+def sent_event(
+    *,
+    task_id: str,
+    name: str,
+    kwargs: dict[str, Any],
+    queue: str,
+    eta: datetime | None,
+    timestamp: float,
+) -> str:
+    """The ``task-sent`` event Celery would publish, so Flower sees tasks from the start."""
+    event = {
+        "hostname": _ORIGIN,
+        "utcoffset": 0,
+        "pid": os.getpid(),
+        "clock": 0,
+        "uuid": task_id,
+        "root_id": task_id,
+        "parent_id": None,
+        "name": name,
+        "args": "()",
+        "kwargs": _kwargsrepr(kwargs),
+        "retries": 0,
+        "eta": eta.isoformat() if eta else None,
+        "expires": None,
+        "queue": queue,
+        "exchange": "",
+        "routing_key": queue,
+        "timestamp": timestamp,
+        "type": "task-sent",
+    }
+    envelope = {
+        "body": base64.b64encode(json.dumps(event).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"hostname": _ORIGIN},
+        "properties": {
+            "delivery_mode": 1,
+            "delivery_info": {"exchange": "celeryev", "routing_key": "task.sent"},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(envelope)

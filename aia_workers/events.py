@@ -121,6 +121,7 @@ redis.call('PUBLISH', ARGV[9], event)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'task', ARGV[1], 'tenant', ARGV[2],
   'type', ARGV[3], 'queue', ARGV[4], 'e', event, 'payload', ARGV[10])
 if ARGV[13] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[13]) end
+if ARGV[18] ~= '' then redis.call('PUBLISH', ARGV[17], ARGV[18]) end
 return {'created', ARGV[1]}
 """
 
@@ -180,11 +181,15 @@ def submit_args(
     broker_message: str,
     priority: int | None,
     eta: str | None,
+    sent_channel: str = "",
+    sent_message: str = "",
 ) -> tuple[list[str], list[str | int | float]]:
     """KEYS and ARGV for SUBMIT_LUA.
 
     ``broker_message`` is the Celery message to LPUSH onto ``broker_key`` in the
-    same atomic step, or ``""`` when the caller enqueues through another broker.
+    same atomic step, or ``""`` when the caller enqueues through another broker;
+    ``sent_message`` is Celery's ``task-sent`` event for monitors, published on
+    ``sent_channel``.
     """
     data = dumps({"type": type_name, "queue": queue, "priority": priority, "eta": eta})
     keys = [
@@ -211,6 +216,8 @@ def submit_args(
         "" if priority is None else priority,
         eta or "",
         data,
+        sent_channel,
+        sent_message,
     ]
     return keys, args
 

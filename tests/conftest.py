@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pytest
 import redis
@@ -14,16 +16,52 @@ from kombu import Connection
 
 from tests.support import POSTGRES_ADMIN, RABBITMQ_URL, REDIS_HOST, Stack
 
-# Each stack gets a Redis database of its own so their queues and events never
-# mix; single tests share database 1, flushed before each. (14 and 15 are bench/'s.)
-_REDIS_DBS = iter(range(2, 14))
-_SCRATCH_DB = 1
+# Each stack gets a Redis database of its own so that queues and events never
+# mix, also with another test session on the same machine: a database is
+# claimed with a key naming the owning process, and a dead owner's claim lapses.
+# (Databases 14 and 15 are bench/'s.)
+_CLAIM_KEY = "aia-test:claimed-by"
+_CANDIDATE_DBS = range(1, 14)
 
 
-def _redis_db_url() -> str:
-    url = f"redis://{REDIS_HOST}/{next(_REDIS_DBS)}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def _claim_redis_db() -> str:
+    for db in _CANDIDATE_DBS:
+        url = f"redis://{REDIS_HOST}/{db}"
+        client = redis.Redis.from_url(url, decode_responses=True)
+        owner = client.get(_CLAIM_KEY)
+        if owner is not None and psutil.pid_exists(int(owner)):
+            continue
+        if owner is not None:
+            client.delete(_CLAIM_KEY)
+        if client.set(_CLAIM_KEY, os.getpid(), nx=True, ex=6 * 3600):
+            _flush_keeping_claim(client)
+            return url
+    raise RuntimeError("every Redis test database is claimed by a running test session")
+
+
+def _flush_keeping_claim(client: redis.Redis) -> None:
+    client.flushdb()
+    client.set(_CLAIM_KEY, os.getpid(), ex=6 * 3600)
+
+
+def _release(url: str) -> None:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    if client.get(_CLAIM_KEY) == str(os.getpid()):
+        client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def _scratch_redis() -> Iterator[str]:
+    url = _claim_redis_db()
+    yield url
+    _release(url)
+
+
+@pytest.fixture
+def redis_url(_scratch_redis: str) -> str:
+    """A Redis database for one test, emptied before it."""
+    _flush_keeping_claim(redis.Redis.from_url(_scratch_redis))
+    return _scratch_redis
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +89,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def redis_url() -> str:
-    url = f"redis://{REDIS_HOST}/{_SCRATCH_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
 def _purge_rabbitmq() -> None:
     from aia_workers.states import Queue
 
@@ -71,7 +102,7 @@ def _purge_rabbitmq() -> None:
 
 
 def _build_stack(tmp: Path, broker: str, database_url: str) -> Stack:
-    redis_url = _redis_db_url()
+    redis_url = _claim_redis_db()
     env = {
         "AIA_REDIS_URL": redis_url,
         "AIA_DATABASE_URL": database_url,
@@ -99,6 +130,7 @@ def stack(
     built = _build_stack(tmp, broker, database)
     yield built
     built.stop()
+    _release(built.redis_url)
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +140,7 @@ def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     built = _build_stack(tmp, "redis", f"sqlite:///{tmp / 'aia.db'}")
     yield built
     built.stop()
+    _release(built.redis_url)
 
 
 @pytest.fixture

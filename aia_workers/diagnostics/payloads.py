@@ -15,3 +15,9 @@ class SleepPayload(BaseModel):
     seconds: float = Field(ge=0, le=600, description="Total time to sleep, in seconds.")
     steps: int = Field(default=1, ge=1, le=1000, description="Progress reports to make.")
     fail: bool = Field(default=False, description="Fail after the last step.")
+    transient_failures: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Fail with a retryable error on the first N attempts, to exercise retries.",
+    )

@@ -5,20 +5,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aia_workers.errors import TaskFailure
+from aia_workers.errors import TaskFailure, TransientError
 from aia_workers.progress import ProgressReporter
 
 __all__ = ["sleep_in_steps"]
 
 
 def sleep_in_steps(
-    seconds: float, steps: int, *, fail: bool, report: ProgressReporter
+    seconds: float,
+    steps: int,
+    *,
+    fail: bool,
+    report: ProgressReporter,
+    attempt: int = 0,
+    transient_failures: int = 0,
 ) -> dict[str, Any]:
     """Sleep ``seconds`` in ``steps`` equal parts, reporting progress after each.
 
-    Raises TaskFailure after the last step when ``fail`` is true, so callers can
-    see how a failing task looks from submit to stream.
+    Raises TransientError while ``attempt`` (0 for the first run) is below
+    ``transient_failures``, and TaskFailure after the last step when ``fail``
+    is true, so callers can see how retries and failures look end to end.
     """
+    if attempt < transient_failures:
+        raise TransientError(f"transient failure {attempt + 1} of {transient_failures}, on request")
     started = time.monotonic()
     interval = seconds / steps
     for step in range(1, steps + 1):

@@ -18,5 +18,10 @@ __all__ = ["sleep"]
 def sleep(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
     params = SleepPayload.model_validate(payload)
     return sleep_in_steps(
-        params.seconds, params.steps, fail=params.fail, report=progress_reporter(self)
+        params.seconds,
+        params.steps,
+        fail=params.fail,
+        report=progress_reporter(self),
+        attempt=self.request.retries,
+        transient_failures=params.transient_failures,
     )

@@ -158,7 +158,7 @@ def test_get_and_list_tasks_with_filters_and_cursor(redis_api: httpx.Client) -> 
     assert failing in [t["id"] for t in failed]
     record = next(t for t in failed if t["id"] == failing)
     assert record["error"]["type"] == "TaskFailure"
-    assert record["payload"] == {"seconds": 0.0, "steps": 1, "fail": True}
+    assert record["payload"] == {"seconds": 0.0, "steps": 1, "fail": True, "transient_failures": 0}
 
     by_type = redis_api.get("/v1/tasks", params={"type": "no.such.type"}).json()
     assert by_type["items"] == []

@@ -81,6 +81,11 @@ def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert not [c for c in children if c.is_running() and c.status() != "zombie"]
     finally:
+        # Each child runs in a session of its own: take down the whole tree.
         if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
+            tree = psutil.Process(dev.pid).children(recursive=True)
+            dev.kill()
             dev.wait()
+            for child in tree:
+                if child.is_running():
+                    child.kill()

@@ -107,3 +107,23 @@ def test_stack_workers_show_in_status(stack: Stack, api: httpx.Client) -> None:
         "webhooks",
         "default",
     }
+
+
+def test_transient_failure_is_retried_then_succeeds(api: httpx.Client) -> None:
+    task = submit(api, {"seconds": 0, "steps": 1, "transient_failures": 1})
+    events = list(sse_events(api, task["links"]["events"]))
+    assert [e["event"] for e in events][:3] == ["queued", "started", "retrying"], api.get(
+        f"/v1/tasks/{task['id']}"
+    ).json()["error"]
+    assert [e["event"] for e in events] == [
+        "queued",
+        "started",
+        "retrying",
+        "started",
+        "progress",
+        "succeeded",
+    ]
+    assert "transient failure 1 of 1" in events[2]["data"]["data"]["reason"]
+    assert events[2]["data"]["status"] == "retrying"
+    assert [e["data"]["data"].get("attempt") for e in events if e["event"] == "started"] == [1, 2]
+    assert api.get(f"/v1/tasks/{task['id']}").json()["attempts"] == 2

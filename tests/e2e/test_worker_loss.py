@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import _redis_db_url
+from tests.conftest import _claim_redis_db, _release
 from tests.support import Stack, sse_events, submit, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def lonely_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack with no worker yet and a short visibility timeout, so redelivery is quick."""
-    url = _redis_db_url()
+    url = _claim_redis_db()
     stack = Stack(
         env={
             "AIA_REDIS_URL": url,
@@ -35,6 +35,7 @@ def lonely_stack(tmp_path: Path) -> Iterator[Stack]:
     stack.start_api()
     yield stack
     stack.stop()
+    _release(url)
 
 
 def _progress_seen(client: httpx.Client, task_id: str) -> bool:

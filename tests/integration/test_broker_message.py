@@ -90,3 +90,39 @@ def test_higher_aia_priority_is_served_first_on_each_broker() -> None:
     assert broker_priority(9, redis=True) < broker_priority(0, redis=True)
     assert broker_priority(9, redis=False) > broker_priority(0, redis=False)
     assert broker_priority(None, redis=True) is None
+
+
+def test_task_sent_event_matches_what_celery_publishes(redis_url: str) -> None:
+    from aia_workers.broker import sent_event, sent_event_channel
+
+    client = redis.Redis.from_url(redis_url)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    pubsub = client.pubsub()
+    pubsub.psubscribe(f"/{db}.celeryev/*")
+    assert pubsub.get_message(timeout=2)["type"] == "psubscribe"
+    app = Celery("probe", broker=redis_url)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_send_sent_event=True)
+    kwargs = {"payload": {"seconds": 1}, "tenant": "t1"}
+    app.send_task("diagnostics.sleep", kwargs=kwargs, queue="default", task_id="tid-2")
+    message = pubsub.get_message(timeout=5)
+    pubsub.close()
+    assert message is not None
+    assert message["channel"].decode() == sent_event_channel(db)
+    theirs = json.loads(message["data"])
+    ours = json.loads(
+        sent_event(
+            task_id="tid-2",
+            name="diagnostics.sleep",
+            kwargs=kwargs,
+            queue="default",
+            eta=None,
+            timestamp=1.0,
+        )
+    )
+    assert set(ours) == set(theirs)
+    assert ours["properties"]["delivery_info"] == theirs["properties"]["delivery_info"]
+    their_event = json.loads(base64.b64decode(theirs["body"]))
+    our_event = json.loads(base64.b64decode(ours["body"]))
+    assert set(our_event) == set(their_event)
+    for key in ("uuid", "root_id", "name", "queue", "routing_key", "type", "retries", "eta"):
+        assert our_event[key] == their_event[key], key

@@ -113,3 +113,20 @@ def test_no_module_reads_the_environment_but_settings() -> None:
         ):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_sleep_raises_a_transient_error_on_early_attempts() -> None:
+    from aia_workers.errors import TransientError
+
+    with pytest.raises(TransientError, match="transient failure 1 of 2"):
+        sleep_in_steps(0, 1, fail=False, report=lambda c, t, m=None: None, transient_failures=2)
+    with pytest.raises(TransientError, match="transient failure 2 of 2"):
+        sleep_in_steps(
+            0, 1, fail=False, report=lambda c, t, m=None: None, attempt=1, transient_failures=2
+        )
+    assert (
+        sleep_in_steps(
+            0, 1, fail=False, report=lambda c, t, m=None: None, attempt=2, transient_failures=2
+        )["steps"]
+        == 1
+    )
