@@ -96,10 +96,12 @@ class Hub:
     async def attach(self, sub: Subscription, channel: str) -> None:
         """Deliver ``channel`` to ``sub``; returns once Redis confirms the subscription."""
         subs = self._channels.get(channel)
+        waiter: asyncio.Future[None] | None
         if subs is None:
             subs = self._channels[channel] = set()
-            waiter = asyncio.get_running_loop().create_future()
-            self._confirmations.setdefault(channel, deque()).append(waiter)
+            fresh: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._confirmations.setdefault(channel, deque()).append(fresh)
+            waiter = fresh
             subs.add(sub)
             sub.channels.add(channel)
             pubsub = self._ensure_pubsub()
@@ -114,6 +116,11 @@ class Hub:
             sub.channels.add(channel)
             pending = self._confirmations.get(channel)
             waiter = pending[-1] if pending else None
+        await self._confirm(sub, channel, waiter)
+
+    async def _confirm(
+        self, sub: Subscription, channel: str, waiter: asyncio.Future[None] | None
+    ) -> None:
         if waiter is not None and not waiter.done():
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), self._confirm_timeout)
@@ -166,7 +173,7 @@ class Hub:
             self._fail_all("the event stream lost its connection to Redis; reconnect to resume")
             self._pubsub = None
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -191,8 +198,13 @@ class Hub:
         for sub in list(subs):
             if not sub.put(event):
                 for ch in list(sub.channels):
-                    if self._forget(sub, ch) and self._pubsub is not None:
-                        asyncio.get_running_loop().create_task(self._pubsub.unsubscribe(ch))
+                    if self._forget(sub, ch):
+                        asyncio.get_running_loop().create_task(self._unsubscribe(ch))
+
+    async def _unsubscribe(self, channel: str) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.unsubscribe(channel)
 
     def _fail_all(self, reason: str) -> None:
         for subs in self._channels.values():
@@ -214,5 +226,5 @@ class Hub:
         self._fail_all("the server is shutting down; reconnect to resume")
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None

@@ -69,16 +69,17 @@ class Recorder:
     async def _claim_abandoned(self) -> None:
         start = "0-0"
         while True:
-            start, claimed, *_ = await self._redis.xautoclaim(
+            reply: list[Any] = await self._redis.xautoclaim(
                 RECORDER_STREAM, GROUP, self._consumer, _CLAIM_IDLE_MS, start, count=self._batch
             )
+            start, claimed = reply[0], reply[1]
             if claimed:
                 await self._record(claimed)
             if start in ("0-0", b"0-0"):
                 return
 
     async def _step(self, block_ms: int) -> int:
-        reply = await self._redis.xreadgroup(
+        reply: list[Any] = await self._redis.xreadgroup(  # type: ignore[assignment]
             GROUP, self._consumer, {RECORDER_STREAM: ">"}, count=self._batch, block=block_ms
         )
         count = 0

@@ -247,7 +247,7 @@ class TaskService:
 
     async def get(self, tenant: str, task_id: str) -> dict[str, Any] | None:
         """The task as the caller's tenant sees it, or None (also for other tenants' tasks)."""
-        live = await self._redis.hgetall(task_key(task_id))
+        live: dict[str, str] = await self._redis.hgetall(task_key(task_id))  # type: ignore[assignment]
         if live:
             return view_from_hash(live) if live.get("tenant") == tenant else None
         return await anyio.to_thread.run_sync(self._get_recorded, tenant, task_id)

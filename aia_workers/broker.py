@@ -65,7 +65,7 @@ def celery_message(
 ) -> str:
     """The JSON envelope kombu's Redis transport stores for ``send_task``."""
     body = json.dumps([[], kwargs, _EMBED]).encode()
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
         "id": task_id,

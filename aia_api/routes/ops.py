@@ -98,7 +98,7 @@ def _broker_depths_blocking(svc: Services) -> dict[str, Any]:
 
 
 async def _workers(svc: Services) -> dict[str, Any]:
-    entries = await svc.redis.hgetall(WORKERS_KEY)
+    entries: dict[str, str] = await svc.redis.hgetall(WORKERS_KEY)  # type: ignore[assignment]
     now = time.time()
     online: dict[str, list[str]] = {q.value: [] for q in Queue}
     for hostname, raw in entries.items():

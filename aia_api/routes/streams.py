@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any]]:
     """Events of ``task_id`` with a sequence number above ``after``, oldest first."""
-    entries = await svc.redis.xrange(events_key(task_id), min=f"0-{after + 1}")
+    entries: list[tuple[str, dict[str, str]]] = await svc.redis.xrange(  # type: ignore[assignment]
+        events_key(task_id), min=f"0-{after + 1}"
+    )
     return [json.loads(fields["e"]) for _, fields in entries]
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import Table, and_, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -90,7 +90,7 @@ def apply_events(session: Session, entries: Iterable[Mapping[str, str]]) -> int:
     pg = session.get_bind().dialect.name == "postgresql"
     insert = postgresql.insert if pg else sqlite.insert
     greatest, least = (func.greatest, func.least) if pg else (func.max, func.min)
-    table = TaskRecord.__table__
+    table = cast(Table, TaskRecord.__table__)
     stmt = insert(table).values([{**r, "attempts": r["attempts"] or 0} for r in rows])
     new = stmt.excluded
     newer = table.c.seq < new.seq
