@@ -79,6 +79,9 @@ class Hub:
         self._client = client
         self._confirm_timeout = confirm_timeout
         self._pubsub: PubSub | None = None
+        # Many subscribers arrive at once after a start or a reconnect; only one
+        # of them may open the pub/sub connection.
+        self._connecting = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._channels: dict[str, set[Subscription]] = {}
         # One future per SUBSCRIBE sent, resolved by its confirmation, in order.
@@ -104,8 +107,8 @@ class Hub:
             waiter = fresh
             subs.add(sub)
             sub.channels.add(channel)
-            pubsub = self._ensure_pubsub()
             try:
+                pubsub = await self._connected_pubsub()
                 await pubsub.subscribe(channel)
             except Exception:
                 self._forget(sub, channel)
@@ -149,10 +152,13 @@ class Hub:
         del self._channels[channel]
         return True
 
-    def _ensure_pubsub(self) -> PubSub:
-        if self._pubsub is None:
-            self._pubsub = self._client.pubsub()
-        return self._pubsub
+    async def _connected_pubsub(self) -> PubSub:
+        async with self._connecting:
+            if self._pubsub is None:
+                pubsub = self._client.pubsub()
+                await pubsub.connect()
+                self._pubsub = pubsub
+            return self._pubsub
 
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():
@@ -214,8 +220,9 @@ class Hub:
         self._channels.clear()
         for pending in self._confirmations.values():
             for waiter in pending:
+                # Waiters then find their subscription lost and raise.
                 if not waiter.done():
-                    waiter.set_exception(SubscriptionLost(reason))
+                    waiter.set_result(None)
         self._confirmations.clear()
 
     async def close(self) -> None:

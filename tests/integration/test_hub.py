@@ -94,3 +94,23 @@ def test_subscribers_learn_when_redis_goes_away(redis_url: str) -> None:
         await admin.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_burst_of_first_subscribers_opens_one_connection(redis_url: str) -> None:
+    async def scenario() -> None:
+        hub_client, publisher = await _clients(redis_url)
+        hub = Hub(hub_client)
+        subs = [Subscription(8) for _ in range(300)]
+        await asyncio.gather(*(hub.attach(sub, f"ch:{i}") for i, sub in enumerate(subs)))
+        db = str(hub_client.connection_pool.connection_kwargs.get("db", 0))
+        clients = [c for c in await publisher.client_list() if c.get("db") == db]
+        assert [int(c["sub"]) for c in clients if int(c.get("sub", 0)) > 0] == [300]
+        for i in range(300):
+            await publisher.publish(f"ch:{i}", _event(f"t{i}", 1))
+        for i, sub in enumerate(subs):
+            assert [e["task_id"] for e in await sub.get(wait_seconds=5)] == [f"t{i}"]
+        await hub.close()
+        await hub_client.aclose()
+        await publisher.aclose()
+
+    asyncio.run(scenario())
