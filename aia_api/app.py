@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,7 +15,6 @@ from starlette.middleware import Middleware
 from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
-from aia_api.recorder import Recorder
 from aia_api.routes import ops, streams, tasks
 from aia_api.services import Services
 from aia_api.taskservice import TaskService
@@ -39,7 +37,7 @@ def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
     )
 
 
-def create_app(settings: Settings, *, recorder: bool = True) -> Starlette:
+def create_app(settings: Settings) -> Starlette:
     """The API for ``settings``; clients and pools are made when it starts."""
     metrics = ApiMetrics()
 
@@ -62,18 +60,9 @@ def create_app(settings: Settings, *, recorder: bool = True) -> Starlette:
             hub=hub,
             metrics=metrics,
         )
-        background = []
-        if recorder:
-            rec = Recorder(client, sessions, batch=settings.recorder_batch)
-            background.append(asyncio.create_task(rec.run(), name="aia-recorder"))
         try:
             yield
         finally:
-            for job in background:
-                job.cancel()
-            for job in background:
-                with contextlib.suppress(BaseException):
-                    await job
             await hub.close()
             await hub_client.aclose()
             await client.aclose()

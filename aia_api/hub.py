@@ -156,7 +156,7 @@ class Hub:
         async with self._connecting:
             if self._pubsub is None:
                 pubsub = self._client.pubsub()
-                await pubsub.connect()
+                await pubsub.connect()  # type: ignore[no-untyped-call]
                 self._pubsub = pubsub
             return self._pubsub
 

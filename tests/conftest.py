@@ -114,6 +114,7 @@ def _build_stack(tmp: Path, broker: str, database_url: str) -> Stack:
     stack = Stack(env=env, workdir=tmp)
     stack.migrate()
     stack.start_api()
+    stack.start_recorder()
     stack.start_worker(f"default-{broker}")
     return stack
 

@@ -138,6 +138,9 @@ class Stack:
             self.api_url = url
         return proc, url
 
+    def start_recorder(self) -> Process:
+        return self._spawn("recorder", [str(_BIN / "aia"), "recorder", "--log-level", "warning"])
+
     def start_worker(
         self,
         name: str,

@@ -60,6 +60,41 @@ def _cmd_flower(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recorder(ns: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    import redis
+
+    from aia_workers.db.session import make_engine, make_sessionmaker
+    from aia_workers.recorder import Recorder
+
+    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    # Reads block for a second at a time, so the socket timeout must be longer.
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=settings.redis_timeout_seconds + 5,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    engine = make_engine(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    recorder = Recorder(client, make_sessionmaker(engine), batch=settings.recorder_batch)
+    logging.getLogger("aia.recorder").info(
+        "recording task events to %s", engine.url.render_as_string()
+    )
+    try:
+        recorder.run(stop)
+    finally:
+        engine.dispose()
+        client.close()
+    return 0
+
+
 def _cmd_db(ns: argparse.Namespace) -> int:
     from aia_workers.db.migrate import upgrade
 
@@ -116,6 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
     p.set_defaults(func=_cmd_flower)
+
+    p = sub.add_parser("recorder", help="copy task events into the database")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_recorder)
 
     p = sub.add_parser("db", help="database migrations")
     db = p.add_subparsers(dest="db_command", required=True)

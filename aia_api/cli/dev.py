@@ -126,7 +126,7 @@ def _wait_http(url: str, procs: _Supervisor) -> bool:
 
 
 def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
-    """Run Redis (if needed), the API, a worker per queue, beat and Flower until Ctrl-C."""
+    """Run Redis (if needed), the API, a worker per queue, the recorder, beat and Flower."""
     env = dict(os.environ)
     env["AIA_DEV"] = "1"
     base = Settings(dev=True)
@@ -196,6 +196,7 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
                 "info",
             ],
         )
+    procs.start("recorder", [py, "-m", "aia_api.cli", "recorder"])
     procs.start("beat", [py, "-m", "aia_api.cli", "beat"])
     procs.start("flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)])
 

@@ -91,7 +91,7 @@ def apply_events(session: Session, entries: Iterable[Mapping[str, str]]) -> int:
     insert = postgresql.insert if pg else sqlite.insert
     greatest, least = (func.greatest, func.least) if pg else (func.max, func.min)
     table = cast(Table, TaskRecord.__table__)
-    stmt = insert(table).values([{**r, "attempts": r["attempts"] or 0} for r in rows])
+    stmt = insert(table)
     new = stmt.excluded
     newer = table.c.seq < new.seq
 
@@ -115,5 +115,7 @@ def apply_events(session: Session, entries: Iterable[Mapping[str, str]]) -> int:
             "started_at": func.coalesce(table.c.started_at, new.started_at),
         },
     )
-    session.execute(stmt)
+    # One statement with many parameter sets: compiled once and cached, then
+    # sent by the driver as a batch.
+    session.execute(stmt, [{**r, "attempts": r["attempts"] or 0} for r in rows])
     return len(rows)

@@ -75,7 +75,8 @@ def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert (tmp_path / "home" / "aia.db").exists()
 
         children = psutil.Process(dev.pid).children(recursive=True)
-        assert len(children) >= 9  # redis, api, five workers, beat, flower (+ pool children)
+        # redis, api, five workers, recorder, beat, flower (and the pool children)
+        assert len(children) >= 10
         dev.send_signal(signal.SIGINT)
         assert dev.wait(60) == 0
         time.sleep(0.5)

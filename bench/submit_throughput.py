@@ -1,0 +1,283 @@
+"""Submit throughput over HTTP: AIA's POST /v1/tasks against two bare Starlette apps.
+
+Targets, each one uvicorn process served the same way (uvloop, httptools, no
+access log), loaded by 64 keep-alive connections for ``--duration`` seconds
+after a short warm-up:
+
+* ceiling    - a bare Starlette handler: read the body, one async Redis LPUSH, 202.
+* aia        - the real ``POST /v1/tasks``: validation, task record, enqueue,
+               with ``aia recorder`` copying the events into the database on
+               the same two cores.
+* aia_api    - the same API with the recorder elsewhere (not running here): its
+               events wait in the stream, as they do for a recorder on another
+               machine.
+* send_task  - a bare Starlette handler calling Celery's ``app.send_task`` on the
+               event loop (blocking it), as a naive API would.
+
+No worker runs: the tasks just queue. The load comes from ``wrk`` when it is
+installed (``apt-get install wrk``), else from a Python asyncio generator.
+
+    .venv/bin/python bench/submit_throughput.py [--duration 10] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from _harness import (
+    DEFAULT_REDIS_DB,
+    PYTHON,
+    SLEEP_BODY,
+    Stack,
+    free_port,
+    machine,
+    percentile,
+    wait_http,
+)
+
+TARGETS = ("ceiling", "aia", "aia_api", "send_task")
+GOAL_RATIO = 0.5
+GOAL_P99_MS = 50.0
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d, "
+    .. "\\"mean_us\\": %%.1f, \\"max_us\\": %%d, \\"non_2xx\\": %%d, \\"socket_errors\\": %%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.mean, latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    target: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+# -- the bare apps, served by ``--serve`` in their own process -------------------------
+
+
+def serve(kind: str, port: int) -> None:
+    import redis.asyncio as aioredis
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from aia_workers.settings import get_settings
+
+    settings = get_settings()
+
+    if kind == "lpush":
+        client = aioredis.Redis.from_url(settings.redis_url, max_connections=512)
+
+        async def handler(request: Request) -> JSONResponse:
+            body = await request.body()
+            task_id = str(uuid.uuid4())
+            await client.lpush("bench:ceiling", body)
+            return JSONResponse({"id": task_id}, status_code=202)
+
+    elif kind == "send_task":
+        from aia_workers.app import app as celery_app
+
+        async def handler(request: Request) -> JSONResponse:
+            body = await request.json()
+            result = celery_app.send_task(
+                body["type"],
+                kwargs={"payload": body["payload"], "tenant": "default"},
+                queue="default",
+            )
+            return JSONResponse({"id": result.id}, status_code=202)
+
+    else:
+        raise SystemExit(f"unknown app {kind!r}")
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[Route("/v1/tasks", handler, methods=["POST"]), Route("/health", health)]
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# -- the Python load generator, run by ``--load`` in its own process -----------------
+
+
+async def python_load(url: str, connections: int, warmup: float, duration: float) -> dict:
+    import httpx
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    latencies: list[float] = []
+    counts = {"non_2xx": 0, "socket_errors": 0}
+    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+        start = time.perf_counter()
+        measure_from = start + warmup
+        end = measure_from + duration
+
+        async def loop() -> None:
+            while (now := time.perf_counter()) < end:
+                try:
+                    response = await client.post(url, json=SLEEP_BODY)
+                except Exception:
+                    counts["socket_errors"] += 1
+                    continue
+                took = time.perf_counter() - now
+                if now >= measure_from:
+                    latencies.append(took)
+                    if not 200 <= response.status_code < 300:
+                        counts["non_2xx"] += 1
+
+        await asyncio.gather(*(loop() for _ in range(connections)))
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "duration_us": int(duration * 1e6),
+        "p50_us": percentile(latencies, 50) * 1e6,
+        "p99_us": percentile(latencies, 99) * 1e6,
+        **counts,
+    }
+
+
+# -- driving one target --------------------------------------------------------------
+
+
+def run_load(
+    tool: str, target: str, url: str, connections: int, warmup: float, duration: float
+) -> Result:
+    if tool == "wrk":
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(WRK_SCRIPT % json.dumps(SLEEP_BODY))
+            lua = f.name
+        base = ["wrk", "-t2", f"-c{connections}", "--timeout", "5s", "-s", lua, url]
+        subprocess.run([*base, f"-d{max(1, round(warmup))}s"], check=True, capture_output=True)
+        out = subprocess.run(
+            [*base, f"-d{round(duration)}s"], check=True, capture_output=True, text=True
+        ).stdout
+        Path(lua).unlink()
+        line = next(ln for ln in out.splitlines() if ln.startswith("BENCH "))
+        data = json.loads(line[len("BENCH ") :])
+    else:
+        argv = [PYTHON, __file__, "--load", url, "--connections", str(connections)]
+        argv += ["--warmup", str(warmup), "--duration", str(duration)]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        data = json.loads(out.strip().splitlines()[-1])
+    return Result(
+        target=target,
+        requests=int(data["requests"]),
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        non_2xx=int(data["non_2xx"]),
+        socket_errors=int(data["socket_errors"]),
+    )
+
+
+def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -> Result:
+    stack.redis.flushdb()
+    recorder = stack.start_recorder() if target == "aia" else None
+    if target in ("aia", "aia_api"):
+        proc, base = stack.start_api(f"api-{target}")
+    else:
+        port = free_port()
+        kind = {"ceiling": "lpush"}.get(target, target)
+        proc = stack.spawn(f"api-{kind}", [PYTHON, __file__, "--serve", kind, "--port", str(port)])
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/health", proc)
+    try:
+        result = run_load(tool, target, f"{base}/v1/tasks", ns.connections, ns.warmup, ns.duration)
+        queued = stack.redis.llen("bench:ceiling" if target == "ceiling" else "default")
+        print(
+            f"  {target:<10} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+            f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}  "
+            f"socket errors {result.socket_errors}  (list length after: {queued})",
+            flush=True,
+        )
+        return result
+    finally:
+        stack.stop(proc)
+        if recorder is not None:
+            stack.stop(recorder)
+        stack.redis.flushdb()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+
+    if ns.serve:
+        serve(ns.serve, ns.port)
+        return 0
+    if ns.load:
+        data = asyncio.run(python_load(ns.load, ns.connections, ns.warmup, ns.duration))
+        print(json.dumps(data))
+        return 0
+
+    tool = ns.loadgen
+    if tool == "auto":
+        tool = "wrk" if shutil.which("wrk") else "python"
+    print(f"submit throughput: {machine()}; load from {tool}, {ns.connections} connections,")
+    print(f"{ns.warmup:g} s warm-up then {ns.duration:g} s per target; Redis DB {ns.redis_db}")
+    if tool == "python":
+        print("  (the Python load generator shares the 2 cores and may be the bottleneck)")
+    results: dict[str, Result] = {}
+    with Stack(ns.redis_db, keep_logs=ns.keep_logs) as stack:
+        for target in TARGETS:
+            results[target] = bench_target(stack, target, tool, ns)
+
+    ceiling = results["ceiling"].rps
+    print()
+    print(f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x ceiling':>11}")
+    for r in results.values():
+        ratio = r.rps / ceiling if ceiling else 0.0
+        print(f"{r.target:<12}{r.rps:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{ratio:>11.2f}")
+    aia = results["aia"]
+    ratio = aia.rps / ceiling if ceiling else 0.0
+    met = ratio >= GOAL_RATIO and aia.p99_ms < GOAL_P99_MS and aia.non_2xx == 0
+    print()
+    print(
+        f"goal: aia >= {GOAL_RATIO} x ceiling and p99 < {GOAL_P99_MS:g} ms, no errors -> "
+        f"{ratio:.2f} x, p99 {aia.p99_ms:.2f} ms, {aia.non_2xx} non-2xx: "
+        f"{'met' if met else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
