@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from aia_api.problems import Problem
@@ -33,8 +33,8 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if not chunks:
         raise Problem(400, "malformed-json", "Malformed JSON", "the request body is empty")
     try:
-        return json.loads(chunks)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return orjson.loads(chunks)
+    except orjson.JSONDecodeError as exc:
         raise Problem(
             400,
             "malformed-json",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
@@ -200,7 +200,7 @@ class Hub:
         if not subs:
             return
         self.messages += 1
-        event = json.loads(message["data"])
+        event = orjson.loads(message["data"])
         for sub in list(subs):
             if not sub.put(event):
                 for ch in list(sub.channels):

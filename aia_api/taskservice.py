@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aia_api.problems import Problem, field_errors
 from aia_api.schemas import SubmitRequest
-from aia_api.views import view_from_hash, view_from_record
+from aia_api.views import links, view_from_hash, view_from_record
 from aia_workers.broker import (
     broker_priority,
     celery_message,
@@ -191,21 +191,26 @@ class TaskService:
             return Submitted(view, created=False)
         if not self._direct:
             await self._enqueue_elsewhere(task_id, task_type, kwargs, request.priority, eta)
-        view = view_from_hash(
-            {
-                "id": task_id,
-                "type": task_type.name,
-                "queue": queue,
-                "status": "queued",
-                "seq": "1",
-                "attempts": "0",
-                "payload": payload_json,
-                "created_at": repr(now),
-                "updated_at": repr(now),
-                "priority": str(request.priority or ""),
-                "eta": eta.isoformat() if eta else "",
-            }
-        )
+        created = datetime.fromtimestamp(now, UTC).isoformat()
+        view = {
+            "id": task_id,
+            "type": task_type.name,
+            "queue": queue,
+            "status": "queued",
+            "seq": 1,
+            "attempts": 0,
+            "progress": None,
+            "payload": payload,
+            "result": None,
+            "error": None,
+            "priority": request.priority,
+            "eta": eta.isoformat() if eta else None,
+            "created_at": created,
+            "started_at": None,
+            "finished_at": None,
+            "updated_at": created,
+            "links": links(task_id),
+        }
         return Submitted(view, created=True)
 
     async def _enqueue_elsewhere(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from aia_workers.db.models import TaskRecord
 
@@ -25,7 +26,7 @@ def _iso(value: str | float | datetime | None) -> str | None:
 
 
 def _json(value: str | None) -> Any:
-    return None if value in (None, "") else json.loads(value)
+    return None if value in (None, "") else orjson.loads(value)
 
 
 def view_from_hash(h: Mapping[str, str]) -> dict[str, Any]:

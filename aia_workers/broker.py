@@ -10,13 +10,13 @@ kombu themselves produce.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
-import uuid
 from bisect import bisect
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 __all__ = [
     "PRIORITY_MAX",
@@ -64,7 +64,7 @@ def celery_message(
     broker_prio: int | None = None,
 ) -> str:
     """The JSON envelope kombu's Redis transport stores for ``send_task``."""
-    body = json.dumps([[], kwargs, _EMBED]).encode()
+    body = orjson.dumps([[], kwargs, _EMBED])
     headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
@@ -98,10 +98,12 @@ def celery_message(
             "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": broker_prio or 0,
             "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
+            # Unique among in-flight messages, which is all kombu asks of it;
+            # a retry is a new message with a tag of Celery's own.
+            "delivery_tag": task_id,
         },
     }
-    return json.dumps(envelope)
+    return orjson.dumps(envelope).decode()
 
 
 def _kwargsrepr(kwargs: dict[str, Any]) -> str:
@@ -146,7 +148,7 @@ def sent_event(
         "type": "task-sent",
     }
     envelope = {
-        "body": base64.b64encode(json.dumps(event).encode()).decode(),
+        "body": base64.b64encode(orjson.dumps(event)).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {"hostname": _ORIGIN},
@@ -155,7 +157,7 @@ def sent_event(
             "delivery_info": {"exchange": "celeryev", "routing_key": "task.sent"},
             "priority": 0,
             "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
+            "delivery_tag": f"{task_id}.sent",
         },
     }
-    return json.dumps(envelope)
+    return orjson.dumps(envelope).decode()

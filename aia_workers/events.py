@@ -10,10 +10,11 @@ them on an asyncio client and workers on a blocking one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from aia_workers.settings import Settings
 from aia_workers.states import Event
@@ -54,7 +55,7 @@ def idempotency_key(tenant: str, key_digest: str) -> str:
 
 def dumps(value: Any) -> str:
     """Compact JSON as stored in Redis and sent on the wire."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return orjson.dumps(value, default=str).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ local event = '{"task_id":"' .. ARGV[1] .. '","seq":1,"event":"queued","status":
   .. ARGV[5] .. ',"data":' .. ARGV[16] .. '}'
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '0-1', 'e', event)
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', ARGV[9], event)
+-- No PUBLISH: the id is new, so nobody can be subscribed yet; streams replay it.
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'task', ARGV[1], 'tenant', ARGV[2],
   'type', ARGV[3], 'queue', ARGV[4], 'e', event, 'payload', ARGV[10])
 if ARGV[13] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[13]) end

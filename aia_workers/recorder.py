@@ -85,7 +85,12 @@ class Recorder:
         claimed_total = 0
         while True:
             reply: list[Any] = self._redis.xautoclaim(
-                RECORDER_STREAM, GROUP, self._consumer, self._claim_idle_ms, start, count=self._batch
+                RECORDER_STREAM,
+                GROUP,
+                self._consumer,
+                self._claim_idle_ms,
+                start,
+                count=self._batch,
             )
             start, claimed = reply[0], reply[1]
             if claimed:

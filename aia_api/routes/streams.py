@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -37,7 +38,7 @@ async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any
     entries: list[tuple[str, dict[str, str]]] = await svc.redis.xrange(  # type: ignore[assignment]
         events_key(task_id), min=f"0-{after + 1}"
     )
-    return [json.loads(fields["e"]) for _, fields in entries]
+    return [orjson.loads(fields["e"]) for _, fields in entries]
 
 
 def _synthetic_terminal(view: dict[str, Any]) -> dict[str, Any]:
@@ -58,12 +59,14 @@ def _synthetic_terminal(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sse(event: dict[str, Any]) -> bytes:
-    return (f"id: {event['seq']}\nevent: {event['event']}\ndata: {json.dumps(event)}\n\n").encode()
+    return (
+        f"id: {event['seq']}\nevent: {event['event']}\ndata: {orjson.dumps(event).decode()}\n\n"
+    ).encode()
 
 
 def _sse_error(reason: str) -> bytes:
     body = {"type": "urn:aia:problem:stream-dropped", "title": "Stream dropped", "detail": reason}
-    return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+    return f"event: error\ndata: {orjson.dumps(body).decode()}\n\n".encode()
 
 
 class _EventStream(StreamingResponse):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +23,7 @@ _MAX_PAGE = 200
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body), status_code=status, media_type="application/json", headers=headers
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
 
 
