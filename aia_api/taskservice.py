@@ -21,6 +21,7 @@ from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from aia_api.batching import ScriptBatcher
 from aia_api.problems import Problem, field_errors
 from aia_api.schemas import SubmitRequest
 from aia_api.views import links, view_from_hash, view_from_record
@@ -72,7 +73,7 @@ class TaskService:
         self._sessions = sessions
         self._celery = celery
         self._limits = StreamLimits.from_settings(settings)
-        self._submit = client.register_script(SUBMIT_LUA)
+        self._submit = ScriptBatcher(client, SUBMIT_LUA)
         self._transition = client.register_script(TRANSITION_LUA)
         # On a Redis broker that is also the event store, the Celery message is
         # pushed inside the same Lua call that records the task.
