@@ -63,10 +63,12 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 task_time_limit = 3600
 task_soft_time_limit = 3540
 
-# Flower sees every task from sent to done.
+# Flower sees every task from sent to done, through Celery's events.
 worker_send_task_events = True
 task_send_sent_event = True
-task_track_started = True
+# AIA's own record (aia_workers.events) tracks the start; writing STARTED to
+# the result backend as well would cost every task a round trip for nothing.
+task_track_started = False
 
 worker_prefetch_multiplier = 4
 worker_hijack_root_logger = False

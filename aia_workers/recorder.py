@@ -44,12 +44,14 @@ class Recorder:
         batch: int = 500,
         consumer: str | None = None,
         claim_idle_ms: int = _CLAIM_IDLE_MS,
+        linger_seconds: float = 0.0,
     ) -> None:
         self._redis = client
         self._sessions = sessions
         self._batch = batch
         self._consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
         self._claim_idle_ms = claim_idle_ms
+        self._linger = linger_seconds
         self.recorded = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -63,7 +65,10 @@ class Recorder:
                     if now >= next_claim:
                         self.claim_abandoned()
                         next_claim = now + _CLAIM_EVERY_SECONDS
-                    self.step(block_ms=1000)
+                    if self.step(block_ms=1000) < self._batch and self._linger:
+                        # A part batch: let more events gather rather than
+                        # paying a transaction for every few of them.
+                        stop.wait(self._linger)
                     backoff = 0.5
             except (redis.RedisError, OSError) as exc:
                 log.warning("recorder: %s; retrying in %.1f s", exc, backoff)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     events_per_task: int = Field(default=1_000, ge=10)
     recorder_stream_maxlen: int = Field(default=1_000_000, ge=1_000)
     recorder_batch: int = Field(default=500, ge=1)
+    recorder_linger_seconds: float = Field(default=0.1, ge=0, le=10)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     subscriber_buffer: int = Field(default=256, ge=8)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)

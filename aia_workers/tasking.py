@@ -67,6 +67,11 @@ def aia_task(task_type: TaskType) -> Callable[[_F], Task]:
         name=task_type.name,
         base=AiaTask,
         bind=True,
+        # The result lives in the task's AIA record and reaches callers as an
+        # event; storing it in Celery's result backend too would cost every
+        # task a write and a publish. Canvas work that needs the backend
+        # (chords) opts back in on its own task types.
+        ignore_result=True,
         time_limit=task_type.time_limit_seconds,
         soft_time_limit=task_type.soft_time_limit_seconds,
     )

@@ -83,7 +83,12 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    recorder = Recorder(client, make_sessionmaker(engine), batch=settings.recorder_batch)
+    recorder = Recorder(
+        client,
+        make_sessionmaker(engine),
+        batch=settings.recorder_batch,
+        linger_seconds=settings.recorder_linger_seconds,
+    )
     logging.getLogger("aia.recorder").info(
         "recording task events to %s", engine.url.render_as_string()
     )
