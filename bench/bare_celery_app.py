@@ -1,8 +1,9 @@
 """A bare Celery app with AIA's worker settings and one no-op task, for worker_throughput.py.
 
-It copies what ``celeryconfig`` sets for every AIA worker (JSON only, late
-acks, requeue on a lost worker, prefetch 4, Redis result backend, task events
-on, started state tracked) but none of AIA's signal handlers or task events.
+It copies what ``celeryconfig`` and ``aia_task`` set for every AIA worker and
+task (JSON only, late acks, requeue on a lost worker, prefetch 4, task events
+on, no STARTED state and no result in the backend) but none of AIA's signal
+handlers or task events.
 
     BENCH_REDIS_URL=redis://127.0.0.1:6379/15 celery -A bare_celery_app worker -Q default ...
 """
@@ -10,7 +11,6 @@ on, started state tracked) but none of AIA's signal handlers or task events.
 from __future__ import annotations
 
 import os
-import time
 
 from celery import Celery
 from kombu import Queue
@@ -48,13 +48,12 @@ app.conf.update(
     task_soft_time_limit=3540,
     worker_send_task_events=True,
     task_send_sent_event=True,
-    task_track_started=True,
+    task_track_started=False,
     worker_prefetch_multiplier=4,
     worker_hijack_root_logger=False,
 )
 
 
-@app.task(name="bench.noop", acks_late=True, reject_on_worker_lost=True)
-def noop() -> float:
-    """Does nothing; returns when it ran, so the run's span can be measured."""
-    return time.time()
+@app.task(name="bench.noop", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def noop() -> None:
+    """Does nothing."""
