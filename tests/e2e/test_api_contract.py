@@ -312,3 +312,24 @@ def test_database_down_gives_503_on_listing(redis_stack: Stack) -> None:
             )
     finally:
         proc.stop()
+
+
+def test_aia_worker_command_starts_a_queue_worker(redis_stack: Stack) -> None:
+    import sys
+    from pathlib import Path
+
+    hostname = f"cli-default-{time.time_ns()}@testhost"
+    aia = str(Path(sys.executable).parent / "aia")
+    proc = redis_stack._spawn(
+        "worker-cli",
+        [aia, "worker", "--queue", "default", "--hostname", hostname, "--concurrency", "1"],
+    )
+    client = redis_stack.redis()
+    try:
+        wait_for(lambda: client.hget("aia:workers", hostname), 60, what="aia worker to register")
+        entry = json.loads(client.hget("aia:workers", hostname))
+        assert entry["queues"] == ["default"]
+    finally:
+        proc.stop()
+    # A clean shutdown leaves the registry.
+    assert client.hget("aia:workers", hostname) is None
