@@ -17,7 +17,12 @@ from typing import Any
 import httpx
 import redis
 
+from aia_workers.events import StreamLimits
+
 REDIS_HOST = "127.0.0.1:6379"
+TEST_LIMITS = StreamLimits(
+    ttl_seconds=600, events_per_task=100, recorder_maxlen=10_000, idempotency_ttl_seconds=600
+)
 POSTGRES_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 _BIN = Path(sys.executable).parent
@@ -235,3 +240,33 @@ def wait_status(
         return view if view.get("status") in statuses else None
 
     return wait_for(check, timeout, 0.1, f"task {task_id} to reach {statuses}")  # type: ignore[no-any-return]
+
+
+def record_submit(
+    client: redis.Redis,
+    task_id: str,
+    *,
+    idempotency_key: str | None = None,
+    fingerprint: str = "f1",
+    broker_message: str = "",
+    payload_json: str = '{"seconds":1}',
+) -> list[str]:
+    """Run the submit Lua directly, as the API does, for tenant ``t1``."""
+    from aia_workers.events import SUBMIT_LUA, submit_args
+
+    keys, args = submit_args(
+        task_id=task_id,
+        tenant="t1",
+        type_name="diagnostics.sleep",
+        queue="default",
+        now=time.time(),
+        limits=TEST_LIMITS,
+        payload_json=payload_json,
+        fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
+        broker_key="default" if broker_message else "",
+        broker_message=broker_message,
+        priority=None,
+        eta=None,
+    )
+    return client.register_script(SUBMIT_LUA)(keys=keys, args=args)  # type: ignore[no-any-return]

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
 import redis
 
-from aia_workers.events import (
-    RECORDER_STREAM,
-    SUBMIT_LUA,
-    StreamLimits,
-    events_key,
-    submit_args,
-    task_key,
-)
+from aia_workers.events import RECORDER_STREAM, events_key, task_key
 from aia_workers.publisher import EventPublisher
 from aia_workers.states import Event
+from tests.support import TEST_LIMITS as LIMITS
+from tests.support import record_submit
 
 pytestmark = pytest.mark.integration
-
-LIMITS = StreamLimits(
-    ttl_seconds=600, events_per_task=100, recorder_maxlen=10_000, idempotency_ttl_seconds=600
-)
 
 
 @pytest.fixture
@@ -45,22 +35,9 @@ def _submit(
     fingerprint: str = "f1",
     broker: str = "",
 ) -> list[str]:
-    keys, args = submit_args(
-        task_id=task_id,
-        tenant="t1",
-        type_name="diagnostics.sleep",
-        queue="default",
-        now=time.time(),
-        limits=LIMITS,
-        payload_json='{"seconds":1}',
-        fingerprint=fingerprint,
-        idempotency_key=idem,
-        broker_key="default" if broker else "",
-        broker_message=broker,
-        priority=None,
-        eta=None,
+    return record_submit(
+        client, task_id, idempotency_key=idem, fingerprint=fingerprint, broker_message=broker
     )
-    return client.register_script(SUBMIT_LUA)(keys=keys, args=args)
 
 
 def _events(client: redis.Redis, task_id: str) -> list[dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +14,15 @@ from sqlalchemy.orm import Session
 from aia_workers.db.migrate import upgrade
 from aia_workers.db.models import TaskRecord
 from aia_workers.db.session import make_engine, make_sessionmaker
-from aia_workers.events import RECORDER_STREAM, SUBMIT_LUA, StreamLimits, submit_args
+from aia_workers.events import RECORDER_STREAM
 from aia_workers.publisher import EventPublisher
 from aia_workers.recorder import GROUP, Recorder
 from aia_workers.settings import Settings
 from aia_workers.states import Event
+from tests.support import TEST_LIMITS as LIMITS
+from tests.support import record_submit
 
 pytestmark = pytest.mark.integration
-
-LIMITS = StreamLimits(
-    ttl_seconds=600, events_per_task=100, recorder_maxlen=10_000, idempotency_ttl_seconds=600
-)
 
 
 @pytest.fixture
@@ -39,22 +36,7 @@ def engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
 
 def _run_task(client: redis.Redis, redis_url: str) -> str:
     task_id = str(uuid.uuid4())
-    keys, args = submit_args(
-        task_id=task_id,
-        tenant="t1",
-        type_name="diagnostics.sleep",
-        queue="default",
-        now=time.time(),
-        limits=LIMITS,
-        payload_json='{"seconds": 0}',
-        fingerprint="f",
-        idempotency_key=None,
-        broker_key="",
-        broker_message="",
-        priority=None,
-        eta=None,
-    )
-    client.register_script(SUBMIT_LUA)(keys=keys, args=args)
+    record_submit(client, task_id, fingerprint="f", payload_json='{"seconds": 0}')
     pub = EventPublisher(redis.Redis.from_url(redis_url), LIMITS)
     pub.transition(task_id, Event.STARTED)
     pub.transition(task_id, Event.SUCCEEDED, data={"result": {"n": 1}}, fields={"result": "1"})
