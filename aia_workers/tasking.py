@@ -85,11 +85,6 @@ def progress_reporter(task: Task) -> ProgressReporter:
         if task_id is None:
             return
         progress = {"current": current, "total": total, "message": message}
-        try:
-            get_publisher().transition(
-                task_id, Event.PROGRESS, data=progress, fields={"progress": dumps(progress)}
-            )
-        except redis.RedisError:
-            log.warning("could not publish progress of task %s", task_id, exc_info=True)
+        get_publisher().progress(task_id, progress, {"progress": dumps(progress)})
 
     return report

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,13 +20,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url, decode_responses=True)
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 @pytest.fixture
-def pub(redis_url: str) -> EventPublisher:
-    return EventPublisher(redis.Redis.from_url(redis_url), LIMITS)
+def pub(redis_url: str) -> Iterator[EventPublisher]:
+    publisher = EventPublisher(redis.Redis.from_url(redis_url), LIMITS)
+    yield publisher
+    publisher.client.close()
 
 
 def _submit(
@@ -111,3 +117,52 @@ def test_start_of_unknown_task_creates_its_record(client: redis.Redis, pub: Even
     assert outcome.outcome == "ok"
     record = client.hgetall(task_key(task_id))
     assert (record["tenant"], record["type"], record["status"]) == ("default", "x.y", "running")
+
+
+def test_progress_is_sent_ahead_of_the_next_transition(client: redis.Redis, redis_url: str) -> None:
+    task_id = str(uuid.uuid4())
+    _submit(client, task_id)
+    # A linger long enough that only the outcome can carry the progress out.
+    slow = EventPublisher(redis.Redis.from_url(redis_url), LIMITS, progress_linger_seconds=30)
+    slow.transition(task_id, Event.STARTED)
+    for i in (1, 2, 3):
+        slow.progress(task_id, {"current": i, "total": 3}, {})
+    assert [e["event"] for e in _events(client, task_id)] == ["queued", "started"]
+    done = slow.transition(task_id, Event.SUCCEEDED, data={"result": 1})
+    assert done.seq == 6
+    events = _events(client, task_id)
+    assert [e["event"] for e in events] == [
+        "queued",
+        "started",
+        "progress",
+        "progress",
+        "progress",
+        "succeeded",
+    ]
+    assert [e["data"].get("current") for e in events[2:5]] == [1, 2, 3]
+    slow.client.close()
+
+
+def test_progress_goes_out_on_its_own_within_the_linger(
+    client: redis.Redis, redis_url: str
+) -> None:
+    task_id = str(uuid.uuid4())
+    _submit(client, task_id)
+    quick = EventPublisher(redis.Redis.from_url(redis_url), LIMITS, progress_linger_seconds=0.01)
+    quick.transition(task_id, Event.STARTED)
+    quick.progress(task_id, {"current": 1, "total": 2}, {"progress": '{"current":1}'})
+    deadline = time.monotonic() + 5
+    while len(_events(client, task_id)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _events(client, task_id)[-1]["event"] == "progress"
+    assert client.hget(task_key(task_id), "progress") == '{"current":1}'
+    quick.client.close()
+
+
+def test_a_flushed_script_cache_is_reloaded_by_the_publisher(
+    client: redis.Redis, pub: EventPublisher
+) -> None:
+    task_id = str(uuid.uuid4())
+    _submit(client, task_id)
+    client.script_flush()
+    assert pub.transition(task_id, Event.STARTED).seq == 2
