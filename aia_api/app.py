@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from aia_api.hub import Hub
+from aia_api.auth.middleware import AuthMiddleware
+from aia_api.auth.principal import INVALIDATION_CHANNEL, Authenticator
+from aia_api.auth.store import IdentityStore
+from aia_api.auth.tokens import TokenCodec
+from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
-from aia_api.routes import ops, streams, tasks
+from aia_api.routes import auth as auth_routes
+from aia_api.routes import keys, ops, streams, tasks
+from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
 from aia_api.taskservice import TaskService
 from aia_workers.db.session import make_engine, make_sessionmaker
@@ -39,7 +48,13 @@ def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The API for ``settings``; clients and pools are made when it starts."""
+    """The API for ``settings``; clients and pools are made when it starts.
+
+    Refuses (InsecureSettingsError) a missing or placeholder secret outside dev mode.
+    """
+    settings.check_secret()
+    # Dev mode without a secret: tokens last as long as this process.
+    secret = settings.secret_key or secrets.token_urlsafe(48)
     metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
@@ -52,6 +67,22 @@ def create_app(settings: Settings) -> Starlette:
         engine = make_engine(settings)
         sessions = make_sessionmaker(engine)
         hub = Hub(hub_client)
+        identity = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+
+        async def announce(message: str) -> None:
+            await client.publish(INVALIDATION_CHANNEL, orjson.dumps({"m": message}))
+
+        auth = Authenticator(
+            TokenCodec(
+                secret,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=settings.access_token_ttl_seconds,
+            ),
+            identity,
+            cache_seconds=settings.auth_cache_seconds,
+            publish=announce,
+        )
         app.state.services = Services(
             settings=settings,
             redis=client,
@@ -60,22 +91,51 @@ def create_app(settings: Settings) -> Starlette:
             tasks=TaskService(settings, client, sessions, celery_app),
             hub=hub,
             metrics=metrics,
+            identity=identity,
+            auth=auth,
         )
+        listener = asyncio.create_task(_follow_revocations(hub, auth), name="aia-revocations")
         _tune_gc()
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
             await hub.close()
             await hub_client.aclose()
             await client.aclose()
             engine.dispose()
 
     return Starlette(
-        routes=[*tasks.routes, *streams.routes, *ops.routes],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        routes=[*auth_routes.routes, *keys.routes, *tasks.routes, *streams.routes, *ops.routes],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(AuthMiddleware, public_paths=("/health", "/metrics", *PUBLIC_PATHS)),
+        ],
         exception_handlers=exception_handlers(settings.retry_after_seconds),
         lifespan=lifespan,
     )
+
+
+async def _follow_revocations(hub: Hub, auth: Authenticator) -> None:
+    """Clear cached credentials that another API process revoked."""
+    while True:
+        sub = Subscription(1024)
+        try:
+            await hub.attach(sub, INVALIDATION_CHANNEL)
+            # Whatever was revoked while nobody here listened is forgotten too.
+            auth.forget("all")
+            while True:
+                for item in await sub.get():
+                    auth.forget(str(item.get("m", "all")))
+        except asyncio.CancelledError:
+            await hub.detach(sub)
+            raise
+        except Exception as exc:
+            log.warning("not following credential revocations (%s); retrying", exc)
+            auth.forget("all")
+            await asyncio.sleep(1.0)
 
 
 def _tune_gc() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from aia_api.problems import Problem
+from aia_api.problems import Problem, field_errors
 
-__all__ = ["read_json"]
+__all__ = ["parse_model", "read_json"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -51,3 +54,17 @@ def _too_large(max_bytes: int) -> Problem:
         f"the request body is larger than the limit of {max_bytes} bytes",
         max_bytes=max_bytes,
     )
+
+
+def parse_model(model: type[_M], body: Any) -> _M:
+    """``body`` as ``model``, or a 422 Problem with an error per field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "the request does not match the schema; see errors for each field",
+            errors=field_errors(exc),
+        ) from None

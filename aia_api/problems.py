@@ -20,6 +20,7 @@ __all__ = [
     "exception_handlers",
     "field_errors",
     "problem_response",
+    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     )
 
 
-def _unavailable(what: str, retry_after: int) -> Problem:
+def unavailable(what: str, retry_after: int) -> Problem:
     return Problem(
         503,
         "service-unavailable",
@@ -134,11 +135,11 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
 
     async def on_redis(request: Request, exc: Exception) -> Response:
         log.warning("redis unavailable: %s", exc)
-        return problem_response(_unavailable("Redis", retry_after), request.url.path)
+        return problem_response(unavailable("Redis", retry_after), request.url.path)
 
     async def on_database(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", exc)
-        return problem_response(_unavailable("The database", retry_after), request.url.path)
+        return problem_response(unavailable("The database", retry_after), request.url.path)
 
     return {
         Problem: _on_problem,

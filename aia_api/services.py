@@ -9,6 +9,8 @@ from celery import Celery
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from aia_api.auth.principal import Authenticator
+from aia_api.auth.store import IdentityStore
 from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics
 from aia_api.taskservice import TaskService
@@ -26,6 +28,8 @@ class Services:
     tasks: TaskService
     hub: Hub
     metrics: ApiMetrics
+    identity: IdentityStore
+    auth: Authenticator
 
 
 def services(conn: HTTPConnection) -> Services:

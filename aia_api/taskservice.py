@@ -21,6 +21,7 @@ from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from aia_api.auth.principal import Principal
 from aia_api.batching import ScriptBatcher
 from aia_api.problems import Problem, field_errors
 from aia_api.schemas import SubmitRequest
@@ -113,8 +114,20 @@ class TaskService:
             )
         return request, task_type, payload
 
-    async def submit(self, tenant: str, body: Any, idempotency: str | None = None) -> Submitted:
+    async def submit(
+        self, principal: Principal, body: Any, idempotency: str | None = None
+    ) -> Submitted:
         request, task_type, payload = self.validate(body)
+        if not principal.can(task_type.permission):
+            raise Problem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"{task_type.name} needs the {task_type.permission} permission, which the "
+                f"{principal.role} role does not have",
+                permission=task_type.permission,
+            )
+        tenant = principal.tenant
         task_id = str(uuid.uuid4())
         now = time.time()
         payload_json = dumps(payload)

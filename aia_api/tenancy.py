@@ -1,14 +1,38 @@
-"""Which tenant a request acts for: the one place every route asks."""
+"""Who a request acts for: the one place every route asks."""
 
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from aia_workers.settings import DEFAULT_TENANT
+from aia_api.auth.principal import Principal
+from aia_api.auth.roles import Permission
+from aia_api.problems import Problem
 
-__all__ = ["tenant_of"]
+__all__ = ["principal_of", "require", "tenant_of"]
+
+
+def principal_of(conn: HTTPConnection) -> Principal:
+    principal = getattr(conn.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise Problem(401, "unauthenticated", "Unauthenticated", "this route needs credentials")
+    return principal
 
 
 def tenant_of(conn: HTTPConnection) -> str:
-    """The caller's tenant; until principals exist every caller acts for the default one."""
-    return getattr(conn.state, "tenant", DEFAULT_TENANT)
+    """The caller's tenant; every query and stream is scoped by it."""
+    return principal_of(conn).tenant
+
+
+def require(conn: HTTPConnection, permission: Permission | str) -> Principal:
+    """The caller, when allowed ``permission``; else a 403 Problem naming it."""
+    principal = principal_of(conn)
+    if not principal.can(permission):
+        raise Problem(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"this needs the {permission} permission, which the {principal.role} role "
+            "does not have",
+            permission=str(permission),
+        )
+    return principal

@@ -1,9 +1,9 @@
-"""Celery signal handlers: task events and the worker registry, in one place.
+"""Celery signal handlers: task events and the worker registry.
 
-Every task's success, failure, retry and revocation is published from here,
-so task bodies never publish their own lifecycle. Handlers swallow Redis
-errors: a task's outcome is still kept by Celery's result backend, and a
-broken event pipe must not turn a finished task into a failed one.
+Every task's success, failure and revocation is published from here (its
+start and retries from ``aia_workers.tasking.AiaTask``), so task bodies never
+publish their own lifecycle. Handlers swallow Redis errors: a broken event
+pipe must not turn a finished task into a failed one.
 """
 
 from __future__ import annotations
@@ -71,13 +71,6 @@ def _on_failure(
     message = describe_failure(exc, sender)
     error = {"type": type(exc).__name__, "message": message}
     _publish(task_id, Event.FAILED, data={"error": error}, fields={"error": dumps(error)})
-
-
-@signals.task_retry.connect
-def _on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
-    task_id = getattr(request, "id", None)
-    retries = getattr(request, "retries", 0) + 1
-    _publish(task_id, Event.RETRYING, data={"reason": str(reason), "retry": retries})
 
 
 @signals.task_revoked.connect

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_TENANT", "Settings", "get_settings"]
+__all__ = ["DEFAULT_TENANT", "InsecureSettingsError", "Settings", "get_settings"]
 
 DEFAULT_TENANT = "default"
 
@@ -22,6 +22,14 @@ def _default_data_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "aia"
+
+
+_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "default"})
+_MIN_SECRET_LENGTH = 32
+
+
+class InsecureSettingsError(ValueError):
+    """Raised at start-up when a production process would run with a weak secret."""
 
 
 class Settings(BaseSettings):
@@ -36,6 +44,15 @@ class Settings(BaseSettings):
     result_backend: str = ""
     secret_key: str = ""
     dev: bool = False
+
+    jwt_issuer: str = "aia"
+    jwt_audience: str = "aia-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300)
+    # How long a process trusts a cached API key or account; revocation clears it at once.
+    auth_cache_seconds: float = Field(default=30.0, ge=0)
+    # When set, Prometheus may scrape /metrics with this bearer token alone.
+    metrics_token: str = ""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -72,6 +89,20 @@ class Settings(BaseSettings):
         if not self.result_backend:
             object.__setattr__(self, "result_backend", self.redis_url)
         return self
+
+    def check_secret(self) -> None:
+        """Refuse a missing or placeholder secret outside dev mode."""
+        if self.dev:
+            return
+        if (
+            self.secret_key.lower() in _PLACEHOLDER_SECRETS
+            or len(self.secret_key) < _MIN_SECRET_LENGTH
+        ):
+            raise InsecureSettingsError(
+                f"AIA_SECRET_KEY must be set to a random value of at least {_MIN_SECRET_LENGTH} "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`); "
+                "set AIA_DEV=1 only on a development machine"
+            )
 
     @property
     def broker_is_redis(self) -> bool:

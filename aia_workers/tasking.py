@@ -28,9 +28,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class AiaTask(Task):  # type: ignore[misc]
     """Marks the task started before its body runs, and skips cancelled tasks.
 
-    Success, failure, retry and revocation are published by the signal
-    handlers in ``aia_workers.observability``; only the start needs to be here,
-    because only here can a task that was cancelled while queued be skipped.
+    Success, failure and revocation are published by the signal handlers in
+    ``aia_workers.observability``. The start is published here because only
+    here can a task cancelled while queued be skipped, and the retry because
+    only here does it go out before the retried message can start elsewhere.
     """
 
     acks_late = True
@@ -59,6 +60,24 @@ class AiaTask(Task):  # type: ignore[misc]
                     log.info("skipping task %s: it is already %s", task_id, outcome.status)
                     raise Ignore()
         return super().__call__(*args, **kwargs)
+
+    def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
+        # Published before Celery sends the retry: once it is sent another
+        # worker may start it, and its "started" must come after "retrying".
+        limit = options.get("max_retries", self.max_retries)
+        task_id = self.request.id
+        will_retry = limit is None or self.request.retries < limit
+        if task_id is not None and not self.request.called_directly and will_retry:
+            reason = f"{type(exc).__name__}: {exc}" if exc is not None else "retry requested"
+            try:
+                get_publisher().transition(
+                    task_id,
+                    Event.RETRYING,
+                    data={"reason": reason, "retry": self.request.retries + 1},
+                )
+            except redis.RedisError:
+                log.warning("could not record the retry of task %s", task_id, exc_info=True)
+        return super().retry(*args, exc=exc, **options)
 
 
 def aia_task(task_type: TaskType) -> Callable[[_F], Task]:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -144,6 +145,7 @@ class Stack:
             AIA_RESULT_BACKEND=self.redis_url,
             AIA_DATA_HOME=str(self.home),
             AIA_DATABASE_URL=f"sqlite:///{self.home / 'aia.db'}",
+            AIA_SECRET_KEY=secrets.token_urlsafe(48),
             PYTHONPATH=os.pathsep.join(
                 p for p in (str(BENCH), str(REPO), os.environ.get("PYTHONPATH", "")) if p
             ),
@@ -155,6 +157,18 @@ class Stack:
     def __enter__(self) -> Stack:
         self.redis.flushdb()
         self.migrate()
+        # Every request the benchmarks make carries this admin key, as a real
+        # client's would; client subprocesses find it in BENCH_API_KEY.
+        self.api_key = subprocess.run(
+            [AIA, "keys", "create", "--tenant", "default", "--role", "admin", "--name", "bench"],
+            cwd=REPO,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        self.env["BENCH_API_KEY"] = self.api_key
+        os.environ["BENCH_API_KEY"] = self.api_key
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -260,6 +274,15 @@ def wait_http(url: str, proc: Proc, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s:\n{proc.tail()}")
 
 
+def auth_header() -> str:
+    """The Authorization header line (with its CRLF) for the stack's API key."""
+    return f"Authorization: Bearer {os.environ.get('BENCH_API_KEY', '')}\r\n"
+
+
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {os.environ.get('BENCH_API_KEY', '')}"}
+
+
 async def submit_many(base: str, count: int, concurrency: int = 32) -> list[str]:
     """Submit ``count`` no-op diagnostics.sleep tasks over HTTP; their ids in order.
 
@@ -270,7 +293,8 @@ async def submit_many(base: str, count: int, concurrency: int = 32) -> list[str]
     body = json.dumps(SLEEP_BODY).encode()
     request = (
         f"POST /v1/tasks HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"{auth_header()}\r\n"
     ).encode() + body
     ids: list[str] = [""] * count
     next_index = 0

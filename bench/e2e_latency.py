@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from _harness import DEFAULT_REDIS_DB, SLEEP_BODY, Stack, machine, percentile
+from _harness import DEFAULT_REDIS_DB, SLEEP_BODY, Stack, auth_headers, machine, percentile
 
 GOAL_P50_MS = 5.0
 GOAL_P99_MS = 15.0
@@ -110,7 +110,7 @@ def main() -> int:
         _, base = stack.start_api()
         worker = stack.start_worker("bench", concurrency=ns.concurrency)
         stack.wait_worker_registered(worker, "bench")
-        with httpx.Client(base_url=base, timeout=10.0) as client:
+        with httpx.Client(base_url=base, timeout=10.0, headers=auth_headers()) as client:
             health = []
             for _ in range(200):
                 t = time.perf_counter()

@@ -35,6 +35,7 @@ from _harness import (
     PYTHON,
     REDIS_PORT,
     Stack,
+    auth_header,
     machine,
     percentile,
     raise_nofile,
@@ -82,7 +83,7 @@ async def client_main(ns: argparse.Namespace, ids: list[str]) -> None:
         writers.append(writer)
         writer.write(
             f"GET /v1/tasks/{task_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{ns.port}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
+            f"Accept: text/event-stream\r\n{auth_header()}\r\n".encode()
         )
         try:
             head = await reader.readuntil(b"\r\n\r\n")

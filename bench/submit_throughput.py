@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from _harness import (
     PYTHON,
     SLEEP_BODY,
     Stack,
+    auth_headers,
     free_port,
     machine,
     percentile,
@@ -55,6 +57,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -143,7 +146,7 @@ async def python_load(url: str, connections: int, warmup: float, duration: float
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     latencies: list[float] = []
     counts = {"non_2xx": 0, "socket_errors": 0}
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=10.0, headers=auth_headers()) as client:
         start = time.perf_counter()
         measure_from = start + warmup
         end = measure_from + duration
@@ -180,7 +183,7 @@ def run_load(
 ) -> Result:
     if tool == "wrk":
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(WRK_SCRIPT % json.dumps(SLEEP_BODY))
+            f.write(WRK_SCRIPT % (json.dumps(SLEEP_BODY), os.environ.get("BENCH_API_KEY", "")))
             lua = f.name
         base = ["wrk", "-t2", f"-c{connections}", "--timeout", "5s", "-s", lua, url]
         subprocess.run([*base, f"-d{max(1, round(warmup))}s"], check=True, capture_output=True)

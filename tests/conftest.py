@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,11 +114,13 @@ def _build_stack(tmp: Path, broker: str, database_url: str) -> Stack:
         "AIA_DATABASE_URL": database_url,
         "AIA_DATA_HOME": str(tmp),
         "AIA_BROKER_URL": RABBITMQ_URL if broker == "rabbitmq" else redis_url,
+        "AIA_SECRET_KEY": secrets.token_urlsafe(48),
     }
     if broker == "rabbitmq":
         _purge_rabbitmq()
     stack = Stack(env=env, workdir=tmp)
     stack.migrate()
+    stack.api_key = stack.create_key("admin")
     stack.start_api()
     stack.start_recorder()
     stack.start_worker(f"default-{broker}")
@@ -151,11 +154,11 @@ def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+    with stack.client() as client:
         yield client
 
 
 @pytest.fixture
 def redis_api(redis_stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=redis_stack.api_url, timeout=30) as client:
+    with redis_stack.client() as client:
         yield client

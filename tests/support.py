@@ -80,6 +80,7 @@ class Stack:
     workdir: Path
     processes: list[Process] = field(default_factory=list)
     api_url: str = ""
+    api_key: str = ""
 
     @property
     def redis_url(self) -> str:
@@ -105,11 +106,35 @@ class Stack:
         return proc
 
     def migrate(self) -> None:
-        subprocess.run(
-            [str(_BIN / "aia"), "db", "upgrade"],
+        self.aia("db", "upgrade")
+
+    def aia(self, *args: str, stdin: str | None = None) -> str:
+        """Run an ``aia`` command in this stack's environment; its standard output."""
+        done = subprocess.run(
+            [str(_BIN / "aia"), *args],
             env={**os.environ, **self.env},
             check=True,
             capture_output=True,
+            text=True,
+            input=stdin,
+        )
+        return done.stdout
+
+    def create_key(self, role: str = "admin", tenant: str = "default") -> str:
+        """A new API key (the ``aia keys create`` command's output)."""
+        name = f"tests-{role}-{time.time_ns()}"
+        return self.aia(
+            "keys", "create", "--tenant", tenant, "--role", role, "--name", name
+        ).strip()
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An HTTP client for the API, authenticated with ``api_key`` (default: the admin's)."""
+        key = api_key or self.api_key
+        return httpx.Client(
+            base_url=self.api_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+            **kwargs,
         )
 
     def start_api(self, env: Mapping[str, str] | None = None) -> tuple[Process, str]:

@@ -115,11 +115,33 @@ def _cmd_dev(ns: argparse.Namespace) -> int:
     return run_dev(api_port=ns.port, flower_port=ns.flower_port)
 
 
+def _cmd_users_create(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import create_user
+
+    return create_user(
+        get_settings(),
+        tenant=ns.tenant,
+        username=ns.username,
+        role=ns.role,
+        password_stdin=ns.password_stdin,
+    )
+
+
+def _cmd_keys_create(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import create_key
+
+    return create_key(get_settings(), tenant=ns.tenant, name=ns.name, role=ns.role)
+
+
 def _cmd_submit(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import read_credentials
     from aia_api.cli.submit import submit
 
+    settings = get_settings()
+    stored = read_credentials(settings)
     return submit(
-        api=ns.api or get_settings().api_url,
+        api=ns.api or stored.get("api_url") or settings.api_url,
+        api_key=ns.api_key or stored.get("api_key"),
         task_type=ns.type,
         data=ns.data,
         watch=ns.watch,
@@ -167,6 +189,28 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=_cmd_db)
 
+    roles = ["viewer", "operator", "admin"]
+    p = sub.add_parser("users", help="manage users")
+    users = p.add_subparsers(dest="users_command", required=True)
+    up = users.add_parser("create", help="create a user (and its tenant if new)")
+    up.add_argument("--tenant", required=True)
+    up.add_argument("--username", required=True)
+    up.add_argument("--role", choices=roles, default="operator")
+    up.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of a prompt",
+    )
+    up.set_defaults(func=_cmd_users_create)
+
+    p = sub.add_parser("keys", help="manage API keys")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    kp = keys.add_parser("create", help="create an API key; printed once")
+    kp.add_argument("--tenant", required=True)
+    kp.add_argument("--name", required=True)
+    kp.add_argument("--role", choices=roles, default="operator")
+    kp.set_defaults(func=_cmd_keys_create)
+
     p = sub.add_parser("dev", help="run the whole system on this machine")
     p.add_argument("--port", type=int, help="API port (default 8000)")
     p.add_argument("--flower-port", type=int, help="Flower port (default 5555)")
@@ -179,7 +223,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--countdown", type=float)
     p.add_argument("--priority", type=int)
     p.add_argument("--idempotency-key")
-    p.add_argument("--api", help="API base URL (default from AIA_API_HOST/AIA_API_PORT)")
+    p.add_argument("--api", help="API base URL (default: aia dev's, else AIA_API_HOST/PORT)")
+    p.add_argument("--api-key", help="API key (default: the one aia dev keeps in the data home)")
     p.set_defaults(func=_cmd_submit)
     return parser
 

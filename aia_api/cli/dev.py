@@ -176,9 +176,16 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
             return 1
 
     settings = Settings(redis_url=env["AIA_REDIS_URL"], data_home=data_home, dev=True)
+    from aia_api.cli.identity import bootstrap_dev_credentials, credentials_path, dev_secret
     from aia_workers.db.migrate import upgrade
 
     upgrade(settings)
+    if not settings.secret_key:
+        # One secret for every process, kept so tokens survive a restart.
+        env["AIA_SECRET_KEY"] = dev_secret(settings)
+        procs.env.update(env)
+    api_url = f"http://127.0.0.1:{api_port}"
+    created = bootstrap_dev_credentials(settings, api_url)
 
     py = sys.executable
     procs.start("api", [py, "-m", "aia_api.cli", "api", "--port", str(api_port)])
@@ -204,7 +211,6 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    api_url = f"http://127.0.0.1:{api_port}"
     ready = _wait_http(f"{api_url}/health", procs) and _wait_http(
         f"http://127.0.0.1:{flower_port}/healthcheck", procs
     )
@@ -220,6 +226,14 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
+    if created is not None:
+        print(
+            "First start: created an admin and an API key (shown once; the CLI reads them "
+            f"from {credentials_path(settings)}):\n"
+            f"  username: admin\n  password: {created['password']}\n"
+            f"  API key:  {created['api_key']}\n",
+            flush=True,
+        )
     code = 0
     while not stop.wait(0.5):
         dead = procs.exited()

@@ -17,6 +17,7 @@ _BAR = 30
 def submit(
     *,
     api: str,
+    api_key: str | None,
     task_type: str,
     data: str,
     watch: bool,
@@ -36,7 +37,8 @@ def submit(
     if priority is not None:
         body["priority"] = priority
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with httpx.Client(base_url=api, timeout=httpx.Timeout(10.0, read=None)) as client:
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=api, timeout=httpx.Timeout(10.0, read=None), headers=auth) as client:
         try:
             response = client.post("/v1/tasks", json=body, headers=headers)
         except httpx.HTTPError as exc:

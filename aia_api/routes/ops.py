@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_api.auth.principal import Unauthenticated
+from aia_api.auth.roles import Permission
+from aia_api.problems import Problem
 from aia_api.services import Services, services
+from aia_api.tenancy import require
 from aia_workers.broker import redis_queue_key
 from aia_workers.observability import WORKERS_KEY
 from aia_workers.states import Queue
@@ -44,6 +49,7 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, d
 
 
 async def status(request: Request) -> Response:
+    require(request, Permission.STATUS_READ)
     svc = services(request)
 
     async def database() -> None:
@@ -115,6 +121,25 @@ async def _workers(svc: Services) -> dict[str, Any]:
 
 async def metrics(request: Request) -> Response:
     svc = services(request)
+    # Prometheus scrapes with the scrape token when one is set; anyone else
+    # needs credentials like on every other route.
+    authorization = request.headers.get("authorization", "")
+    token = svc.settings.metrics_token
+    if not (token and hmac.compare_digest(authorization, f"Bearer {token}")):
+        try:
+            principal = await svc.auth.authenticate(
+                authorization or None, request.headers.get("x-api-key")
+            )
+        except Unauthenticated as exc:
+            raise Problem(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                str(exc),
+                headers={"WWW-Authenticate": 'Bearer realm="aia"'},
+            ) from None
+        if not principal.can(Permission.STATUS_READ):
+            raise Problem(403, "forbidden", "Forbidden", "this needs the status:read permission")
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -21,10 +21,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from aia_api.auth.roles import Permission
 from aia_api.hub import Subscription, SubscriptionLost
 from aia_api.problems import Problem
 from aia_api.services import Services, services
-from aia_api.tenancy import tenant_of
+from aia_api.tenancy import principal_of, require
 from aia_workers.events import channel, events_key
 from aia_workers.states import TERMINAL
 
@@ -101,7 +102,7 @@ async def task_events(request: Request) -> StreamingResponse:
     svc = services(request)
     task_id = request.path_params["task_id"]
     after = _last_event_id(request)
-    view = await svc.tasks.get(tenant_of(request), task_id)
+    view = await svc.tasks.get(require(request, Permission.TASKS_READ).tenant, task_id)
     if view is None:
         raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
     sub = Subscription(svc.settings.subscriber_buffer)
@@ -163,8 +164,12 @@ def _last_event_id(request: Request) -> int:
 async def websocket(ws: WebSocket) -> None:
     """One connection, many tasks: ``{"action": "subscribe"|"unsubscribe", "task_id": ...}``."""
     svc = services(ws)
+    principal = principal_of(ws)
+    if not principal.can(Permission.TASKS_READ):
+        await ws.close(code=1008, reason="this needs the tasks:read permission")
+        return
     await ws.accept()
-    tenant = tenant_of(ws)
+    tenant = principal.tenant
     sub = Subscription(svc.settings.subscriber_buffer)
     svc.metrics.streams.inc()
     reader = asyncio.create_task(_read_commands(ws, sub))

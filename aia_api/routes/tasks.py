@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aia_api.auth.roles import Permission
 from aia_api.body import read_json
 from aia_api.problems import Problem
 from aia_api.services import services
-from aia_api.tenancy import tenant_of
+from aia_api.tenancy import require
 from aia_workers.states import Status
 
 __all__ = ["routes"]
@@ -38,7 +39,8 @@ async def submit(request: Request) -> Response:
             "Invalid Idempotency-Key",
             "the Idempotency-Key header must be 1 to 255 characters",
         )
-    submitted = await svc.tasks.submit(tenant_of(request), body, key)
+    principal = require(request, Permission.TASKS_SUBMIT)
+    submitted = await svc.tasks.submit(principal, body, key)
     view = submitted.view
     if submitted.created:
         svc.metrics.submitted.labels(view["type"], view["queue"]).inc()
@@ -50,13 +52,15 @@ async def submit(request: Request) -> Response:
 
 async def get_task(request: Request) -> Response:
     task_id = request.path_params["task_id"]
-    view = await services(request).tasks.get(tenant_of(request), task_id)
+    tenant = require(request, Permission.TASKS_READ).tenant
+    view = await services(request).tasks.get(tenant, task_id)
     if view is None:
         raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
     return _json(view)
 
 
 async def list_tasks(request: Request) -> Response:
+    tenant = require(request, Permission.TASKS_READ).tenant
     params = request.query_params
     statuses = params.getlist("status")
     unknown = [s for s in statuses if s not in Status.__members__.values()]
@@ -92,7 +96,7 @@ async def list_tasks(request: Request) -> Response:
             ],
         )
     items, cursor = await services(request).tasks.list(
-        tenant_of(request),
+        tenant,
         statuses=statuses,
         types=params.getlist("type"),
         limit=int(raw_limit),
@@ -107,7 +111,8 @@ async def list_tasks(request: Request) -> Response:
 
 async def cancel(request: Request) -> Response:
     task_id = request.path_params["task_id"]
-    view = await services(request).tasks.cancel(tenant_of(request), task_id)
+    tenant = require(request, Permission.TASKS_CANCEL).tenant
+    view = await services(request).tasks.cancel(tenant, task_id)
     return _json(view, 202)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +29,12 @@ def lonely_stack(tmp_path: Path) -> Iterator[Stack]:
             "AIA_DATABASE_URL": f"sqlite:///{tmp_path / 'aia.db'}",
             "AIA_DATA_HOME": str(tmp_path),
             "AIA_VISIBILITY_TIMEOUT_SECONDS": "5",
+            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
         },
         workdir=tmp_path,
     )
     stack.migrate()
+    stack.api_key = stack.create_key("operator")
     stack.start_api()
     yield stack
     stack.stop()
@@ -44,7 +47,7 @@ def _progress_seen(client: httpx.Client, task_id: str) -> bool:
 
 
 def test_sigkilled_worker_task_is_redelivered_and_completes(lonely_stack: Stack) -> None:
-    with httpx.Client(base_url=lonely_stack.api_url, timeout=30) as client:
+    with lonely_stack.client() as client:
         first = lonely_stack.start_worker("doomed", concurrency=1)
         task = submit(client, {"seconds": 3, "steps": 6})
         wait_for(lambda: _progress_seen(client, task["id"]), 20, what="the task to be under way")
@@ -62,7 +65,7 @@ def test_sigkilled_worker_task_is_redelivered_and_completes(lonely_stack: Stack)
 
 
 def test_sigkilled_pool_process_is_requeued_at_once(lonely_stack: Stack) -> None:
-    with httpx.Client(base_url=lonely_stack.api_url, timeout=30) as client:
+    with lonely_stack.client() as client:
         worker = lonely_stack.start_worker("survivor", concurrency=1)
         task = submit(client, {"seconds": 2, "steps": 4})
         wait_for(lambda: _progress_seen(client, task["id"]), 20, what="the task to be under way")

@@ -1,0 +1,1 @@
+"""Identity and access: principals, roles, passwords, tokens and API keys."""

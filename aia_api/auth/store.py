@@ -1,0 +1,261 @@
+"""Tenants, users, API keys and refresh tokens in the database.
+
+Blocking (SQLAlchemy and argon2): the API calls it on worker threads, the CLI
+directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from aia_api.auth.credentials import digest, new_api_key, new_refresh_token
+from aia_api.auth.passwords import hash_password, verify_password
+from aia_api.auth.roles import Role
+from aia_workers.db.models import ApiKey, RefreshToken, Tenant, User
+from aia_workers.errors import AiaError, ConflictError
+
+__all__ = [
+    "ActiveKey",
+    "ActiveUser",
+    "IdentityStore",
+    "RefreshError",
+    "RefreshReuseError",
+]
+
+
+class RefreshError(AiaError):
+    """Raised when a refresh token is unknown, expired or revoked."""
+
+
+class RefreshReuseError(RefreshError):
+    """Raised when a refresh token is presented a second time; its family is revoked."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveUser:
+    id: str
+    tenant: str
+    role: Role
+    mfa_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    id: str
+    tenant: str
+    role: Role
+    expires_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdentityStore:
+    """Identity records; every method opens and commits its own transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, refresh_ttl_seconds: int) -> None:
+        self._sessions = sessions
+        self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+
+    # -- tenants and users ------------------------------------------------------
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
+        with self._sessions.begin() as session:
+            if session.get(Tenant, tenant_id) is None:
+                session.add(Tenant(id=tenant_id, name=name or tenant_id, created_at=_now()))
+
+    def create_user(self, *, tenant: str, username: str, password: str, role: Role) -> ActiveUser:
+        password_hash = hash_password(password)
+        with self._sessions.begin() as session:
+            if session.get(Tenant, tenant) is None:
+                raise ConflictError(f"there is no tenant {tenant!r}; create it first")
+            taken = session.scalars(select(User.id).where(User.username == username)).first()
+            if taken is not None:
+                raise ConflictError(f"the username {username!r} is taken")
+            user = User(
+                id=str(uuid.uuid4()),
+                tenant_id=tenant,
+                username=username,
+                password_hash=password_hash,
+                role=role.value,
+                mfa_enabled=False,
+                created_at=_now(),
+            )
+            session.add(user)
+            return ActiveUser(user.id, tenant, role, mfa_enabled=False)
+
+    def delete_user(self, user_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(User)
+                .where(User.id == user_id, User.deleted_at.is_(None))
+                .values(deleted_at=_now())
+            )
+            session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+
+    def has_users(self) -> bool:
+        with self._sessions() as session:
+            return session.scalars(select(User.id).limit(1)).first() is not None
+
+    def authenticate(self, username: str, password: str) -> ActiveUser | None:
+        """The user, when the password matches an undeleted account."""
+        with self._sessions() as session:
+            user = session.scalars(
+                select(User).where(User.username == username, User.deleted_at.is_(None))
+            ).first()
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            return None
+        return ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+
+    def active_user(self, user_id: str) -> ActiveUser | None:
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            if user is None or user.deleted_at is not None:
+                return None
+            return ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+
+    # -- API keys ---------------------------------------------------------------
+
+    def create_key(
+        self,
+        *,
+        tenant: str,
+        name: str,
+        role: Role,
+        created_by: str | None,
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiKey, str]:
+        """The key's record and, once only, the key itself."""
+        plaintext = new_api_key()
+        with self._sessions.begin() as session:
+            if session.get(Tenant, tenant) is None:
+                raise ConflictError(f"there is no tenant {tenant!r}; create it first")
+            record = ApiKey(
+                id=str(uuid.uuid4()),
+                tenant_id=tenant,
+                name=name,
+                key_hash=digest(plaintext),
+                prefix=plaintext[:12],
+                role=role.value,
+                created_by=created_by,
+                created_at=_now(),
+                expires_at=expires_at,
+            )
+            session.add(record)
+        return record, plaintext
+
+    def active_key(self, key_hash: str) -> ActiveKey | None:
+        with self._sessions() as session:
+            key = session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
+            if key is None or key.revoked_at is not None:
+                return None
+            if key.expires_at is not None and key.expires_at <= _now():
+                return None
+            return ActiveKey(key.id, key.tenant_id, Role(key.role), key.expires_at)
+
+    def list_keys(self, tenant: str) -> list[ApiKey]:
+        with self._sessions() as session:
+            stmt = select(ApiKey).where(ApiKey.tenant_id == tenant).order_by(ApiKey.created_at)
+            return list(session.scalars(stmt))
+
+    def revoke_key(self, tenant: str, key_id: str) -> str | None:
+        """Revoke the key; its hash (for cache invalidation), or None when not found."""
+        with self._sessions.begin() as session:
+            key = session.scalars(
+                select(ApiKey).where(ApiKey.tenant_id == tenant, ApiKey.id == key_id)
+            ).first()
+            if key is None:
+                return None
+            if key.revoked_at is None:
+                key.revoked_at = _now()
+            return key.key_hash
+
+    # -- refresh tokens -----------------------------------------------------------
+
+    def issue_refresh(self, user_id: str, family_id: str | None = None) -> str:
+        plaintext = new_refresh_token()
+        now = _now()
+        with self._sessions.begin() as session:
+            session.add(
+                RefreshToken(
+                    id=str(uuid.uuid4()),
+                    family_id=family_id or str(uuid.uuid4()),
+                    user_id=user_id,
+                    token_hash=digest(plaintext),
+                    created_at=now,
+                    expires_at=now + self._refresh_ttl,
+                )
+            )
+        return plaintext
+
+    def rotate_refresh(self, plaintext: str) -> tuple[ActiveUser, str]:
+        """Spend ``plaintext`` for a new token of the same family.
+
+        A token that was already spent means it was stolen (or replayed): the
+        whole family is revoked, committed, and RefreshReuseError raised.
+        """
+        now = _now()
+        refusal: RefreshError | None = None
+        with self._sessions.begin() as session:
+            token = session.scalars(
+                select(RefreshToken)
+                .where(RefreshToken.token_hash == digest(plaintext))
+                .with_for_update()
+            ).first()
+            if token is None:
+                raise RefreshError("the refresh token is not known")
+            user = session.get(User, token.user_id)
+            if token.used_at is not None or token.revoked_at is not None:
+                session.execute(
+                    update(RefreshToken)
+                    .where(
+                        RefreshToken.family_id == token.family_id,
+                        RefreshToken.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                )
+                # Raised after the commit, so the revocation stands.
+                refusal = (
+                    RefreshReuseError(
+                        "this refresh token was already used; every session it belongs to "
+                        "has been revoked. Log in again."
+                    )
+                    if token.used_at is not None
+                    else RefreshError("the refresh token was revoked; log in again")
+                )
+            elif token.expires_at <= now:
+                refusal = RefreshError("the refresh token has expired; log in again")
+            elif user is None or user.deleted_at is not None:
+                refusal = RefreshError("the account no longer exists")
+            else:
+                token.used_at = now
+                family = token.family_id
+                active = ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+        if refusal is not None:
+            raise refusal
+        return active, self.issue_refresh(active.id, family)
+
+    def revoke_refresh(self, plaintext: str) -> bool:
+        """Log out: revoke the family of ``plaintext``; False when it is unknown."""
+        with self._sessions.begin() as session:
+            token = session.scalars(
+                select(RefreshToken).where(RefreshToken.token_hash == digest(plaintext))
+            ).first()
+            if token is None:
+                return False
+            session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.family_id == token.family_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+            return True

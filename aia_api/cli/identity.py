@@ -1,0 +1,115 @@
+"""``aia users`` and ``aia keys``, and the credentials ``aia dev`` keeps in the data home."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from aia_api.auth.passwords import PasswordPolicyError, check_policy
+from aia_api.auth.roles import Role
+from aia_api.auth.store import IdentityStore
+from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.errors import ConflictError
+from aia_workers.settings import Settings
+
+__all__ = [
+    "bootstrap_dev_credentials",
+    "create_key",
+    "create_user",
+    "credentials_path",
+    "dev_secret",
+    "read_credentials",
+]
+
+
+def _store(settings: Settings) -> IdentityStore:
+    engine = make_engine(settings)
+    return IdentityStore(
+        make_sessionmaker(engine), refresh_ttl_seconds=settings.refresh_token_ttl_seconds
+    )
+
+
+def create_user(
+    settings: Settings, *, tenant: str, username: str, role: str, password_stdin: bool
+) -> int:
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass()
+    try:
+        check_policy(password)
+    except PasswordPolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    store = _store(settings)
+    store.ensure_tenant(tenant)
+    try:
+        user = store.create_user(
+            tenant=tenant, username=username, password=password, role=Role(role)
+        )
+    except ConflictError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"created {role} {username} ({user.id}) in tenant {tenant}")
+    return 0
+
+
+def create_key(settings: Settings, *, tenant: str, name: str, role: str) -> int:
+    store = _store(settings)
+    store.ensure_tenant(tenant)
+    record, plaintext = store.create_key(tenant=tenant, name=name, role=Role(role), created_by=None)
+    print(
+        f"created {role} key {name} ({record.id}) in tenant {tenant}; it is shown once:",
+        file=sys.stderr,
+    )
+    print(plaintext)
+    return 0
+
+
+def credentials_path(settings: Settings) -> Path:
+    return settings.data_home / "credentials.json"
+
+
+def read_credentials(settings: Settings) -> dict[str, Any]:
+    """What ``aia dev`` stored for the CLI, or {} when there is nothing."""
+    try:
+        return dict(json.loads(credentials_path(settings).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def dev_secret(settings: Settings) -> str:
+    """The dev secret key, made once and kept in the data home."""
+    path = settings.data_home / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(48)
+    _write_private(path, secret)
+    return secret
+
+
+def bootstrap_dev_credentials(settings: Settings, api_url: str) -> dict[str, Any] | None:
+    """On a database with no users: an admin and an API key, kept for the CLI.
+
+    Returns the new credentials (to print once), or None when users exist.
+    """
+    store = _store(settings)
+    if store.has_users():
+        return None
+    tenant = "default"
+    store.ensure_tenant(tenant)
+    password = secrets.token_urlsafe(18)
+    store.create_user(tenant=tenant, username="admin", password=password, role=Role.ADMIN)
+    _, key = store.create_key(tenant=tenant, name="aia dev", role=Role.ADMIN, created_by=None)
+    credentials = {"api_url": api_url, "username": "admin", "password": password, "api_key": key}
+    _write_private(credentials_path(settings), json.dumps(credentials, indent=2))
+    return credentials
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
