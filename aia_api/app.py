@@ -16,6 +16,8 @@ from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from aia_api.auth.audit import AuditLog
+from aia_api.auth.limits import LockoutPolicy, Lockouts, RateLimiter
 from aia_api.auth.middleware import AuthMiddleware
 from aia_api.auth.principal import INVALIDATION_CHANNEL, Authenticator
 from aia_api.auth.store import IdentityStore
@@ -23,8 +25,8 @@ from aia_api.auth.tokens import TokenCodec
 from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
+from aia_api.routes import audit, docs, keys, ops, streams, tasks
 from aia_api.routes import auth as auth_routes
-from aia_api.routes import keys, ops, streams, tasks
 from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
 from aia_api.taskservice import TaskService
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             cache_seconds=settings.auth_cache_seconds,
             publish=announce,
         )
+        limiter = RateLimiter(client)
         app.state.services = Services(
             settings=settings,
             redis=client,
@@ -93,6 +96,16 @@ def create_app(settings: Settings) -> Starlette:
             metrics=metrics,
             identity=identity,
             auth=auth,
+            limiter=limiter,
+            audit=AuditLog(sessions),
+            lockouts=Lockouts(
+                client,
+                LockoutPolicy(
+                    max_failures=settings.login_max_failures,
+                    window_seconds=settings.login_failure_window_seconds,
+                    lock_seconds=settings.login_lock_seconds,
+                ),
+            ),
         )
         listener = asyncio.create_task(_follow_revocations(hub, auth), name="aia-revocations")
         _tune_gc()
@@ -102,16 +115,28 @@ def create_app(settings: Settings) -> Starlette:
             listener.cancel()
             with contextlib.suppress(BaseException):
                 await listener
+            await limiter.close()
             await hub.close()
             await hub_client.aclose()
             await client.aclose()
             engine.dispose()
 
     return Starlette(
-        routes=[*auth_routes.routes, *keys.routes, *tasks.routes, *streams.routes, *ops.routes],
+        routes=[
+            *auth_routes.routes,
+            *keys.routes,
+            *tasks.routes,
+            *streams.routes,
+            *ops.routes,
+            *docs.routes,
+            *audit.routes,
+        ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
-            Middleware(AuthMiddleware, public_paths=("/health", "/metrics", *PUBLIC_PATHS)),
+            Middleware(
+                AuthMiddleware,
+                public_paths=("/health", "/metrics", "/openapi.json", "/docs", *PUBLIC_PATHS),
+            ),
         ],
         exception_handlers=exception_handlers(settings.retry_after_seconds),
         lifespan=lifespan,

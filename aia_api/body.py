@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from aia_api.params import parse_count
 from aia_api.problems import Problem, field_errors
 
 __all__ = ["parse_model", "read_json"]
@@ -26,7 +27,8 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             f"send the body as application/json (got {media_type or 'no content type'})",
         )
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > max_bytes:
         raise _too_large(max_bytes)
     chunks = bytearray()
     async for chunk in request.stream():

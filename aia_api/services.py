@@ -9,6 +9,8 @@ from celery import Celery
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from aia_api.auth.audit import AuditLog
+from aia_api.auth.limits import Lockouts, RateLimiter
 from aia_api.auth.principal import Authenticator
 from aia_api.auth.store import IdentityStore
 from aia_api.hub import Hub
@@ -30,6 +32,9 @@ class Services:
     metrics: ApiMetrics
     identity: IdentityStore
     auth: Authenticator
+    limiter: RateLimiter
+    lockouts: Lockouts
+    audit: AuditLog
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -182,8 +182,18 @@ class TaskService:
             eta=eta.isoformat() if eta else None,
             sent_channel=self._sent_channel,
             sent_message=sent,
+            max_inflight=self._settings.tenant_max_inflight,
         )
         kind, ident = (_text(v) for v in await self._submit(keys=keys, args=args))
+        if kind == "busy":
+            raise Problem(
+                429,
+                "too-many-tasks-in-flight",
+                "Too many tasks in flight",
+                f"your tenant has {ident} tasks queued or running, the most allowed at once "
+                f"({self._settings.tenant_max_inflight}); wait for some to finish",
+                headers={"Retry-After": str(self._settings.retry_after_seconds)},
+            )
         if kind == "conflict":
             raise Problem(
                 409,

@@ -27,6 +27,14 @@ def require(conn: HTTPConnection, permission: Permission | str) -> Principal:
     """The caller, when allowed ``permission``; else a 403 Problem naming it."""
     principal = principal_of(conn)
     if not principal.can(permission):
+        conn.app.state.services.audit.record_soon(
+            "permission.denied",
+            "failure",
+            tenant=principal.tenant,
+            actor=f"{principal.kind}:{principal.id}",
+            client_address=conn.client.host if conn.client else None,
+            detail={"permission": str(permission), "path": conn.url.path},
+        )
         raise Problem(
             403,
             "forbidden",

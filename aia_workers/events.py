@@ -29,6 +29,7 @@ __all__ = [
     "dumps",
     "events_key",
     "idempotency_key",
+    "inflight_key",
     "submit_args",
     "task_key",
     "transition_args",
@@ -47,6 +48,10 @@ def events_key(task_id: str) -> str:
 
 def channel(task_id: str) -> str:
     return f"aia:task:{task_id}:live"
+
+
+def inflight_key(tenant: str) -> str:
+    return f"aia:inflight:{tenant}"
 
 
 def idempotency_key(tenant: str, key_digest: str) -> str:
@@ -108,11 +113,17 @@ if ARGV[12] ~= '0' then
     if string.sub(prior, sep + 1) == ARGV[11] then return {'replay', prior_id} end
     return {'conflict', prior_id}
   end
+end
+local inflight = tonumber(redis.call('GET', KEYS[6]) or '0')
+if inflight >= tonumber(ARGV[19]) then return {'busy', tostring(inflight)} end
+redis.call('INCR', KEYS[6])
+if ARGV[12] ~= '0' then
   redis.call('SET', KEYS[4], ARGV[1] .. '|' .. ARGV[11], 'EX', ARGV[12])
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[2], 'type', ARGV[3],
   'queue', ARGV[4], 'status', 'queued', 'payload', ARGV[10], 'created_at', ARGV[5],
-  'updated_at', ARGV[5], 'attempts', 0, 'seq', 1, 'priority', ARGV[14], 'eta', ARGV[15])
+  'updated_at', ARGV[5], 'attempts', 0, 'seq', 1, 'priority', ARGV[14], 'eta', ARGV[15],
+  'counted', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 local event = '{"task_id":"' .. ARGV[1] .. '","seq":1,"event":"queued","status":"queued","time":'
   .. ARGV[5] .. ',"data":' .. ARGV[16] .. '}'
@@ -153,6 +164,10 @@ if ARGV[2] == 'started' then
 end
 if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
+  -- The tenant's count of tasks in flight, kept by submit.
+  if redis.call('HGET', KEYS[1], 'counted') == '1' then
+    redis.call('DECR', 'aia:inflight:' .. redis.call('HGET', KEYS[1], 'tenant'))
+  end
 end
 local event = '{"task_id":"' .. ARGV[1] .. '","seq":' .. seq .. ',"event":"' .. ARGV[2]
   .. '","status":"' .. status .. '","time":' .. ARGV[4] .. ',"data":' .. data .. '}'
@@ -184,13 +199,15 @@ def submit_args(
     eta: str | None,
     sent_channel: str = "",
     sent_message: str = "",
+    max_inflight: int = 1_000_000_000,
 ) -> tuple[list[str], list[str | int | float]]:
     """KEYS and ARGV for SUBMIT_LUA.
 
     ``broker_message`` is the Celery message to LPUSH onto ``broker_key`` in the
     same atomic step, or ``""`` when the caller enqueues through another broker;
     ``sent_message`` is Celery's ``task-sent`` event for monitors, published on
-    ``sent_channel``.
+    ``sent_channel``. A tenant with ``max_inflight`` tasks queued or running
+    gets ``busy`` instead.
     """
     data = dumps({"type": type_name, "queue": queue, "priority": priority, "eta": eta})
     keys = [
@@ -199,6 +216,7 @@ def submit_args(
         RECORDER_STREAM,
         idempotency_key or "aia:idem:none",
         broker_key or "aia:broker:none",
+        inflight_key(tenant),
     ]
     args: list[str | int | float] = [
         task_id,
@@ -219,6 +237,7 @@ def submit_args(
         data,
         sent_channel,
         sent_message,
+        max_inflight,
     ]
     return keys, args
 

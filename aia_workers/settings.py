@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     # When set, Prometheus may scrape /metrics with this bearer token alone.
     metrics_token: str = ""
 
+    rate_limit_per_minute: int = Field(default=60_000, ge=1)
+    # The public login routes, per client address.
+    auth_rate_limit_per_minute: int = Field(default=30, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_address_max_failures: int = Field(default=20, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lock_seconds: int = Field(default=900, ge=1)
+    tenant_max_inflight: int = Field(default=10_000, ge=1)
+    # "user:password" for Flower's basic auth; required outside dev mode.
+    flower_basic_auth: str = ""
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_port: int = 5555

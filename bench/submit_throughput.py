@@ -12,7 +12,10 @@ after a short warm-up:
                the same two cores.
 * aia_api    - the same API with the recorder elsewhere (not running here): its
                events wait in the stream, as they do for a recorder on another
-               machine.
+               machine. Callers use an API key.
+* aia_jwt    - as aia_api, with a JWT access token instead of the API key.
+* aia_noauth - as aia_api, with authentication and rate limiting taken out (a
+               fixed principal): what they cost is aia_noauth against the two above.
 * send_task  - a bare Starlette handler calling Celery's ``app.send_task`` on the
                event loop (blocking it), as a naive API would.
 
@@ -37,7 +40,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from _harness import (
+    AIA,
     DEFAULT_REDIS_DB,
     PYTHON,
     SLEEP_BODY,
@@ -49,7 +54,8 @@ from _harness import (
     wait_http,
 )
 
-TARGETS = ("ceiling", "ceiling_gc", "aia", "aia_api", "send_task")
+TARGETS = ("ceiling", "ceiling_gc", "aia", "aia_api", "aia_jwt", "aia_noauth", "send_task")
+GOAL_AUTH_COST = 0.10
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
 
@@ -100,6 +106,9 @@ def serve(kind: str, port: int) -> None:
 
     settings = get_settings()
 
+    if kind == "aia_noauth":
+        _serve_aia_without_auth(port)
+        return
     if kind in ("lpush", "lpush_gc"):
         client = aioredis.Redis.from_url(settings.redis_url, max_connections=512)
 
@@ -134,6 +143,37 @@ def serve(kind: str, port: int) -> None:
         from aia_api.app import _tune_gc
 
         _tune_gc()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def _serve_aia_without_auth(port: int) -> None:
+    """AIA's app with a fixed principal in place of authentication and rate limits."""
+    import uvicorn
+    from starlette.middleware import Middleware
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from aia_api.app import create_app
+    from aia_api.auth.middleware import AuthMiddleware
+    from aia_api.auth.principal import Principal
+    from aia_api.auth.roles import Role
+    from aia_workers.settings import get_settings
+
+    principal = Principal("key", "bench", "default", Role.ADMIN)
+
+    class FixedPrincipal:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            state = scope.setdefault("state", {})
+            state["principal"] = principal
+            state["tenant"] = principal.tenant
+            await self.app(scope, receive, send)
+
+    app = create_app(get_settings())
+    app.user_middleware = [
+        Middleware(FixedPrincipal) if m.cls is AuthMiddleware else m for m in app.user_middleware
+    ]
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -179,11 +219,17 @@ async def python_load(url: str, connections: int, warmup: float, duration: float
 
 
 def run_load(
-    tool: str, target: str, url: str, connections: int, warmup: float, duration: float
+    tool: str,
+    target: str,
+    url: str,
+    connections: int,
+    warmup: float,
+    duration: float,
+    credential: str,
 ) -> Result:
     if tool == "wrk":
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(WRK_SCRIPT % (json.dumps(SLEEP_BODY), os.environ.get("BENCH_API_KEY", "")))
+            f.write(WRK_SCRIPT % (json.dumps(SLEEP_BODY), credential))
             lua = f.name
         base = ["wrk", "-t2", f"-c{connections}", "--timeout", "5s", "-s", lua, url]
         subprocess.run([*base, f"-d{max(1, round(warmup))}s"], check=True, capture_output=True)
@@ -196,7 +242,8 @@ def run_load(
     else:
         argv = [PYTHON, __file__, "--load", url, "--connections", str(connections)]
         argv += ["--warmup", str(warmup), "--duration", str(duration)]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        env = {**os.environ, "BENCH_API_KEY": credential}
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout
         data = json.loads(out.strip().splitlines()[-1])
     return Result(
         target=target,
@@ -209,11 +256,42 @@ def run_load(
     )
 
 
+def _access_token(stack: Stack, base: str) -> str:
+    """Log in as a fresh operator; the access token outlives a run by minutes."""
+    password = "bench password " + uuid.uuid4().hex
+    username = f"bench-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            AIA,
+            "users",
+            "create",
+            "--tenant",
+            "default",
+            "--username",
+            username,
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    answer = httpx.post(f"{base}/v1/auth/token", json={"username": username, "password": password})
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
 def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -> Result:
     stack.redis.flushdb()
     recorder = stack.start_recorder() if target == "aia" else None
-    if target in ("aia", "aia_api"):
+    credential = stack.api_key
+    if target in ("aia", "aia_api", "aia_jwt"):
         proc, base = stack.start_api(f"api-{target}")
+        if target == "aia_jwt":
+            credential = _access_token(stack, base)
     else:
         port = free_port()
         kind = {"ceiling": "lpush", "ceiling_gc": "lpush_gc"}.get(target, target)
@@ -221,7 +299,9 @@ def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", proc)
     try:
-        result = run_load(tool, target, f"{base}/v1/tasks", ns.connections, ns.warmup, ns.duration)
+        result = run_load(
+            tool, target, f"{base}/v1/tasks", ns.connections, ns.warmup, ns.duration, credential
+        )
         queued = stack.redis.llen("bench:ceiling" if target.startswith("ceiling") else "default")
         print(
             f"  {target:<10} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
@@ -288,6 +368,15 @@ def main() -> int:
     tuned = results["ceiling_gc"].rps
     if tuned:
         print(f"      against the GC-tuned ceiling: {aia.rps / tuned:.2f} x")
+    bare = results["aia_noauth"].rps
+    if bare:
+        costs = {t: 1 - results[t].rps / bare for t in ("aia_api", "aia_jwt")}
+        met_auth = all(c < GOAL_AUTH_COST for c in costs.values())
+        print(
+            f"goal: authentication and rate limiting cost < {GOAL_AUTH_COST:.0%} of throughput -> "
+            f"API key {costs['aia_api']:.1%}, JWT {costs['aia_jwt']:.1%}: "
+            f"{'met' if met_auth else 'NOT met'}"
+        )
     return 0
 
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 
+import redis.exceptions
 import sqlalchemy.exc
 from starlette.datastructures import Headers, QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aia_api.auth.principal import Unauthenticated
+from aia_api.auth.limits import Quota
+from aia_api.auth.principal import Principal, Unauthenticated
 from aia_api.problems import Problem, problem_response, unavailable
+from aia_api.services import Services
 
 __all__ = ["AuthMiddleware"]
 
+log = logging.getLogger(__name__)
+
 _DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class AuthMiddleware:
@@ -24,29 +31,43 @@ class AuthMiddleware:
         self.public_paths = frozenset(public_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        authorization = headers.get("authorization")
-        api_key = headers.get("x-api-key")
-        if scope["type"] == "websocket" and not (authorization or api_key):
-            # Browsers cannot set headers on a WebSocket handshake.
-            token = QueryParams(scope.get("query_string", b"")).get("access_token")
-            authorization = f"Bearer {token}" if token else None
-        services = scope["app"].state.services
+        services: Services = scope["app"].state.services
+        settings = services.settings
+        path = scope["path"]
         try:
-            # The app's authenticator is made in its lifespan, after this middleware.
-            principal = await services.auth.authenticate(authorization, api_key)
+            if path in self.public_paths:
+                if not path.startswith("/v1/auth/"):
+                    await self.app(scope, receive, send)
+                    return
+                # Logins are rate limited per client address, and tightly.
+                client = scope.get("client")
+                address = client[0] if client else "unknown"
+                quota = await self._quota(
+                    services, f"addr:{address}", settings.auth_rate_limit_per_minute
+                )
+            else:
+                principal = await self._authenticate(scope, services)
+                state = scope.setdefault("state", {})
+                state["principal"] = principal
+                state["tenant"] = principal.tenant
+                quota = await self._quota(
+                    services, f"{principal.kind}:{principal.id}", settings.rate_limit_per_minute
+                )
         except _DATABASE_DOWN:
             # Outside the app's exception handlers, so answered here.
-            problem = unavailable("The database", services.settings.retry_after_seconds)
-            await self._refuse(scope, receive, send, problem)
+            await self._refuse(
+                scope, receive, send, unavailable("The database", settings.retry_after_seconds)
+            )
+            return
+        except _REDIS_DOWN:
+            await self._refuse(
+                scope, receive, send, unavailable("Redis", settings.retry_after_seconds)
+            )
             return
         except Unauthenticated as exc:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008, "reason": str(exc)[:120]})
-                return
             problem = Problem(
                 401,
                 "unauthenticated",
@@ -54,16 +75,53 @@ class AuthMiddleware:
                 str(exc),
                 headers={"WWW-Authenticate": 'Bearer realm="aia"'},
             )
-            await self._refuse(scope, receive, send, problem)
+            await self._refuse(scope, receive, send, problem, ws_code=1008)
             return
-        state = scope.setdefault("state", {})
-        state["principal"] = principal
-        state["tenant"] = principal.tenant
-        await self.app(scope, receive, send)
+        if quota is not None and quota.exceeded:
+            problem = Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"more than {quota.limit} requests a minute; try again in {quota.reset_seconds} s",
+                headers={**quota.headers(), "Retry-After": str(quota.reset_seconds)},
+            )
+            await self._refuse(scope, receive, send, problem, ws_code=1013)
+            return
+        if quota is None:
+            await self.app(scope, receive, send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
+
+        async def with_quota(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_quota)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
+    async def _quota(services: Services, subject: str, limit: int) -> Quota | None:
+        # Counted here and shared through Redis in the background: with Redis
+        # away the limit still holds within this process, /status can still say
+        # what is wrong, and routes that need Redis answer 503 themselves.
+        return services.limiter.hit(subject, limit)
+
+    @staticmethod
+    async def _authenticate(scope: Scope, services: Services) -> Principal:
+        headers = Headers(scope=scope)
+        authorization = headers.get("authorization")
+        api_key = headers.get("x-api-key")
+        if scope["type"] == "websocket" and not (authorization or api_key):
+            # Browsers cannot set headers on a WebSocket handshake.
+            token = QueryParams(scope.get("query_string", b"")).get("access_token")
+            authorization = f"Bearer {token}" if token else None
+        return await services.auth.authenticate(authorization, api_key)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, problem: Problem, *, ws_code: int = 1011
+    ) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1011, "reason": problem.detail[:120]})
+            await send({"type": "websocket.close", "code": ws_code, "reason": problem.detail[:120]})
             return
         await problem_response(problem, scope["path"])(scope, receive, send)

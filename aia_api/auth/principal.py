@@ -17,12 +17,13 @@ import anyio.to_thread
 from aia_api.auth.credentials import API_KEY_PREFIX, digest
 from aia_api.auth.roles import Permission, Role, permissions_for
 from aia_api.auth.store import ActiveKey, ActiveUser, IdentityStore
-from aia_api.auth.tokens import InvalidTokenError, TokenCodec
+from aia_api.auth.tokens import AccessClaims, InvalidTokenError, TokenCodec
 from aia_workers.errors import AiaError
 
 __all__ = ["INVALIDATION_CHANNEL", "Authenticator", "Principal", "Unauthenticated"]
 
 INVALIDATION_CHANNEL = "aia:auth:invalidate"
+_MAX_VERIFIED = 10_000
 
 
 class Unauthenticated(AiaError):
@@ -85,6 +86,8 @@ class Authenticator:
         self._store = store
         self._keys = _TTLCache(cache_seconds)
         self._users = _TTLCache(cache_seconds)
+        # A client sends the same token until it expires: verify its signature once.
+        self._verified: dict[str, AccessClaims] = {}
         self._publish = publish
 
     async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
@@ -115,10 +118,16 @@ class Authenticator:
         return Principal("key", active.id, active.tenant, active.role)
 
     async def _token_principal(self, token: str) -> Principal:
-        try:
-            claims = self.codec.verify(token)
-        except InvalidTokenError as exc:
-            raise Unauthenticated(str(exc)) from None
+        claims = self._verified.get(token)
+        if claims is None or claims.expires_at <= time.time():
+            try:
+                claims = self.codec.verify(token)
+            except InvalidTokenError as exc:
+                self._verified.pop(token, None)
+                raise Unauthenticated(str(exc)) from None
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[token] = claims
         hit, active = self._users.get(claims.subject)
         if not hit:
             active = await anyio.to_thread.run_sync(self._store.active_user, claims.subject)
@@ -140,6 +149,7 @@ class Authenticator:
         else:
             self._keys.clear()
             self._users.clear()
+            self._verified.clear()
 
     async def revoked(self, message: str) -> None:
         """Forget here at once, then tell the other API processes."""

@@ -6,10 +6,12 @@ directly.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +37,11 @@ class RefreshError(AiaError):
 class RefreshReuseError(RefreshError):
     """Raised when a refresh token is presented a second time; its family is revoked."""
 
+    def __init__(self, message: str, *, user_id: str, tenant: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.tenant = tenant
+
 
 @dataclass(frozen=True, slots=True)
 class ActiveUser:
@@ -50,6 +57,9 @@ class ActiveKey:
     tenant: str
     role: Role
     expires_at: datetime | None
+
+
+_RECOVERY_CODES = 10
 
 
 def _now() -> datetime:
@@ -117,12 +127,60 @@ class IdentityStore:
             return None
         return ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
 
+    def tenant_of_username(self, username: str) -> str | None:
+        """The tenant of an account, for the audit log of a failed login."""
+        with self._sessions() as session:
+            return session.scalars(select(User.tenant_id).where(User.username == username)).first()
+
     def active_user(self, user_id: str) -> ActiveUser | None:
         with self._sessions() as session:
             user = session.get(User, user_id)
             if user is None or user.deleted_at is not None:
                 return None
             return ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+
+    # -- MFA ----------------------------------------------------------------------
+
+    def start_mfa(self, user_id: str) -> tuple[str, str]:
+        """A new TOTP secret (not yet in force) and its otpauth:// URI."""
+        secret = pyotp.random_base32()
+        with self._sessions.begin() as session:
+            user = session.get(User, user_id)
+            if user is None or user.deleted_at is not None:
+                raise ConflictError("the account no longer exists")
+            if user.mfa_enabled:
+                raise ConflictError("MFA is already on for this account")
+            user.mfa_secret = secret
+            uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="AIA")
+        return secret, uri
+
+    def confirm_mfa(self, user_id: str, code: str) -> list[str] | None:
+        """Turn MFA on when ``code`` matches the pending secret; the recovery codes, once."""
+        with self._sessions.begin() as session:
+            user = session.get(User, user_id)
+            if user is None or user.mfa_enabled or not user.mfa_secret:
+                return None
+            if not pyotp.TOTP(user.mfa_secret).verify(code, valid_window=1):
+                return None
+            codes = [secrets.token_hex(5) for _ in range(_RECOVERY_CODES)]
+            user.recovery_codes = [digest(c) for c in codes]
+            user.mfa_enabled = True
+        return codes
+
+    def check_second_factor(self, user_id: str, code: str) -> bool:
+        """A current TOTP code, or an unused recovery code (which is then spent)."""
+        with self._sessions.begin() as session:
+            user = session.get(User, user_id)
+            if user is None or not user.mfa_enabled or not user.mfa_secret:
+                return False
+            if pyotp.TOTP(user.mfa_secret).verify(code.replace(" ", ""), valid_window=1):
+                return True
+            remaining = list(user.recovery_codes or [])
+            if digest(code.strip().lower()) in remaining:
+                remaining.remove(digest(code.strip().lower()))
+                user.recovery_codes = remaining
+                return True
+            return False
 
     # -- API keys ---------------------------------------------------------------
 
@@ -228,7 +286,9 @@ class IdentityStore:
                 refusal = (
                     RefreshReuseError(
                         "this refresh token was already used; every session it belongs to "
-                        "has been revoked. Log in again."
+                        "has been revoked. Log in again.",
+                        user_id=token.user_id,
+                        tenant=user.tenant_id if user is not None else "",
                     )
                     if token.used_at is not None
                     else RefreshError("the refresh token was revoked; log in again")

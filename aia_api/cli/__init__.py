@@ -55,8 +55,19 @@ def _cmd_beat(ns: argparse.Namespace) -> int:
 
 
 def _cmd_flower(ns: argparse.Namespace) -> int:
-    port = ns.port or get_settings().flower_port
-    _exec_celery(["flower", f"--port={port}", f"--address={ns.address}"])
+    settings = get_settings()
+    port = ns.port or settings.flower_port
+    args = ["flower", f"--port={port}", f"--address={ns.address}"]
+    if settings.flower_basic_auth:
+        args.append(f"--basic-auth={settings.flower_basic_auth}")
+    elif not settings.dev:
+        print(
+            "Flower shows every task's arguments: set AIA_FLOWER_BASIC_AUTH=user:password "
+            "(AIA_DEV=1 runs it open on a development machine)",
+            file=sys.stderr,
+        )
+        return 2
+    _exec_celery(args)
     return 0
 
 

@@ -176,7 +176,12 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
             return 1
 
     settings = Settings(redis_url=env["AIA_REDIS_URL"], data_home=data_home, dev=True)
-    from aia_api.cli.identity import bootstrap_dev_credentials, credentials_path, dev_secret
+    from aia_api.cli.identity import (
+        bootstrap_dev_credentials,
+        credentials_path,
+        dev_secret,
+        read_credentials,
+    )
     from aia_workers.db.migrate import upgrade
 
     upgrade(settings)
@@ -186,6 +191,11 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         procs.env.update(env)
     api_url = f"http://127.0.0.1:{api_port}"
     created = bootstrap_dev_credentials(settings, api_url)
+    stored = read_credentials(settings)
+    if not settings.flower_basic_auth and stored.get("password"):
+        # Flower behind the dev admin's name and password.
+        env["AIA_FLOWER_BASIC_AUTH"] = f"admin:{stored['password']}"
+        procs.env.update(env)
 
     py = sys.executable
     procs.start("api", [py, "-m", "aia_api.cli", "api", "--port", str(api_port)])

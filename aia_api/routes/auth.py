@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_api.auth.principal import Principal
 from aia_api.auth.store import ActiveUser, RefreshError, RefreshReuseError
 from aia_api.body import parse_model, read_json
 from aia_api.problems import Problem
 from aia_api.services import Services, services
+from aia_api.tenancy import principal_of
+from aia_workers.errors import ConflictError
 
 __all__ = ["PUBLIC_PATHS", "routes"]
 
@@ -56,12 +61,60 @@ def _tokens(svc: Services, user: ActiveUser, refresh: str) -> Response:
     )
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def token(request: Request) -> Response:
     svc = services(request)
     body = parse_model(TokenRequest, await read_json(request, svc.settings.max_body_bytes))
+    address = _address(request)
+    account, origin = f"user:{body.username}", f"addr:{address}"
+    tenant = await anyio.to_thread.run_sync(svc.identity.tenant_of_username, body.username)
+    audit: dict[str, Any] = {"tenant": tenant, "actor": body.username, "client_address": address}
+    locked = await svc.lockouts.locked_for(account, origin)
+    if locked:
+        # Refused before the password is even looked at: the right one does not help.
+        await svc.audit.record("login", "locked", **audit)
+        raise Problem(
+            429,
+            "locked-out",
+            "Too many failed logins",
+            f"too many failed logins for this account or address; try again in {locked} s",
+            headers={"Retry-After": str(locked)},
+        )
     user = await anyio.to_thread.run_sync(svc.identity.authenticate, body.username, body.password)
     if user is None:
+        await svc.audit.record("login", "failure", **audit)
+        locked_account = await svc.lockouts.failed(account)
+        locked_origin = await svc.lockouts.failed(
+            origin, max_failures=svc.settings.login_address_max_failures
+        )
+        if locked_account or locked_origin:
+            await svc.audit.record(
+                "lockout",
+                "success",
+                **audit,
+                detail={"account": locked_account, "address": locked_origin},
+            )
         raise _unauthorized("the username or password is wrong")
+    if user.mfa_enabled:
+        verified = body.totp is not None and await anyio.to_thread.run_sync(
+            svc.identity.check_second_factor, user.id, body.totp
+        )
+        if not verified:
+            await svc.audit.record("login", "failure", **audit, detail={"reason": "mfa"})
+            await svc.lockouts.failed(account)
+            raise Problem(
+                401,
+                "mfa-required",
+                "A second factor is needed",
+                "this account uses MFA: send the current code from the authenticator app "
+                "(or a recovery code) as totp",
+                headers={"WWW-Authenticate": 'Bearer realm="aia"'},
+            )
+    await svc.lockouts.succeeded(account)
+    await svc.audit.record("login", "success", **audit)
     refresh = await anyio.to_thread.run_sync(svc.identity.issue_refresh, user.id)
     return _tokens(svc, user, refresh)
 
@@ -74,6 +127,14 @@ async def refresh(request: Request) -> Response:
             svc.identity.rotate_refresh, body.refresh_token
         )
     except RefreshReuseError as exc:
+        await svc.audit.record(
+            "refresh.reuse",
+            "failure",
+            tenant=exc.tenant or None,
+            actor=exc.user_id,
+            client_address=_address(request),
+            detail={"family_revoked": True},
+        )
         raise _unauthorized(str(exc)) from None
     except RefreshError as exc:
         raise _unauthorized(str(exc)) from None
@@ -92,4 +153,69 @@ routes = [
     Route("/v1/auth/token", token, methods=["POST"]),
     Route("/v1/auth/refresh", refresh, methods=["POST"]),
     Route("/v1/auth/logout", logout, methods=["POST"]),
+]
+
+
+class CodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=6, max_length=16)
+
+
+def _user_principal(request: Request) -> Principal:
+    principal = principal_of(request)
+    if principal.kind != "user":
+        raise Problem(
+            403, "forbidden", "Forbidden", "MFA belongs to a person: log in with a password first"
+        )
+    return principal
+
+
+async def mfa_enroll(request: Request) -> Response:
+    principal = _user_principal(request)
+    svc = services(request)
+    try:
+        secret, uri = await anyio.to_thread.run_sync(svc.identity.start_mfa, principal.id)
+    except ConflictError as exc:
+        raise Problem(409, "mfa-conflict", "MFA conflict", str(exc)) from None
+    await svc.audit.record(
+        "mfa.enroll",
+        "success",
+        tenant=principal.tenant,
+        actor=principal.id,
+        client_address=_address(request),
+    )
+    return JSONResponse(
+        {"secret": secret, "otpauth_uri": uri}, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def mfa_verify(request: Request) -> Response:
+    principal = _user_principal(request)
+    svc = services(request)
+    body = parse_model(CodeRequest, await read_json(request, svc.settings.max_body_bytes))
+    codes = await anyio.to_thread.run_sync(svc.identity.confirm_mfa, principal.id, body.code)
+    outcome = "success" if codes else "failure"
+    await svc.audit.record(
+        "mfa.enable",
+        outcome,
+        tenant=principal.tenant,
+        actor=principal.id,
+        client_address=_address(request),
+    )
+    if not codes:
+        raise Problem(
+            422,
+            "mfa-code-invalid",
+            "Code not accepted",
+            "the code does not match; enroll first, and send the code your app shows now",
+        )
+    return JSONResponse(
+        {"mfa_enabled": True, "recovery_codes": codes}, headers={"Cache-Control": "no-store"}
+    )
+
+
+routes += [
+    Route("/v1/auth/mfa/enroll", mfa_enroll, methods=["POST"]),
+    Route("/v1/auth/mfa/verify", mfa_verify, methods=["POST"]),
 ]

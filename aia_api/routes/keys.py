@@ -64,6 +64,14 @@ async def create_key(request: Request) -> Response:
             expires_at=expires,
         )
     )
+    await svc.audit.record(
+        "key.create",
+        "success",
+        tenant=principal.tenant,
+        actor=f"{principal.kind}:{principal.id}",
+        client_address=request.client.host if request.client else None,
+        detail={"key_id": record.id, "role": record.role, "name": record.name},
+    )
     view = _view(record) | {"key": plaintext}
     return JSONResponse(
         view,
@@ -86,6 +94,14 @@ async def revoke_key(request: Request) -> Response:
     if key_hash is None:
         raise Problem(404, "key-not-found", "API key not found", f"there is no API key {key_id}")
     await svc.auth.revoked(f"key:{key_hash}")
+    await svc.audit.record(
+        "key.revoke",
+        "success",
+        tenant=principal.tenant,
+        actor=f"{principal.kind}:{principal.id}",
+        client_address=request.client.host if request.client else None,
+        detail={"key_id": key_id},
+    )
     return Response(status_code=204)
 
 

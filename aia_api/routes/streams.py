@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aia_api.auth.roles import Permission
 from aia_api.hub import Subscription, SubscriptionLost
+from aia_api.params import parse_count
 from aia_api.problems import Problem
 from aia_api.services import Services, services
 from aia_api.tenancy import principal_of, require
@@ -151,14 +152,15 @@ async def task_events(request: Request) -> StreamingResponse:
 
 def _last_event_id(request: Request) -> int:
     raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    if not raw.isdigit():
+    after = parse_count(raw)
+    if after is None:
         raise Problem(
             400,
             "invalid-last-event-id",
             "Invalid Last-Event-ID",
             "Last-Event-ID (or ?after=) must be the id of an event this stream sent",
         )
-    return int(raw)
+    return after
 
 
 async def websocket(ws: WebSocket) -> None:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from aia_api.auth.roles import Permission
 from aia_api.body import read_json
+from aia_api.params import page_limit
 from aia_api.problems import Problem
 from aia_api.services import services
 from aia_api.tenancy import require
@@ -79,27 +80,12 @@ async def list_tasks(request: Request) -> Response:
                 }
             ],
         )
-    raw_limit = params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= _MAX_PAGE:
-        raise Problem(
-            422,
-            "validation-error",
-            "Invalid request",
-            f"limit must be a whole number from 1 to {_MAX_PAGE}",
-            errors=[
-                {
-                    "loc": ["query", "limit"],
-                    "pointer": "/query/limit",
-                    "message": f"must be 1-{_MAX_PAGE}",
-                    "type": "range",
-                }
-            ],
-        )
+    limit = page_limit(params, _MAX_PAGE)
     items, cursor = await services(request).tasks.list(
         tenant,
         statuses=statuses,
         types=params.getlist("type"),
-        limit=int(raw_limit),
+        limit=limit,
         cursor=params.get("cursor") or None,
     )
     links = {"self": str(request.url.path)}

@@ -9,7 +9,16 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Stri
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKey", "Base", "RefreshToken", "TaskRecord", "Tenant", "UTCDateTime", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "RefreshToken",
+    "TaskRecord",
+    "Tenant",
+    "UTCDateTime",
+    "User",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -83,6 +92,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     mfa_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # SHA-256 digests of the unused one-time recovery codes.
+    recovery_codes: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -117,3 +128,19 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEvent(Base):
+    """An append-only record of a security-relevant event."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

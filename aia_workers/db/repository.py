@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from aia_workers.db.cursors import InvalidCursorError, decode_cursor, encode_cursor
 from aia_workers.db.models import TaskRecord
-from aia_workers.errors import AiaError
 
 __all__ = ["InvalidCursorError", "TaskPage", "TaskRepository"]
-
-
-class InvalidCursorError(AiaError):
-    """Raised when a pagination cursor was not made by this API or was altered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +48,7 @@ class TaskRepository:
         if types:
             stmt = stmt.where(TaskRecord.type.in_(types))
         if cursor:
-            created, last_id = _decode_cursor(cursor)
+            created, last_id = decode_cursor(cursor)
             stmt = stmt.where(
                 or_(
                     TaskRecord.created_at < created,
@@ -67,24 +59,5 @@ class TaskRepository:
         rows = list(self._session.scalars(stmt))
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]) if more and rows else None
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return TaskPage(rows, next_cursor)
-
-
-def _encode_cursor(row: TaskRecord) -> str:
-    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_text, last_id = json.loads(raw)
-        created = datetime.fromisoformat(created_text)
-        if created.tzinfo is None or not isinstance(last_id, str):
-            raise ValueError("incomplete cursor")
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise InvalidCursorError(
-            "the cursor is not one this API returned; start again without it"
-        ) from exc
-    return created, last_id

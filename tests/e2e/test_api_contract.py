@@ -299,6 +299,7 @@ def test_redis_down_gives_503_with_retry_after(redis_stack: Stack) -> None:
             assert status.json()["checks"]["redis"]["ok"] is False
             # Validation still answers without Redis: bad input is the caller's 4xx.
             assert client.post("/v1/tasks", json={"type": "nope"}).status_code == 422
+            assert client.get("/health").status_code == 200
     finally:
         proc.stop()
 
