@@ -41,6 +41,14 @@ class Quota:
     def exceeded(self) -> bool:
         return self.remaining < 0
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The RateLimit-* headers as ASGI wants them."""
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % max(self.remaining, 0)),
+            (b"ratelimit-reset", b"%d" % self.reset_seconds),
+        ]
+
     def headers(self) -> dict[str, str]:
         return {
             "RateLimit-Limit": str(self.limit),

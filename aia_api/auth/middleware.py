@@ -90,7 +90,7 @@ class AuthMiddleware:
         if quota is None:
             await self.app(scope, receive, send)
             return
-        extra = [(k.lower().encode(), v.encode()) for k, v in quota.headers().items()]
+        extra = quota.raw_headers()
 
         async def with_quota(message: Message) -> None:
             if message["type"] == "http.response.start":

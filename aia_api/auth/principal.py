@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
 from aia_api.auth.credentials import API_KEY_PREFIX, digest
-from aia_api.auth.roles import Permission, Role, permissions_for
+from aia_api.auth.identity import Principal
 from aia_api.auth.store import ActiveKey, ActiveUser, IdentityStore
 from aia_api.auth.tokens import AccessClaims, InvalidTokenError, TokenCodec
 from aia_workers.errors import AiaError
@@ -28,21 +27,6 @@ _MAX_VERIFIED = 10_000
 
 class Unauthenticated(AiaError):
     """Raised when a request carries no usable credentials."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    kind: str  # "user" or "key"
-    id: str
-    tenant: str
-    role: Role
-
-    @property
-    def permissions(self) -> frozenset[Permission]:
-        return permissions_for(self.role)
-
-    def can(self, permission: Permission | str) -> bool:
-        return permission in self.permissions
 
 
 class _TTLCache:
@@ -115,7 +99,7 @@ class Authenticator:
             raise Unauthenticated("the API key is not valid, or was revoked or has expired")
         if active.expires_at is not None and active.expires_at.timestamp() <= time.time():
             raise Unauthenticated("the API key has expired")
-        return Principal("key", active.id, active.tenant, active.role)
+        return active.principal
 
     async def _token_principal(self, token: str) -> Principal:
         claims = self._verified.get(token)
@@ -135,7 +119,7 @@ class Authenticator:
         if not isinstance(active, ActiveUser) or active.tenant != claims.tenant:
             raise Unauthenticated("the account behind this token no longer exists")
         # The role is read from the account, so a demotion takes effect before expiry.
-        return Principal("user", active.id, active.tenant, active.role)
+        return active.principal
 
     # -- invalidation -------------------------------------------------------------
 

@@ -10,12 +10,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_api.auth.credentials import digest, new_api_key, new_refresh_token
+from aia_api.auth.identity import Principal
 from aia_api.auth.passwords import hash_password, verify_password
 from aia_api.auth.roles import Role
 from aia_workers.db.models import ApiKey, RefreshToken, Tenant, User
@@ -50,13 +52,22 @@ class ActiveUser:
     role: Role
     mfa_enabled: bool
 
+    @property
+    def principal(self) -> Principal:
+        return Principal("user", self.id, self.tenant, self.role)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True)
 class ActiveKey:
     id: str
     tenant: str
     role: Role
     expires_at: datetime | None
+
+    @cached_property
+    def principal(self) -> Principal:
+        # Built once per cached key: the hot path only looks it up.
+        return Principal("key", self.id, self.tenant, self.role)
 
 
 _RECOVERY_CODES = 10
