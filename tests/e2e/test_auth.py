@@ -277,3 +277,13 @@ def test_metrics_take_the_scrape_token(redis_stack: Stack) -> None:
         assert ok.status_code == 200
     finally:
         proc.stop()
+
+
+def test_flower_refuses_to_run_open_outside_dev_mode(redis_stack: Stack) -> None:
+    env = {k: v for k, v in redis_stack.env.items() if k != "AIA_FLOWER_BASIC_AUTH"}
+    aia = str(Path(sys.executable).parent / "aia")
+    done = subprocess.run(
+        [aia, "flower", "--port", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "AIA_FLOWER_BASIC_AUTH" in done.stderr
