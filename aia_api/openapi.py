@@ -601,7 +601,10 @@ def _key_paths() -> Json:
                     )
                 },
                 errors=(*_SECURED, *_WITH_BODY),
-                description="Needs `keys:manage`; the new key's role may not exceed the caller's.",
+                description=(
+                    "Admins (`keys:manage`) manage the tenant's keys; a person without it "
+                    "manages the keys they made. The new key's role may not exceed the caller's."
+                ),
                 body=_body(_ref("KeyRequest"), "A name, a role and an optional lifetime."),
             ),
             "get": _operation(
@@ -610,7 +613,7 @@ def _key_paths() -> Json:
                 "keys",
                 {"200": _json("KeyList", "The tenant's keys, without the keys themselves.")},
                 errors=_SECURED,
-                description="Needs `keys:manage`.",
+                description="Admins see every key of the tenant; a person sees their own.",
             ),
         },
         "/v1/keys/{key_id}": {
@@ -620,7 +623,7 @@ def _key_paths() -> Json:
                 "keys",
                 {"204": {"description": "Revoked, at once in every API process."}},
                 errors=(*_SECURED, "404"),
-                description="Needs `keys:manage`.",
+                description="Admins revoke any key of the tenant; a person, their own.",
                 parameters=["KeyId"],
             )
         },

@@ -31,6 +31,30 @@ class AuditLog:
         with self._sessions.begin() as session:
             session.add(event)
 
+    def record_now(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        tenant: str | None,
+        actor: str | None,
+        client_address: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record from blocking code (the CLI)."""
+        self._write(
+            AuditEvent(
+                id=str(uuid.uuid4()),
+                tenant_id=tenant,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                client_address=client_address,
+                detail=detail,
+                created_at=datetime.now(UTC),
+            )
+        )
+
     async def record(
         self,
         action: str,

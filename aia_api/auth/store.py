@@ -111,6 +111,18 @@ class IdentityStore:
             session.add(user)
             return ActiveUser(user.id, tenant, role, mfa_enabled=False)
 
+    def set_role(self, username: str, role: Role) -> tuple[ActiveUser, Role] | None:
+        """Change an account's role; the account and its former role, or None."""
+        with self._sessions.begin() as session:
+            user = session.scalars(
+                select(User).where(User.username == username, User.deleted_at.is_(None))
+            ).first()
+            if user is None:
+                return None
+            former = Role(user.role)
+            user.role = role.value
+            return ActiveUser(user.id, user.tenant_id, role, user.mfa_enabled), former
+
     def delete_user(self, user_id: str) -> None:
         with self._sessions.begin() as session:
             session.execute(
@@ -232,17 +244,21 @@ class IdentityStore:
                 return None
             return ActiveKey(key.id, key.tenant_id, Role(key.role), key.expires_at)
 
-    def list_keys(self, tenant: str) -> list[ApiKey]:
+    def list_keys(self, tenant: str, created_by: str | None = None) -> list[ApiKey]:
+        """The tenant's keys, or only those ``created_by`` made."""
+        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant)
+        if created_by is not None:
+            stmt = stmt.where(ApiKey.created_by == created_by)
         with self._sessions() as session:
-            stmt = select(ApiKey).where(ApiKey.tenant_id == tenant).order_by(ApiKey.created_at)
-            return list(session.scalars(stmt))
+            return list(session.scalars(stmt.order_by(ApiKey.created_at)))
 
-    def revoke_key(self, tenant: str, key_id: str) -> str | None:
+    def revoke_key(self, tenant: str, key_id: str, created_by: str | None = None) -> str | None:
         """Revoke the key; its hash (for cache invalidation), or None when not found."""
+        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant, ApiKey.id == key_id)
+        if created_by is not None:
+            stmt = stmt.where(ApiKey.created_by == created_by)
         with self._sessions.begin() as session:
-            key = session.scalars(
-                select(ApiKey).where(ApiKey.tenant_id == tenant, ApiKey.id == key_id)
-            ).first()
+            key = session.scalars(stmt).first()
             if key is None:
                 return None
             if key.revoked_at is None:

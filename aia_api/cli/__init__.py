@@ -138,6 +138,12 @@ def _cmd_users_create(ns: argparse.Namespace) -> int:
     )
 
 
+def _cmd_users_set_role(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import set_role
+
+    return set_role(get_settings(), username=ns.username, role=ns.role)
+
+
 def _cmd_keys_create(ns: argparse.Namespace) -> int:
     from aia_api.cli.identity import create_key
 
@@ -213,6 +219,10 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from standard input instead of a prompt",
     )
     up.set_defaults(func=_cmd_users_create)
+    sr = users.add_parser("set-role", help="change a user's role (recorded in the audit log)")
+    sr.add_argument("--username", required=True)
+    sr.add_argument("--role", choices=roles, required=True)
+    sr.set_defaults(func=_cmd_users_set_role)
 
     p = sub.add_parser("keys", help="manage API keys")
     keys = p.add_subparsers(dest="keys_command", required=True)

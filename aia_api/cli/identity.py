@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import redis
+
+from aia_api.auth.audit import AuditLog
 from aia_api.auth.passwords import PasswordPolicyError, check_policy
+from aia_api.auth.principal import INVALIDATION_CHANNEL
 from aia_api.auth.roles import Role
 from aia_api.auth.store import IdentityStore
 from aia_workers.db.session import make_engine, make_sessionmaker
@@ -24,6 +28,7 @@ __all__ = [
     "credentials_path",
     "dev_secret",
     "read_credentials",
+    "set_role",
 ]
 
 
@@ -53,6 +58,37 @@ def create_user(
         print(exc, file=sys.stderr)
         return 2
     print(f"created {role} {username} ({user.id}) in tenant {tenant}")
+    return 0
+
+
+def set_role(settings: Settings, *, username: str, role: str) -> int:
+    """Change a user's role, record it, and make every API process forget the old one."""
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    store = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+    changed = store.set_role(username, Role(role))
+    if changed is None:
+        print(f"there is no user {username!r}", file=sys.stderr)
+        return 2
+    user, former = changed
+    AuditLog(sessions).record_now(
+        "role.change",
+        "success",
+        tenant=user.tenant,
+        actor="cli",
+        detail={"user_id": user.id, "username": username, "from": former.value, "to": role},
+    )
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        client.publish(INVALIDATION_CHANNEL, json.dumps({"m": f"user:{user.id}"}))
+    except redis.RedisError as exc:
+        print(
+            f"warning: API processes will see the new role within their cache time ({exc})",
+            file=sys.stderr,
+        )
+    finally:
+        client.close()
+    print(f"{username}: {former.value} -> {role}")
     return 0
 
 

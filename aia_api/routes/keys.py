@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_api.auth.identity import Principal
 from aia_api.auth.roles import Permission, Role
 from aia_api.body import parse_model, read_json
 from aia_api.problems import Problem
 from aia_api.services import services
-from aia_api.tenancy import require
+from aia_api.tenancy import principal_of, require
 from aia_workers.db.models import ApiKey
 
 __all__ = ["routes"]
@@ -41,8 +42,22 @@ def _view(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def _manager(request: Request) -> tuple[Principal, str | None]:
+    """The caller and, unless it manages every key, the owner whose keys it may touch.
+
+    Admins (``keys:manage``) manage the tenant's keys; a person without that
+    permission manages the keys they created themselves, with roles up to theirs.
+    """
+    principal = principal_of(request)
+    if principal.can(Permission.KEYS_MANAGE):
+        return principal, None
+    if principal.kind == "user":
+        return principal, principal.id
+    return require(request, Permission.KEYS_MANAGE), None
+
+
 async def create_key(request: Request) -> Response:
-    principal = require(request, Permission.KEYS_MANAGE)
+    principal, _ = _manager(request)
     svc = services(request)
     body = parse_model(KeyRequest, await read_json(request, svc.settings.max_body_bytes))
     if not principal.role.covers(body.role):
@@ -81,16 +96,20 @@ async def create_key(request: Request) -> Response:
 
 
 async def list_keys(request: Request) -> Response:
-    principal = require(request, Permission.KEYS_MANAGE)
-    keys = await anyio.to_thread.run_sync(services(request).identity.list_keys, principal.tenant)
+    principal, owner = _manager(request)
+    keys = await anyio.to_thread.run_sync(
+        services(request).identity.list_keys, principal.tenant, owner
+    )
     return JSONResponse({"items": [_view(k) for k in keys]})
 
 
 async def revoke_key(request: Request) -> Response:
-    principal = require(request, Permission.KEYS_MANAGE)
+    principal, owner = _manager(request)
     svc = services(request)
     key_id = request.path_params["key_id"]
-    key_hash = await anyio.to_thread.run_sync(svc.identity.revoke_key, principal.tenant, key_id)
+    key_hash = await anyio.to_thread.run_sync(
+        svc.identity.revoke_key, principal.tenant, key_id, owner
+    )
     if key_hash is None:
         raise Problem(404, "key-not-found", "API key not found", f"there is no API key {key_id}")
     await svc.auth.revoked(f"key:{key_hash}")

@@ -287,3 +287,44 @@ def test_flower_refuses_to_run_open_outside_dev_mode(redis_stack: Stack) -> None
     )
     assert done.returncode == 2
     assert "AIA_FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_people_manage_their_own_keys_up_to_their_role(
+    redis_stack: Stack, redis_api: httpx.Client
+) -> None:
+    username, password = _user(redis_stack, role="operator")
+    access = _login(redis_stack, username, password)["access_token"]
+    base = redis_stack.api_url
+    with httpx.Client(base_url=base, headers=_bearer(access)) as me:
+        assert me.post("/v1/keys", json={"name": "too much", "role": "admin"}).status_code == 403
+        mine = me.post("/v1/keys", json={"name": "my ci", "role": "operator"})
+        assert mine.status_code == 201
+        listed = [k["id"] for k in me.get("/v1/keys").json()["items"]]
+        assert listed == [mine.json()["id"]]  # only their own
+        admin_keys = [k["id"] for k in redis_api.get("/v1/keys").json()["items"]]
+        assert mine.json()["id"] in admin_keys  # the admin sees every key
+        other = next(k for k in admin_keys if k != mine.json()["id"])
+        assert me.delete(f"/v1/keys/{other}").status_code == 404
+        assert me.delete(f"/v1/keys/{mine.json()['id']}").status_code == 204
+    # A key without keys:manage cannot manage keys at all.
+    operator_key = redis_stack.create_key("operator")
+    denied = httpx.get(f"{base}/v1/keys", headers=_bearer(operator_key))
+    assert denied.status_code == 403
+
+
+def test_a_role_change_takes_effect_at_once_and_is_audited(
+    redis_stack: Stack, redis_api: httpx.Client
+) -> None:
+    username, password = _user(redis_stack, role="operator")
+    access = _login(redis_stack, username, password)["access_token"]
+    base = redis_stack.api_url
+    assert httpx.post(f"{base}/v1/tasks", json=SLEEP, headers=_bearer(access)).status_code == 202
+    redis_stack.aia("users", "set-role", "--username", username, "--role", "viewer")
+    time.sleep(0.2)
+    # The same, unexpired token: the role is read from the account.
+    refused = httpx.post(f"{base}/v1/tasks", json=SLEEP, headers=_bearer(access))
+    assert refused.status_code == 403
+    events = redis_api.get("/v1/audit", params={"action": "role.change"}).json()["items"]
+    assert any(
+        e["detail"]["username"] == username and e["detail"]["to"] == "viewer" for e in events
+    )
