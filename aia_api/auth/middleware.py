@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 
-import redis.exceptions
 import sqlalchemy.exc
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aia_api.auth.limits import Quota
 from aia_api.auth.principal import Principal, Unauthenticated
 from aia_api.problems import Problem, problem_response, unavailable
 from aia_api.services import Services
 
 __all__ = ["AuthMiddleware"]
 
-log = logging.getLogger(__name__)
-
 _DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class AuthMiddleware:
@@ -45,26 +39,19 @@ class AuthMiddleware:
                 # Logins are rate limited per client address, and tightly.
                 client = scope.get("client")
                 address = client[0] if client else "unknown"
-                quota = await self._quota(
-                    services, f"addr:{address}", settings.auth_rate_limit_per_minute
-                )
+                quota = services.limiter.hit(f"addr:{address}", settings.auth_rate_limit_per_minute)
             else:
                 principal = await self._authenticate(scope, services)
                 state = scope.setdefault("state", {})
                 state["principal"] = principal
                 state["tenant"] = principal.tenant
-                quota = await self._quota(
-                    services, f"{principal.kind}:{principal.id}", settings.rate_limit_per_minute
+                quota = services.limiter.hit(
+                    f"{principal.kind}:{principal.id}", settings.rate_limit_per_minute
                 )
         except _DATABASE_DOWN:
             # Outside the app's exception handlers, so answered here.
             await self._refuse(
                 scope, receive, send, unavailable("The database", settings.retry_after_seconds)
-            )
-            return
-        except _REDIS_DOWN:
-            await self._refuse(
-                scope, receive, send, unavailable("Redis", settings.retry_after_seconds)
             )
             return
         except Unauthenticated as exc:
@@ -77,7 +64,7 @@ class AuthMiddleware:
             )
             await self._refuse(scope, receive, send, problem, ws_code=1008)
             return
-        if quota is not None and quota.exceeded:
+        if quota.exceeded:
             problem = Problem(
                 429,
                 "rate-limited",
@@ -87,9 +74,6 @@ class AuthMiddleware:
             )
             await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
-        if quota is None:
-            await self.app(scope, receive, send)
-            return
         extra = quota.raw_headers()
 
         async def with_quota(message: Message) -> None:
@@ -98,13 +82,6 @@ class AuthMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_quota)
-
-    @staticmethod
-    async def _quota(services: Services, subject: str, limit: int) -> Quota | None:
-        # Counted here and shared through Redis in the background: with Redis
-        # away the limit still holds within this process, /status can still say
-        # what is wrong, and routes that need Redis answer 503 themselves.
-        return services.limiter.hit(subject, limit)
 
     @staticmethod
     async def _authenticate(scope: Scope, services: Services) -> Principal:
