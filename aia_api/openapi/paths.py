@@ -1,0 +1,364 @@
+"""The document's paths, in the order of the route modules."""
+
+from __future__ import annotations
+
+from aia_api.openapi.components import (
+    _SECURED,
+    _WITH_BODY,
+    Json,
+    _body,
+    _json,
+    _operation,
+    _ref,
+)
+from aia_api.problems import PROBLEM_JSON
+from aia_workers.catalog import CATALOG
+
+# -- paths ----------------------------------------------------------------------------
+
+
+def _task_paths(submit_schema: Json) -> Json:
+    task_types = ", ".join(f"`{name}`" for name in sorted(CATALOG))
+    return {
+        "/v1/tasks": {
+            "post": _operation(
+                "submitTask",
+                "Submit a task",
+                "tasks",
+                {
+                    "202": _json(
+                        "TaskView",
+                        "Accepted and queued (or, on a replayed Idempotency-Key, the first task).",
+                        Location=_ref("Location", "headers"),
+                        **{"Idempotent-Replayed": _ref("Idempotent-Replayed", "headers")},
+                    )
+                },
+                errors=(*_SECURED, *_WITH_BODY, "409"),
+                description=(
+                    f"Task types: {task_types}; each has its own payload schema (the request "
+                    "body is one of `SubmitRequest.<type>`). Needs `tasks:submit`. 409 when the "
+                    "Idempotency-Key was used with another body; 429 also when the tenant has "
+                    "too many tasks in flight; 503 when the broker refused the task."
+                ),
+                parameters=["IdempotencyKey"],
+                body=_body(submit_schema, "What to run, with what payload, and when."),
+            ),
+            "get": _operation(
+                "listTasks",
+                "List tasks",
+                "tasks",
+                {"200": _json("TaskPage", "A page of the tenant's recorded tasks, newest first.")},
+                errors=(*_SECURED, "400", "422"),
+                description=(
+                    "Reads the recorded history (slightly behind the live record). "
+                    "Needs `tasks:read`. 400 for a cursor this API did not make."
+                ),
+                parameters=["Status", "Type", "Limit", "Cursor"],
+            ),
+        },
+        "/v1/tasks/{task_id}": {
+            "get": _operation(
+                "getTask",
+                "Read a task",
+                "tasks",
+                {"200": _json("TaskView", "The task.")},
+                errors=(*_SECURED, "404"),
+                description="Needs `tasks:read`. Tasks of other tenants are 404 too.",
+                parameters=["TaskId"],
+            )
+        },
+        "/v1/tasks/{task_id}/cancel": {
+            "post": _operation(
+                "cancelTask",
+                "Cancel a task",
+                "tasks",
+                {"202": _json("TaskView", "Cancelled; a running body is stopped.")},
+                errors=(*_SECURED, "404", "409"),
+                description="Needs `tasks:cancel`. 409 when the task has already finished.",
+                parameters=["TaskId"],
+            )
+        },
+    }
+
+
+_SSE_DESCRIPTION = (
+    "Server-Sent Events of one task: first what happened after Last-Event-ID (or `?after=`), "
+    "then live events, until the task ends. Each event is `id: <seq>`, `event: <name>` "
+    "(queued, started, progress, retrying, succeeded, failed, cancelled) and "
+    "`data: <TaskEvent JSON>`; comments (`: keep-alive`) keep the connection open. An "
+    "`event: error` with a problem in `data` says the stream was dropped: reconnect with "
+    "Last-Event-ID. Needs `tasks:read`."
+)
+
+_WS_DESCRIPTION = (
+    "A WebSocket (OpenAPI has no operation for one, so it is described here and in "
+    "`x-websocket`): one connection follows many tasks. Authenticate with the Authorization "
+    "or X-API-Key header, or `?access_token=` where headers cannot be set (browsers). Send "
+    "`WsCommand` messages (`subscribe` with an optional `after`, `unsubscribe`); receive "
+    "`WsMessage`s: `subscribed`, `unsubscribed`, `event` (a TaskEvent's fields), `error`. "
+    "Close codes: 1008 unauthenticated or forbidden, 1011 server error or lost stream, "
+    "1013 rate limited. Needs `tasks:read`."
+)
+
+
+def _stream_paths() -> Json:
+    return {
+        "/v1/tasks/{task_id}/events": {
+            "get": _operation(
+                "taskEvents",
+                "Follow a task's events (SSE)",
+                "streams",
+                {
+                    "200": {
+                        "description": "An event stream; each `data:` is a TaskEvent.",
+                        "content": {
+                            "text/event-stream": {
+                                "schema": {"type": "string"},
+                                "x-event-schema": _ref("TaskEvent"),
+                            }
+                        },
+                    }
+                },
+                errors=(*_SECURED, "400", "404"),
+                description=_SSE_DESCRIPTION,
+                parameters=["TaskId", "LastEventId", "After"],
+            )
+        },
+        "/v1/ws": {
+            "summary": "Follow many tasks (WebSocket)",
+            "description": _WS_DESCRIPTION,
+            "x-websocket": {
+                "url": "/v1/ws",
+                "client-messages": _ref("WsCommand"),
+                "server-messages": _ref("WsMessage"),
+                "query": {"access_token": "an access token or API key, when headers cannot be set"},
+            },
+        },
+    }
+
+
+def _ops_paths() -> Json:
+    return {
+        "/health": {
+            "get": _operation(
+                "health",
+                "Liveness",
+                "ops",
+                {"200": _json("Health", "The API process answers.")},
+                description="Public. Says nothing about the dependencies: see /status.",
+                public=True,
+            )
+        },
+        "/status": {
+            "get": _operation(
+                "status",
+                "Dependency status",
+                "ops",
+                {
+                    "200": _json("StatusReport", "Every dependency is reachable."),
+                    "503": {
+                        "description": (
+                            "A dependency is down (a StatusReport with `degraded`), or the "
+                            "caller could not be checked (a problem)."
+                        ),
+                        "content": {
+                            "application/json": {"schema": _ref("StatusReport")},
+                            PROBLEM_JSON: {"schema": _ref("ProblemDetails")},
+                        },
+                    },
+                },
+                errors=("401", "403", "429"),
+                description="The database, Redis, the broker's queue depths, workers online.",
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics",
+                "ops",
+                {
+                    "200": {
+                        "description": "The Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                errors=("401", "403", "503"),
+                description=(
+                    "Needs `status:read`, or `Authorization: Bearer <AIA_METRICS_TOKEN>` "
+                    "when the scrape token is set."
+                ),
+            )
+        },
+    }
+
+
+def _auth_paths() -> Json:
+    refresh_body = _body(_ref("RefreshRequest"), "A refresh token from /v1/auth/token.")
+    body_errors = (*_WITH_BODY, "429", "503")
+    return {
+        "/v1/auth/token": {
+            "post": _operation(
+                "login",
+                "Log in",
+                "auth",
+                {"200": _json("TokenResponse", "An access token and a refresh token.")},
+                errors=(*body_errors, "401"),
+                description=(
+                    "Public. Rate limited per client address; repeated failures lock the "
+                    "account and the address for a while."
+                ),
+                body=_body(_ref("TokenRequest"), "Username and password."),
+                public=True,
+            )
+        },
+        "/v1/auth/refresh": {
+            "post": _operation(
+                "refresh",
+                "Rotate the refresh token",
+                "auth",
+                {"200": _json("TokenResponse", "New tokens; the old refresh token is spent.")},
+                errors=(*body_errors, "401"),
+                description=(
+                    "Public. A refresh token works once; using a spent one revokes its "
+                    "whole family (401)."
+                ),
+                body=refresh_body,
+                public=True,
+            )
+        },
+        "/v1/auth/logout": {
+            "post": _operation(
+                "logout",
+                "Log out",
+                "auth",
+                {"204": {"description": "The refresh token is revoked (known or not)."}},
+                errors=body_errors,
+                description="Public: the refresh token is the credential.",
+                body=refresh_body,
+                public=True,
+            )
+        },
+        "/v1/auth/mfa/enroll": {
+            "post": _operation(
+                "mfaEnroll",
+                "Start enrolling a second factor (TOTP)",
+                "auth",
+                {"200": _json("MfaEnrollment", "A new secret, in force once verified.")},
+                errors=(*_SECURED, "409"),
+                description=(
+                    "For a logged-in user (an access token; API keys get 403). Add the secret "
+                    "to an authenticator app, then send its code to /v1/auth/mfa/verify."
+                ),
+            )
+        },
+        "/v1/auth/mfa/verify": {
+            "post": _operation(
+                "mfaVerify",
+                "Turn the second factor on",
+                "auth",
+                {"200": _json("MfaEnabled", "MFA is on; logins now need `totp`.")},
+                errors=(*_SECURED, *_WITH_BODY),
+                description=(
+                    "For a logged-in user (API keys get 403). 422 when the code does not match "
+                    "the enrolled secret, or there is none."
+                ),
+                body=_body(_ref("CodeRequest"), "The code the authenticator app shows now."),
+            )
+        },
+    }
+
+
+def _key_paths() -> Json:
+    return {
+        "/v1/keys": {
+            "post": _operation(
+                "createKey",
+                "Create an API key",
+                "keys",
+                {
+                    "201": _json(
+                        "NewKey",
+                        "The key, shown this once; only its hash is kept.",
+                        Location=_ref("Location", "headers"),
+                    )
+                },
+                errors=(*_SECURED, *_WITH_BODY),
+                description=(
+                    "Admins (`keys:manage`) manage the tenant's keys; a person without it "
+                    "manages the keys they made. The new key's role may not exceed the caller's."
+                ),
+                body=_body(_ref("KeyRequest"), "A name, a role and an optional lifetime."),
+            ),
+            "get": _operation(
+                "listKeys",
+                "List API keys",
+                "keys",
+                {"200": _json("KeyList", "The tenant's keys, without the keys themselves.")},
+                errors=_SECURED,
+                description="Admins see every key of the tenant; a person sees their own.",
+            ),
+        },
+        "/v1/keys/{key_id}": {
+            "delete": _operation(
+                "revokeKey",
+                "Revoke an API key",
+                "keys",
+                {"204": {"description": "Revoked, at once in every API process."}},
+                errors=(*_SECURED, "404"),
+                description="Admins revoke any key of the tenant; a person, their own.",
+                parameters=["KeyId"],
+            )
+        },
+    }
+
+
+def _audit_paths() -> Json:
+    return {
+        "/v1/audit": {
+            "get": _operation(
+                "listAudit",
+                "The tenant's security events",
+                "audit",
+                {"200": _json("AuditPage", "Newest first; follow links.next for more.")},
+                errors=(*_SECURED, "400", "422"),
+                description=(
+                    "Needs `audit:read`. Filter with `action` (repeat for several) and "
+                    "`outcome`; 400 for a cursor this API did not make."
+                ),
+                parameters=["Action", "Outcome", "Limit", "Cursor"],
+            )
+        }
+    }
+
+
+def _docs_paths() -> Json:
+    return {
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                "docs",
+                {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+                public=True,
+            )
+        },
+        "/docs": {
+            "get": _operation(
+                "docs",
+                "This document, for people",
+                "docs",
+                {
+                    "200": {
+                        "description": "A self-contained HTML page (no external assets).",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                public=True,
+            )
+        },
+    }
