@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -60,6 +62,22 @@ def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path, redis_from: s
         ports = {c.laddr.port for c in private.net_connections("tcp") if c.status == "LISTEN"}
         assert ports
         assert 6379 not in ports
+
+        # First start: an admin and a key, printed once and kept for the CLI.
+        credentials = json.loads((tmp_path / "home" / "credentials.json").read_text())
+        assert credentials["api_key"].startswith("aia_")
+        wait_for(
+            lambda: credentials["api_key"] in log.read_text(),
+            10,
+            0.1,
+            "aia dev to print the new API key",
+        )
+        assert oct((tmp_path / "home" / "credentials.json").stat().st_mode & 0o777) == "0o600"
+        # Flower is behind the admin's name and password.
+        flower = f"http://127.0.0.1:{flower_port}/"
+        assert httpx.get(flower, timeout=10).status_code == 401
+        admin = ("admin", credentials["password"])
+        assert httpx.get(flower, auth=admin, timeout=10).status_code == 200
 
         submitted = subprocess.run(
             [
