@@ -1,0 +1,1 @@
+"""Machine learning on the ``ml`` queue: datasets, training, the model registry."""
