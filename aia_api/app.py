@@ -25,12 +25,13 @@ from aia_api.auth.tokens import TokenCodec
 from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
-from aia_api.routes import audit, docs, keys, ops, streams, tasks
+from aia_api.routes import audit, datasets, docs, keys, ops, streams, tasks
 from aia_api.routes import auth as auth_routes
 from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
 from aia_api.taskservice import TaskService
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.ml.artifacts import LocalArtifactStore
 from aia_workers.settings import Settings, get_settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -98,6 +99,8 @@ def create_app(settings: Settings) -> Starlette:
             auth=auth,
             limiter=limiter,
             audit=AuditLog(sessions),
+            sessions=sessions,
+            artifacts=LocalArtifactStore(settings.data_home / "artifacts"),
             lockouts=Lockouts(
                 client,
                 LockoutPolicy(
@@ -130,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
             *ops.routes,
             *docs.routes,
             *audit.routes,
+            *datasets.routes,
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

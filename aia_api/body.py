@@ -11,21 +11,13 @@ from starlette.requests import Request
 from aia_api.params import parse_count
 from aia_api.problems import Problem, field_errors
 
-__all__ = ["parse_model", "read_json"]
+__all__ = ["media_type", "parse_model", "read_bytes", "read_json"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The parsed JSON body, or a Problem: 415 wrong type, 413 too big, 400 malformed."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            f"send the body as application/json (got {media_type or 'no content type'})",
-        )
+async def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The whole body, or a 413 Problem as soon as it passes ``max_bytes``."""
     declared = request.headers.get("content-length")
     size = parse_count(declared) if declared is not None else None
     if size is not None and size > max_bytes:
@@ -35,6 +27,24 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         chunks += chunk
         if len(chunks) > max_bytes:
             raise _too_large(max_bytes)
+    return bytes(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body, or a Problem: 415 wrong type, 413 too big, 400 malformed."""
+    kind = media_type(request)
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send the body as application/json (got {kind or 'no content type'})",
+        )
+    chunks = await read_bytes(request, max_bytes)
     if not chunks:
         raise Problem(400, "malformed-json", "Malformed JSON", "the request body is empty")
     try:

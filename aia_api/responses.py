@@ -109,6 +109,36 @@ class KeyView(_Closed):
     revoked_at: datetime | None
 
 
+class DatasetColumn(_Closed):
+    name: str
+    kind: Literal["numeric", "categorical", "boolean", "datetime", "text"]
+    missing: int = Field(description="Cells with no value (empty, NA, null, ...).")
+    distinct: int
+
+
+class DatasetLinks(_Closed):
+    self_: str = Field(alias="self")
+
+
+class DatasetView(_Closed):
+    id: str
+    name: str
+    rows: int
+    columns: list[DatasetColumn]
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    links: DatasetLinks
+
+
+class DatasetPage(_Closed):
+    """One page of the tenant's datasets, newest first."""
+
+    items: list[DatasetView]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+    links: PageLinks
+
+
 class NewKey(KeyView):
     key: str = Field(description="The key itself (`aia_...`), shown this once only.")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from celery import Celery
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
 from aia_api.auth.audit import AuditLog
@@ -16,6 +17,7 @@ from aia_api.auth.store import IdentityStore
 from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics
 from aia_api.taskservice import TaskService
+from aia_workers.ml.artifacts import ArtifactStore
 from aia_workers.settings import Settings
 
 __all__ = ["Services", "services"]
@@ -35,6 +37,8 @@ class Services:
     limiter: RateLimiter
     lockouts: Lockouts
     audit: AuditLog
+    sessions: sessionmaker[Session]
+    artifacts: ArtifactStore
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     flower_port: int = 5555
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_dataset_bytes: int = Field(default=50 * 1_048_576, ge=1024)
     max_countdown_seconds: int = Field(default=3600, ge=0)
     # Longer than the longest task time limit plus the longest countdown, so the
     # Redis transport never redelivers a task that is still running or waiting.

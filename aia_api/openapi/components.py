@@ -12,6 +12,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from aia_api.problems import PROBLEM_JSON
 from aia_api.responses import (
     AuditPage,
+    DatasetPage,
+    DatasetView,
     Health,
     KeyList,
     MfaEnabled,
@@ -27,6 +29,7 @@ from aia_api.responses import (
     WsMessage,
 )
 from aia_api.routes.auth import CodeRequest, RefreshRequest, TokenRequest
+from aia_api.routes.datasets import DatasetRows
 from aia_api.routes.keys import KeyRequest
 from aia_api.schemas import SubmitRequest
 from aia_workers.catalog import CATALOG
@@ -58,6 +61,7 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     RefreshRequest,
     CodeRequest,
     KeyRequest,
+    DatasetRows,
 )
 _RESPONSES: tuple[type[BaseModel], ...] = (
     TaskView,
@@ -68,6 +72,8 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
     MfaEnabled,
     NewKey,
     KeyList,
+    DatasetView,
+    DatasetPage,
     AuditPage,
     Health,
     StatusReport,
@@ -139,6 +145,7 @@ def _path_param(name: str, description: str) -> Json:
 _PARAMETERS: Json = {
     "TaskId": _path_param("task_id", "The task's id, as returned by submit."),
     "KeyId": _path_param("key_id", "The API key's id (not the key itself)."),
+    "DatasetId": _path_param("dataset_id", "The dataset's id."),
     "IdempotencyKey": {
         "name": "Idempotency-Key",
         "in": "header",

@@ -18,6 +18,7 @@ from aia_api.openapi.components import (
 from aia_api.openapi.paths import (
     _audit_paths,
     _auth_paths,
+    _dataset_paths,
     _docs_paths,
     _key_paths,
     _ops_paths,
@@ -75,6 +76,7 @@ def build_openapi() -> Json:
             **_auth_paths(),
             **_key_paths(),
             **_audit_paths(),
+            **_dataset_paths(),
             **_ops_paths(),
             **_docs_paths(),
         },

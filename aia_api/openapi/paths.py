@@ -331,6 +331,58 @@ def _audit_paths() -> Json:
     }
 
 
+def _dataset_paths() -> Json:
+    return {
+        "/v1/ml/datasets": {
+            "post": _operation(
+                "uploadDataset",
+                "Upload a dataset",
+                "ml",
+                {
+                    "201": _json(
+                        "DatasetView",
+                        "Stored, with the kind, missing and distinct counts of every column.",
+                        Location=_ref("Location", "headers"),
+                    )
+                },
+                errors=(*_SECURED, *_WITH_BODY),
+                description=(
+                    "Needs `tasks:submit`. Send CSV (`text/csv`, header first, `?name=`) or "
+                    "JSON rows. Data that cannot be used is a 422 naming the column and row."
+                ),
+                body={
+                    "required": True,
+                    "description": "The table.",
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {"schema": _ref("DatasetRows")},
+                    },
+                },
+            ),
+            "get": _operation(
+                "listDatasets",
+                "List datasets",
+                "ml",
+                {"200": _json("DatasetPage", "Newest first; follow links.next for more.")},
+                errors=(*_SECURED, "400", "422"),
+                description="Needs `tasks:read`.",
+                parameters=["Limit", "Cursor"],
+            ),
+        },
+        "/v1/ml/datasets/{dataset_id}": {
+            "get": _operation(
+                "getDataset",
+                "A dataset's schema",
+                "ml",
+                {"200": _json("DatasetView", "The dataset.")},
+                errors=(*_SECURED, "404"),
+                description="Needs `tasks:read`.",
+                parameters=["DatasetId"],
+            )
+        },
+    }
+
+
 def _docs_paths() -> Json:
     return {
         "/openapi.json": {

@@ -13,6 +13,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Dataset",
     "RefreshToken",
     "TaskRecord",
     "Tenant",
@@ -143,4 +144,22 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Dataset(Base):
+    """An uploaded table: where its bytes are, and what its columns hold."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[Any] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    artifact_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

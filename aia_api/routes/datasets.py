@@ -1,0 +1,191 @@
+"""``/v1/ml/datasets``: upload a table (CSV or JSON rows), get its schema back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio.to_thread
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aia_api.auth.roles import Permission
+from aia_api.body import media_type, parse_model, read_bytes
+from aia_api.params import page_limit
+from aia_api.problems import Problem
+from aia_api.services import Services, services
+from aia_api.tenancy import require
+from aia_workers.db.cursors import InvalidCursorError
+from aia_workers.db.datasets import DatasetRepository
+from aia_workers.db.models import Dataset
+from aia_workers.ml.datasets import DatasetError, Table, profile_table, read_csv, read_rows, to_csv
+
+__all__ = ["DatasetRows", "routes"]
+
+_MAX_PAGE = 200
+
+
+class DatasetRows(BaseModel):
+    """A dataset sent as JSON: a name and a list of objects with the same keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    rows: list[Any] = Field(min_length=1)
+
+
+def view(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "rows": dataset.rows,
+        "columns": dataset.columns,
+        "size_bytes": dataset.size_bytes,
+        "sha256": dataset.sha256,
+        "created_at": dataset.created_at.isoformat(),
+        "links": {"self": f"/v1/ml/datasets/{dataset.id}"},
+    }
+
+
+def _unusable(exc: DatasetError) -> Problem:
+    loc: list[str | int] = ["body"]
+    if exc.row is not None:
+        loc += ["row", exc.row]
+    if exc.column is not None:
+        loc.append(exc.column)
+    error = {
+        "loc": loc,
+        "pointer": "/" + "/".join(str(part) for part in loc),
+        "message": str(exc),
+        "type": "dataset",
+    }
+    return Problem(
+        422,
+        "dataset-invalid",
+        "Dataset not usable",
+        str(exc),
+        errors=[error],
+        column=exc.column,
+        row=exc.row,
+    )
+
+
+async def upload(request: Request) -> Response:
+    principal = require(request, Permission.TASKS_SUBMIT)
+    svc = services(request)
+    limit = svc.settings.max_dataset_bytes
+    kind = media_type(request)
+    if kind in ("text/csv", "application/csv"):
+        name = request.query_params.get("name") or "dataset"
+        if len(name) > 200:
+            raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
+        data = await read_bytes(request, limit)
+        table = await _parse(lambda: read_csv(data))
+        stored = data
+    elif kind == "application/json":
+        raw = await read_bytes(request, limit)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Problem(
+                400, "malformed-json", "Malformed JSON", f"not valid JSON: {exc}"
+            ) from None
+        request_rows = parse_model(DatasetRows, body)
+        name = request_rows.name
+        table = await _parse(lambda: read_rows(request_rows.rows))
+        stored = to_csv(table)
+    else:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send text/csv (with ?name=) or application/json rows (got {kind or 'nothing'})",
+        )
+    dataset = await anyio.to_thread.run_sync(
+        _store, svc, principal.tenant, name, table, stored, f"{principal.kind}:{principal.id}"
+    )
+    return JSONResponse(
+        view(dataset), status_code=201, headers={"Location": f"/v1/ml/datasets/{dataset.id}"}
+    )
+
+
+async def _parse(read: Any) -> Table:
+    try:
+        table: Table = await anyio.to_thread.run_sync(read)
+    except DatasetError as exc:
+        raise _unusable(exc) from None
+    return table
+
+
+def _store(svc: Services, tenant: str, name: str, table: Table, data: bytes, actor: str) -> Dataset:
+    dataset_id = str(uuid.uuid4())
+    key = f"{tenant}/datasets/{dataset_id}.csv"
+    digest = svc.artifacts.put(key, data)
+    dataset = Dataset(
+        id=dataset_id,
+        tenant_id=tenant,
+        name=name,
+        rows=len(table.rows),
+        columns=profile_table(table).as_json()["columns"],
+        size_bytes=len(data),
+        artifact_key=key,
+        sha256=digest,
+        created_by=actor,
+        created_at=datetime.now(UTC),
+    )
+    with svc.sessions.begin() as session:
+        DatasetRepository(session, tenant).add(dataset)
+    return dataset
+
+
+async def get_dataset(request: Request) -> Response:
+    principal = require(request, Permission.TASKS_READ)
+    svc = services(request)
+    dataset_id = request.path_params["dataset_id"]
+
+    def load() -> Dataset | None:
+        with svc.sessions() as session:
+            return DatasetRepository(session, principal.tenant).get(dataset_id)
+
+    dataset = await anyio.to_thread.run_sync(load)
+    if dataset is None:
+        raise Problem(
+            404, "dataset-not-found", "Dataset not found", f"there is no dataset {dataset_id}"
+        )
+    return JSONResponse(view(dataset))
+
+
+async def list_datasets(request: Request) -> Response:
+    principal = require(request, Permission.TASKS_READ)
+    svc = services(request)
+    params = request.query_params
+    limit = page_limit(params, _MAX_PAGE)
+    cursor = params.get("cursor") or None
+
+    def load() -> tuple[list[Dataset], str | None]:
+        with svc.sessions() as session:
+            return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
+
+    try:
+        items, next_cursor = await anyio.to_thread.run_sync(load)
+    except InvalidCursorError as exc:
+        raise Problem(400, "invalid-cursor", "Invalid cursor", str(exc)) from None
+    links = {"self": request.url.path}
+    if next_cursor:
+        kept = [(k, v) for k, v in params.multi_items() if k != "cursor"]
+        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', next_cursor)])}"
+    return JSONResponse(
+        {"items": [view(d) for d in items], "next_cursor": next_cursor, "links": links}
+    )
+
+
+routes = [
+    Route("/v1/ml/datasets", upload, methods=["POST"]),
+    Route("/v1/ml/datasets", list_datasets, methods=["GET"]),
+    Route("/v1/ml/datasets/{dataset_id}", get_dataset, methods=["GET"]),
+]
