@@ -19,16 +19,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.recorder import apply_events
 from aia_workers.events import RECORDER_STREAM
 
-__all__ = ["GROUP", "Recorder"]
+__all__ = ["DEAD_LETTERS", "GROUP", "Recorder"]
 
 log = logging.getLogger(__name__)
 
 GROUP = "recorder"
+# Entries the recorder could not write, kept for a person to look at.
+DEAD_LETTERS = "aia:recorder:dead"
+_DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 _CLAIM_IDLE_MS = 60_000
 _CLAIM_EVERY_SECONDS = 30.0
 
@@ -119,7 +123,34 @@ class Recorder:
         # Entries trimmed from the stream come back from XAUTOCLAIM without fields.
         rows = [fields for _, fields in entries if fields]
         if rows:
-            with self._sessions.begin() as session:
-                apply_events(session, rows)
+            try:
+                self._write(rows)
+            except _DATABASE_DOWN:
+                raise  # nothing is acknowledged; the batch is read again later
+            except Exception:
+                # One bad entry must not hold back every entry after it forever:
+                # write them one by one and park the ones that still fail.
+                rows = [row for row in rows if self._write_or_park(row)]
         self._redis.xack(RECORDER_STREAM, GROUP, *[entry_id for entry_id, _ in entries])
         self.recorded += len(rows)
+
+    def _write(self, rows: Sequence[dict[str, str]]) -> None:
+        with self._sessions.begin() as session:
+            apply_events(session, rows)
+
+    def _write_or_park(self, row: dict[str, str]) -> bool:
+        try:
+            self._write([row])
+        except _DATABASE_DOWN:
+            raise
+        except Exception as exc:
+            log.error("recorder: parking an entry it cannot write: %s", exc)
+            parked: dict[Any, Any] = {**row, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            self._redis.xadd(
+                DEAD_LETTERS,
+                parked,
+                maxlen=10_000,
+                approximate=True,
+            )
+            return False
+        return True

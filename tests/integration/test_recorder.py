@@ -16,7 +16,7 @@ from aia_workers.db.models import TaskRecord
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.events import RECORDER_STREAM
 from aia_workers.publisher import EventPublisher
-from aia_workers.recorder import GROUP, Recorder
+from aia_workers.recorder import DEAD_LETTERS, GROUP, Recorder
 from aia_workers.settings import Settings
 from aia_workers.states import Event
 from tests.support import TEST_LIMITS as LIMITS
@@ -72,3 +72,22 @@ def test_entries_of_a_dead_recorder_are_claimed(redis_url: str, engine: Engine) 
     assert survivor.claim_abandoned() == 3
     assert _statuses(engine) == {task_id: "succeeded"}
     assert client.xpending(RECORDER_STREAM, GROUP)["pending"] == 0
+
+
+def test_an_entry_it_cannot_write_is_parked_not_retried_forever(
+    redis_url: str, engine: Engine
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    good = _run_task(client, redis_url)
+    client.xadd(RECORDER_STREAM, {"task": "broken", "tenant": "t1", "e": "{not json"})
+    later = _run_task(client, redis_url)
+    recorder = Recorder(client, make_sessionmaker(engine), consumer="r1")
+    recorder._ensure_group()
+    while recorder.step(block_ms=100):
+        pass
+    assert _statuses(engine) == {good: "succeeded", later: "succeeded"}
+    assert client.xpending(RECORDER_STREAM, GROUP)["pending"] == 0
+    parked = client.xrange(DEAD_LETTERS)
+    assert len(parked) == 1
+    assert parked[0][1]["task"] == "broken"
+    assert "JSONDecodeError" in parked[0][1]["error"]
