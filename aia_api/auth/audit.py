@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.cursors import decode_cursor, encode_cursor
+from aia_workers.db.cursors import keyset_page
 from aia_workers.db.models import AuditEvent
 
 __all__ = ["AuditLog"]
@@ -104,20 +104,10 @@ class AuditLog:
             stmt = stmt.where(AuditEvent.action.in_(actions))
         if outcome:
             stmt = stmt.where(AuditEvent.outcome == outcome)
-        if cursor:
-            created, last_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(
-                    AuditEvent.created_at < created,
-                    and_(AuditEvent.created_at == created, AuditEvent.id < last_id),
-                )
-            )
-        stmt = stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
         with self._sessions() as session:
-            rows = list(session.scalars(stmt))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+            rows, next_cursor = keyset_page(
+                session, stmt, AuditEvent.created_at, AuditEvent.id, limit=limit, cursor=cursor
+            )
         return [_view(r) for r in rows], next_cursor
 
 

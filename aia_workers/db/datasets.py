@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aia_workers.db.cursors import decode_cursor, encode_cursor
+from aia_workers.db.cursors import keyset_page
 from aia_workers.db.models import Dataset
 
 __all__ = ["DatasetRepository"]
@@ -29,16 +29,6 @@ class DatasetRepository:
 
     def list(self, *, limit: int, cursor: str | None) -> tuple[list[Dataset], str | None]:
         stmt = select(Dataset).where(Dataset.tenant_id == self._tenant_id)
-        if cursor:
-            created, last_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(
-                    Dataset.created_at < created,
-                    and_(Dataset.created_at == created, Dataset.id < last_id),
-                )
-            )
-        stmt = stmt.order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(limit + 1)
-        rows = list(self._session.scalars(stmt))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        return keyset_page(
+            self._session, stmt, Dataset.created_at, Dataset.id, limit=limit, cursor=cursor
+        )

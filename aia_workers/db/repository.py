@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aia_workers.db.cursors import InvalidCursorError, decode_cursor, encode_cursor
+from aia_workers.db.cursors import InvalidCursorError, keyset_page
 from aia_workers.db.models import TaskRecord
 
 __all__ = ["InvalidCursorError", "TaskPage", "TaskRepository"]
@@ -47,17 +47,7 @@ class TaskRepository:
             stmt = stmt.where(TaskRecord.status.in_(statuses))
         if types:
             stmt = stmt.where(TaskRecord.type.in_(types))
-        if cursor:
-            created, last_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(
-                    TaskRecord.created_at < created,
-                    and_(TaskRecord.created_at == created, TaskRecord.id < last_id),
-                )
-            )
-        stmt = stmt.order_by(TaskRecord.created_at.desc(), TaskRecord.id.desc()).limit(limit + 1)
-        rows = list(self._session.scalars(stmt))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        rows, next_cursor = keyset_page(
+            self._session, stmt, TaskRecord.created_at, TaskRecord.id, limit=limit, cursor=cursor
+        )
         return TaskPage(rows, next_cursor)
