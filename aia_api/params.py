@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from aia_api.problems import Problem
 
-__all__ = ["page_limit", "parse_count"]
+__all__ = ["page_limit", "page_links", "parse_count"]
 
 # ASCII digits only (str.isdigit() also takes "²"), and few enough for any use here.
 _COUNT = re.compile(r"[0-9]{1,15}")
@@ -39,3 +41,12 @@ def page_limit(params: QueryParams, maximum: int, default: int = 50) -> int:
             ],
         )
     return value
+
+
+def page_links(request: Request, next_cursor: str | None) -> dict[str, str]:
+    """``self``, and ``next`` (the same query with the next cursor) when there is more."""
+    links = {"self": request.url.path}
+    if next_cursor:
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', next_cursor)])}"
+    return links

@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aia_workers.db.cursors import InvalidCursorError
+
 __all__ = [
     "PROBLEM_JSON",
     "Problem",
@@ -120,6 +122,11 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _on_bad_cursor(request: Request, exc: Exception) -> Response:
+    problem = Problem(400, "invalid-cursor", "Invalid cursor", str(exc))
+    return problem_response(problem, request.url.path)
+
+
 def unavailable(what: str, retry_after: int) -> Problem:
     return Problem(
         503,
@@ -149,4 +156,5 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
         sqlalchemy.exc.OperationalError: on_database,
         sqlalchemy.exc.InterfaceError: on_database,
         TimeoutError: on_redis,
+        InvalidCursorError: _on_bad_cursor,
     }

@@ -34,7 +34,7 @@ from aia_workers.broker import (
     sent_event_channel,
 )
 from aia_workers.catalog import TaskType, get_task_type
-from aia_workers.db.repository import InvalidCursorError, TaskRepository
+from aia_workers.db.repository import TaskRepository
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.events import (
     SUBMIT_LUA,
@@ -302,10 +302,7 @@ class TaskService:
                 )
                 return [view_from_record(r) for r in page.items], page.next_cursor
 
-        try:
-            return await anyio.to_thread.run_sync(query)
-        except InvalidCursorError as exc:
-            raise Problem(400, "invalid-cursor", "Invalid cursor", str(exc)) from None
+        return await anyio.to_thread.run_sync(query)
 
     # -- cancel ---------------------------------------------------------------
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.auth.roles import Permission
-from aia_api.params import page_limit
-from aia_api.problems import Problem
+from aia_api.params import page_limit, page_links
 from aia_api.services import services
 from aia_api.tenancy import require
-from aia_workers.db.cursors import InvalidCursorError
 
 __all__ = ["routes"]
 
@@ -27,23 +23,18 @@ async def list_audit(request: Request) -> Response:
     limit = page_limit(params, _MAX_PAGE)
     outcome = params.get("outcome") or None
     audit = services(request).audit
-    try:
-        items, cursor = await anyio.to_thread.run_sync(
-            lambda: audit.list(
-                principal.tenant,
-                actions=params.getlist("action"),
-                outcome=outcome,
-                limit=limit,
-                cursor=params.get("cursor") or None,
-            )
+    items, cursor = await anyio.to_thread.run_sync(
+        lambda: audit.list(
+            principal.tenant,
+            actions=params.getlist("action"),
+            outcome=outcome,
+            limit=limit,
+            cursor=params.get("cursor") or None,
         )
-    except InvalidCursorError as exc:
-        raise Problem(400, "invalid-cursor", "Invalid cursor", str(exc)) from None
-    links = {"self": request.url.path}
-    if cursor:
-        kept = [(k, v) for k, v in params.multi_items() if k != "cursor"]
-        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
-    return JSONResponse({"items": items, "next_cursor": cursor, "links": links})
+    )
+    return JSONResponse(
+        {"items": items, "next_cursor": cursor, "links": page_links(request, cursor)}
+    )
 
 
 routes = [Route("/v1/audit", list_audit, methods=["GET"])]

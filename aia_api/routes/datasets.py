@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import anyio.to_thread
 import orjson
@@ -16,11 +15,10 @@ from starlette.routing import Route
 
 from aia_api.auth.roles import Permission
 from aia_api.body import media_type, parse_model, read_bytes
-from aia_api.params import page_limit
+from aia_api.params import page_limit, page_links
 from aia_api.problems import Problem
 from aia_api.services import Services, services
 from aia_api.tenancy import require
-from aia_workers.db.cursors import InvalidCursorError
 from aia_workers.db.datasets import DatasetRepository
 from aia_workers.db.models import Dataset
 from aia_workers.ml.datasets import DatasetError, Table, profile_table, read_csv, read_rows, to_csv
@@ -171,16 +169,13 @@ async def list_datasets(request: Request) -> Response:
         with svc.sessions() as session:
             return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
 
-    try:
-        items, next_cursor = await anyio.to_thread.run_sync(load)
-    except InvalidCursorError as exc:
-        raise Problem(400, "invalid-cursor", "Invalid cursor", str(exc)) from None
-    links = {"self": request.url.path}
-    if next_cursor:
-        kept = [(k, v) for k, v in params.multi_items() if k != "cursor"]
-        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', next_cursor)])}"
+    items, next_cursor = await anyio.to_thread.run_sync(load)
     return JSONResponse(
-        {"items": [view(d) for d in items], "next_cursor": next_cursor, "links": links}
+        {
+            "items": [view(d) for d in items],
+            "next_cursor": next_cursor,
+            "links": page_links(request, next_cursor),
+        }
     )
 
 

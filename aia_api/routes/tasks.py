@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
@@ -12,7 +11,7 @@ from starlette.routing import Route
 
 from aia_api.auth.roles import Permission
 from aia_api.body import read_json
-from aia_api.params import page_limit
+from aia_api.params import page_limit, page_links
 from aia_api.problems import Problem
 from aia_api.services import services
 from aia_api.tenancy import require
@@ -88,11 +87,7 @@ async def list_tasks(request: Request) -> Response:
         limit=limit,
         cursor=params.get("cursor") or None,
     )
-    links = {"self": str(request.url.path)}
-    if cursor:
-        kept = [(k, v) for k, v in params.multi_items() if k != "cursor"]
-        links["next"] = f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
-    return _json({"items": items, "next_cursor": cursor, "links": links})
+    return _json({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
 
 
 async def cancel(request: Request) -> Response:
