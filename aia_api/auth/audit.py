@@ -65,17 +65,17 @@ class AuditLog:
         client_address: str | None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        event = AuditEvent(
-            id=str(uuid.uuid4()),
-            tenant_id=tenant,
-            actor=actor,
-            action=action,
-            outcome=outcome,
-            client_address=client_address,
-            detail=detail,
-            created_at=datetime.now(UTC),
+        """Record from async code: the same write, on a worker thread."""
+        await anyio.to_thread.run_sync(
+            lambda: self.record_now(
+                action,
+                outcome,
+                tenant=tenant,
+                actor=actor,
+                client_address=client_address,
+                detail=detail,
+            )
         )
-        await anyio.to_thread.run_sync(self._write, event)
 
     def record_soon(self, action: str, outcome: str, **kwargs: Any) -> None:
         """Record without waiting (for events on paths that must not slow down)."""
