@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import redis
 from aia_workers.events import StreamLimits
 
 REDIS_HOST = "127.0.0.1:6379"
+TEST_PASSWORD = "correct horse battery staple"
 TEST_LIMITS = StreamLimits(
     ttl_seconds=600, events_per_task=100, recorder_maxlen=10_000, idempotency_ttl_seconds=600
 )
@@ -126,6 +128,25 @@ class Stack:
         return self.aia(
             "keys", "create", "--tenant", tenant, "--role", role, "--name", name
         ).strip()
+
+    def create_user(
+        self, role: str = "operator", tenant: str = "default", password: str = TEST_PASSWORD
+    ) -> str:
+        """A new user (``aia users create``); its username."""
+        username = f"{role}-{uuid.uuid4().hex[:8]}"
+        self.aia(
+            "users",
+            "create",
+            "--tenant",
+            tenant,
+            "--username",
+            username,
+            "--role",
+            role,
+            "--password-stdin",
+            stdin=password + "\n",
+        )
+        return username
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client for the API, authenticated with ``api_key`` (default: the admin's)."""

@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from aia_api.auth.store import IdentityStore
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import Settings
-from tests.support import Stack, sse_events, submit, wait_status
+from tests.support import TEST_PASSWORD, Stack, sse_events, submit, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -28,21 +28,7 @@ SLEEP = {"type": "diagnostics.sleep", "payload": {"seconds": 0}}
 
 
 def _user(stack: Stack, role: str = "operator", tenant: str = "default") -> tuple[str, str]:
-    username = f"{role}-{uuid.uuid4().hex[:8]}"
-    password = "correct horse battery staple"
-    stack.aia(
-        "users",
-        "create",
-        "--tenant",
-        tenant,
-        "--username",
-        username,
-        "--role",
-        role,
-        "--password-stdin",
-        stdin=password + "\n",
-    )
-    return username, password
+    return stack.create_user(role, tenant), TEST_PASSWORD
 
 
 def _login(stack: Stack, username: str, password: str) -> dict:

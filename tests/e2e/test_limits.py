@@ -11,11 +11,10 @@ import pyotp
 import pytest
 
 from tests.conftest import _claim_redis_db, _release
-from tests.support import Stack
+from tests.support import TEST_PASSWORD, Stack
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery staple"
 SLEEP = {"type": "diagnostics.sleep", "payload": {"seconds": 0}}
 
 
@@ -40,23 +39,10 @@ def limited(redis_stack: Stack) -> Iterator[str]:
 
 
 def _user(stack: Stack, role: str = "operator", tenant: str = "default") -> str:
-    username = f"{role}-{uuid.uuid4().hex[:8]}"
-    stack.aia(
-        "users",
-        "create",
-        "--tenant",
-        tenant,
-        "--username",
-        username,
-        "--role",
-        role,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    return username
+    return stack.create_user(role, tenant)
 
 
-def _login(url: str, username: str, password: str = PASSWORD, **extra: str) -> httpx.Response:
+def _login(url: str, username: str, password: str = TEST_PASSWORD, **extra: str) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/auth/token", json={"username": username, "password": password, **extra}
     )
