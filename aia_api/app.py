@@ -25,7 +25,7 @@ from aia_api.auth.tokens import TokenCodec
 from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
-from aia_api.routes import audit, datasets, docs, keys, ops, streams, tasks
+from aia_api.routes import audit, datasets, docs, experiments, keys, models, ops, streams, tasks
 from aia_api.routes import auth as auth_routes
 from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
@@ -134,6 +134,8 @@ def create_app(settings: Settings) -> Starlette:
             *docs.routes,
             *audit.routes,
             *datasets.routes,
+            *experiments.routes,
+            *models.routes,
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

@@ -15,10 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aia_workers.db.cursors import InvalidCursorError
+from aia_workers.errors import ConflictError, NotFoundError
+from aia_workers.ml.datasets import DatasetError
 
 __all__ = [
     "PROBLEM_JSON",
     "Problem",
+    "dataset_problem",
     "exception_handlers",
     "field_errors",
     "problem_response",
@@ -127,6 +130,43 @@ async def _on_bad_cursor(request: Request, exc: Exception) -> Response:
     return problem_response(problem, request.url.path)
 
 
+async def _on_not_found(request: Request, exc: Exception) -> Response:
+    return problem_response(Problem(404, "not-found", "Not found", str(exc)), request.url.path)
+
+
+async def _on_conflict(request: Request, exc: Exception) -> Response:
+    return problem_response(Problem(409, "conflict", "Conflict", str(exc)), request.url.path)
+
+
+async def _on_dataset(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatasetError)
+    return problem_response(dataset_problem(exc), request.url.path)
+
+
+def dataset_problem(exc: DatasetError) -> Problem:
+    """A 422 naming the column and row of data that cannot be used."""
+    loc: list[str | int] = ["body"]
+    if exc.row is not None:
+        loc += ["row", exc.row]
+    if exc.column is not None:
+        loc.append(exc.column)
+    error = {
+        "loc": loc,
+        "pointer": "/" + "/".join(str(part) for part in loc),
+        "message": str(exc),
+        "type": "dataset",
+    }
+    return Problem(
+        422,
+        "dataset-invalid",
+        "Data not usable",
+        str(exc),
+        errors=[error],
+        column=exc.column,
+        row=exc.row,
+    )
+
+
 def unavailable(what: str, retry_after: int) -> Problem:
     return Problem(
         503,
@@ -157,4 +197,7 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
         sqlalchemy.exc.InterfaceError: on_database,
         TimeoutError: on_redis,
         InvalidCursorError: _on_bad_cursor,
+        NotFoundError: _on_not_found,
+        ConflictError: _on_conflict,
+        DatasetError: _on_dataset,
     }

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from aia_workers.diagnostics.payloads import SleepPayload
 from aia_workers.errors import UnknownTaskTypeError
+from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.states import Queue
 
 __all__ = ["CATALOG", "TaskType", "get_task_type", "modules_for_queues"]
@@ -47,6 +48,26 @@ _TYPES = (
         module="aia_workers.diagnostics.tasks",
         time_limit_seconds=660,
         description="Sleeps in steps, reporting progress at each; fails on request.",
+    ),
+    TaskType(
+        name="ml.train",
+        queue=Queue.ML,
+        payload=TrainPayload,
+        permission="ml:train",
+        module="aia_workers.ml.tasks",
+        # The longest time budget (an hour) plus loading, refitting and storing.
+        time_limit_seconds=5400,
+        description="Trains an experiment (searching within its time budget) and registers "
+        "the model version it produces.",
+    ),
+    TaskType(
+        name="ml.predict",
+        queue=Queue.ML,
+        payload=PredictPayload,
+        permission="ml:predict",
+        module="aia_workers.ml.tasks",
+        time_limit_seconds=300,
+        description="Predicts rows with one model version, kept loaded between calls.",
     ),
 )
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_dataset_bytes: int = Field(default=50 * 1_048_576, ge=1024)
+    # Models each ml worker process keeps loaded, most recently used first.
+    model_cache_size: int = Field(default=8, ge=1, le=1_000)
+    # The share of predicted rows logged for drift checks, and how many are kept per version.
+    prediction_log_sample_rate: float = Field(default=0.1, ge=0, le=1)
+    prediction_log_max_rows: int = Field(default=10_000, ge=0)
     max_countdown_seconds: int = Field(default=3600, ge=0)
     # Longer than the longest task time limit plus the longest countdown, so the
     # Redis transport never redelivers a task that is still running or waiting.

@@ -15,6 +15,10 @@ class Permission(StrEnum):
     KEYS_MANAGE = "keys:manage"
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
+    ML_READ = "ml:read"
+    ML_TRAIN = "ml:train"
+    ML_PREDICT = "ml:predict"
+    MODELS_MANAGE = "models:manage"
 
 
 class Role(StrEnum):
@@ -37,8 +41,16 @@ _ORDER = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
 
 # What each role adds to the one below it.
 _GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({Permission.TASKS_READ, Permission.STATUS_READ}),
-    Role.OPERATOR: frozenset({Permission.TASKS_SUBMIT, Permission.TASKS_CANCEL}),
+    Role.VIEWER: frozenset({Permission.TASKS_READ, Permission.STATUS_READ, Permission.ML_READ}),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.TASKS_SUBMIT,
+            Permission.TASKS_CANCEL,
+            Permission.ML_TRAIN,
+            Permission.ML_PREDICT,
+            Permission.MODELS_MANAGE,
+        }
+    ),
     Role.ADMIN: frozenset({Permission.KEYS_MANAGE, Permission.USERS_MANAGE, Permission.AUDIT_READ}),
 }
 

@@ -9,6 +9,18 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from aia_api.mlresponses import (
+    AliasMoved,
+    ExperimentPage,
+    ExperimentView,
+    ModelDetail,
+    ModelPage,
+    PredictionPage,
+    RunAccepted,
+    RunPage,
+    RunView,
+    VersionView,
+)
 from aia_api.problems import PROBLEM_JSON
 from aia_api.responses import (
     AuditPage,
@@ -30,7 +42,9 @@ from aia_api.responses import (
 )
 from aia_api.routes.auth import CodeRequest, RefreshRequest, TokenRequest
 from aia_api.routes.datasets import DatasetRows
+from aia_api.routes.experiments import ExperimentRequest, RunRequest
 from aia_api.routes.keys import KeyRequest
+from aia_api.routes.models import AliasRequest, PredictRequest
 from aia_api.schemas import SubmitRequest
 from aia_workers.catalog import CATALOG
 from aia_workers.states import Status
@@ -62,6 +76,10 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     CodeRequest,
     KeyRequest,
     DatasetRows,
+    ExperimentRequest,
+    RunRequest,
+    AliasRequest,
+    PredictRequest,
 )
 _RESPONSES: tuple[type[BaseModel], ...] = (
     TaskView,
@@ -74,6 +92,16 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
     KeyList,
     DatasetView,
     DatasetPage,
+    ExperimentView,
+    ExperimentPage,
+    RunView,
+    RunAccepted,
+    RunPage,
+    ModelPage,
+    ModelDetail,
+    VersionView,
+    AliasMoved,
+    PredictionPage,
     AuditPage,
     Health,
     StatusReport,
@@ -146,6 +174,17 @@ _PARAMETERS: Json = {
     "TaskId": _path_param("task_id", "The task's id, as returned by submit."),
     "KeyId": _path_param("key_id", "The API key's id (not the key itself)."),
     "DatasetId": _path_param("dataset_id", "The dataset's id."),
+    "ExperimentId": _path_param("experiment_id", "The experiment's id."),
+    "RunId": _path_param("run_id", "The run's id."),
+    "ModelName": _path_param("name", "The model's name (its experiment's name)."),
+    "Version": {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "A version number: 1, 2, ...",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "Alias": _path_param("alias", "An alias: `production`, `staging`, or any name."),
     "IdempotencyKey": {
         "name": "Idempotency-Key",
         "in": "header",

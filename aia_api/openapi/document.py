@@ -15,6 +15,7 @@ from aia_api.openapi.components import (
     _ref,
     _submit_variants,
 )
+from aia_api.openapi.ml_paths import _ml_paths
 from aia_api.openapi.paths import (
     _audit_paths,
     _auth_paths,
@@ -67,6 +68,11 @@ def build_openapi() -> Json:
             {"name": "streams", "description": "Task events, as SSE or over a WebSocket."},
             {"name": "auth", "description": "Tokens for users."},
             {"name": "keys", "description": "API keys for services."},
+            {
+                "name": "ml",
+                "description": "Datasets, experiments, training runs, the model registry, "
+                "predictions.",
+            },
             {"name": "ops", "description": "Health, status and metrics."},
             {"name": "docs", "description": "This document."},
         ],
@@ -77,6 +83,7 @@ def build_openapi() -> Json:
             **_key_paths(),
             **_audit_paths(),
             **_dataset_paths(),
+            **_ml_paths(),
             **_ops_paths(),
             **_docs_paths(),
         },

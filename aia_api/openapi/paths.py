@@ -347,14 +347,29 @@ def _dataset_paths() -> Json:
                 },
                 errors=(*_SECURED, *_WITH_BODY),
                 description=(
-                    "Needs `tasks:submit`. Send CSV (`text/csv`, header first, `?name=`) or "
-                    "JSON rows. Data that cannot be used is a 422 naming the column and row."
+                    "Needs `ml:train`. Send CSV (`text/csv`, header first, `?name=`), a "
+                    "multipart form with the CSV in its `file` part, or JSON rows. "
+                    "Data that cannot be used is a 422 naming the column and row."
                 ),
                 body={
                     "required": True,
                     "description": "The table.",
                     "content": {
                         "text/csv": {"schema": {"type": "string"}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "file": {
+                                        "type": "string",
+                                        "contentMediaType": "text/csv",
+                                        "description": "The CSV file.",
+                                    },
+                                    "name": {"type": "string", "maxLength": 200},
+                                },
+                                "required": ["file"],
+                            }
+                        },
                         "application/json": {"schema": _ref("DatasetRows")},
                     },
                 },
@@ -365,7 +380,7 @@ def _dataset_paths() -> Json:
                 "ml",
                 {"200": _json("DatasetPage", "Newest first; follow links.next for more.")},
                 errors=(*_SECURED, "400", "422"),
-                description="Needs `tasks:read`.",
+                description="Needs `ml:read`.",
                 parameters=["Limit", "Cursor"],
             ),
         },
@@ -376,7 +391,7 @@ def _dataset_paths() -> Json:
                 "ml",
                 {"200": _json("DatasetView", "The dataset.")},
                 errors=(*_SECURED, "404"),
-                description="Needs `tasks:read`.",
+                description="Needs `ml:read`.",
                 parameters=["DatasetId"],
             )
         },

@@ -9,14 +9,18 @@ from typing import Any
 import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from aia_api.auth.roles import Permission
 from aia_api.body import media_type, parse_model, read_bytes
 from aia_api.params import page_limit, page_links
-from aia_api.problems import Problem
+from aia_api.problems import Problem, dataset_problem
 from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_workers.db.datasets import DatasetRepository
@@ -26,6 +30,8 @@ from aia_workers.ml.datasets import DatasetError, Table, profile_table, read_csv
 __all__ = ["DatasetRows", "routes"]
 
 _MAX_PAGE = 200
+# Room for the form's boundaries and part headers around a file at the size limit.
+_FORM_OVERHEAD = 64 * 1024
 
 
 class DatasetRows(BaseModel):
@@ -50,31 +56,8 @@ def view(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _unusable(exc: DatasetError) -> Problem:
-    loc: list[str | int] = ["body"]
-    if exc.row is not None:
-        loc += ["row", exc.row]
-    if exc.column is not None:
-        loc.append(exc.column)
-    error = {
-        "loc": loc,
-        "pointer": "/" + "/".join(str(part) for part in loc),
-        "message": str(exc),
-        "type": "dataset",
-    }
-    return Problem(
-        422,
-        "dataset-invalid",
-        "Dataset not usable",
-        str(exc),
-        errors=[error],
-        column=exc.column,
-        row=exc.row,
-    )
-
-
 async def upload(request: Request) -> Response:
-    principal = require(request, Permission.TASKS_SUBMIT)
+    principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
     limit = svc.settings.max_dataset_bytes
     kind = media_type(request)
@@ -97,12 +80,17 @@ async def upload(request: Request) -> Response:
         name = request_rows.name
         table = await _parse(lambda: read_rows(request_rows.rows))
         stored = to_csv(table)
+    elif kind == "multipart/form-data":
+        data, name = await _multipart(request, limit)
+        table = await _parse(lambda: read_csv(data))
+        stored = data
     else:
         raise Problem(
             415,
             "unsupported-media-type",
             "Unsupported media type",
-            f"send text/csv (with ?name=) or application/json rows (got {kind or 'nothing'})",
+            f"send text/csv (with ?name=), multipart/form-data (a `file` part) or "
+            f"application/json rows (got {kind or 'nothing'})",
         )
     dataset = await anyio.to_thread.run_sync(
         _store, svc, principal.tenant, name, table, stored, f"{principal.kind}:{principal.id}"
@@ -112,11 +100,63 @@ async def upload(request: Request) -> Response:
     )
 
 
+async def _multipart(request: Request, limit: int) -> tuple[bytes, str]:
+    """The CSV file of a form upload (its ``file`` part), and a name for it."""
+    # The whole body is read under the limit first, so an oversized upload is
+    # refused while it streams in rather than after it has been spooled to disk.
+    body = await read_bytes(request, limit + _FORM_OVERHEAD)
+    replayed = False
+
+    async def receive() -> Message:
+        nonlocal replayed
+        if replayed:
+            return {"type": "http.disconnect"}
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
+    except (HTTPException, MultiPartException) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
+        raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "send the CSV in a form part named `file`",
+            errors=[
+                {
+                    "loc": ["body", "file"],
+                    "pointer": "/file",
+                    "message": "a file part named `file` is required",
+                    "type": "missing",
+                }
+            ],
+        )
+    data = await upload.read()
+    await form.close()
+    if len(data) > limit:
+        raise Problem(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"the file is larger than the limit of {limit} bytes",
+            max_bytes=limit,
+        )
+    field = form.get("name")
+    name = field if isinstance(field, str) and field else (upload.filename or "dataset")
+    if len(name) > 200:
+        raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
+    return data, name
+
+
 async def _parse(read: Any) -> Table:
     try:
         table: Table = await anyio.to_thread.run_sync(read)
     except DatasetError as exc:
-        raise _unusable(exc) from None
+        raise dataset_problem(exc) from None
     return table
 
 
@@ -142,7 +182,7 @@ def _store(svc: Services, tenant: str, name: str, table: Table, data: bytes, act
 
 
 async def get_dataset(request: Request) -> Response:
-    principal = require(request, Permission.TASKS_READ)
+    principal = require(request, Permission.ML_READ)
     svc = services(request)
     dataset_id = request.path_params["dataset_id"]
 
@@ -159,7 +199,7 @@ async def get_dataset(request: Request) -> Response:
 
 
 async def list_datasets(request: Request) -> Response:
-    principal = require(request, Permission.TASKS_READ)
+    principal = require(request, Permission.ML_READ)
     svc = services(request)
     params = request.query_params
     limit = page_limit(params, _MAX_PAGE)

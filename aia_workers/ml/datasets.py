@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
-_TRUE = frozenset({"true", "yes", "y", "t"})
-_FALSE = frozenset({"false", "no", "n", "f"})
+TRUE_VALUES = frozenset({"true", "yes", "y", "t"})
+FALSE_VALUES = frozenset({"false", "no", "n", "f"})
 _MAX_COLUMNS = 1_000
 
 
@@ -190,7 +190,7 @@ def _kind(values: list[str], rows: int) -> ColumnKind:
     if not values:
         return ColumnKind.TEXT
     lowered = {v.lower() for v in values}
-    if lowered <= _TRUE | _FALSE:
+    if lowered <= TRUE_VALUES | FALSE_VALUES:
         return ColumnKind.BOOLEAN
     if all(_is_number(v) for v in values):
         return ColumnKind.NUMERIC

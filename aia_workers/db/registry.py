@@ -1,0 +1,317 @@
+"""Tenant-scoped reads and writes of experiments, runs, model versions and aliases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from aia_workers.db.cursors import keyset_page
+from aia_workers.db.models import (
+    AliasChange,
+    Experiment,
+    ModelAlias,
+    ModelVersion,
+    PredictionLog,
+    TrainingRun,
+)
+from aia_workers.errors import ConflictError, NotFoundError
+
+__all__ = ["DEFAULT_ALIAS", "ModelRegistry", "RunStatus"]
+
+DEFAULT_ALIAS = "production"
+
+
+class RunStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ModelRegistry:
+    """Experiments and the models they produce, for one tenant only."""
+
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant = tenant_id
+
+    # -- experiments -----------------------------------------------------------
+
+    def add_experiment(self, experiment: Experiment) -> None:
+        if experiment.tenant_id != self._tenant:
+            raise ValueError("an experiment belongs to the tenant that stores it")
+        taken = self._session.scalar(
+            select(func.count())
+            .select_from(Experiment)
+            .where(
+                Experiment.tenant_id == self._tenant, Experiment.model_name == experiment.model_name
+            )
+        )
+        if taken:
+            raise ConflictError(f"there is already a model named {experiment.model_name!r}")
+        self._session.add(experiment)
+
+    def experiment(self, experiment_id: str) -> Experiment | None:
+        return self._session.scalars(
+            select(Experiment).where(
+                Experiment.tenant_id == self._tenant, Experiment.id == experiment_id
+            )
+        ).one_or_none()
+
+    def experiment_for_model(self, model_name: str) -> Experiment | None:
+        return self._session.scalars(
+            select(Experiment).where(
+                Experiment.tenant_id == self._tenant, Experiment.model_name == model_name
+            )
+        ).one_or_none()
+
+    def experiments(self, *, limit: int, cursor: str | None) -> tuple[list[Experiment], str | None]:
+        stmt = select(Experiment).where(Experiment.tenant_id == self._tenant)
+        return keyset_page(
+            self._session, stmt, Experiment.created_at, Experiment.id, limit=limit, cursor=cursor
+        )
+
+    def models(self, *, limit: int, cursor: str | None) -> tuple[list[Experiment], str | None]:
+        """Experiments that have registered at least one version."""
+        stmt = select(Experiment).where(
+            Experiment.tenant_id == self._tenant, Experiment.latest_version > 0
+        )
+        return keyset_page(
+            self._session, stmt, Experiment.created_at, Experiment.id, limit=limit, cursor=cursor
+        )
+
+    # -- runs ------------------------------------------------------------------
+
+    def add_run(self, run: TrainingRun) -> None:
+        if run.tenant_id != self._tenant:
+            raise ValueError("a run belongs to the tenant that stores it")
+        self._session.add(run)
+
+    def run(self, run_id: str) -> TrainingRun | None:
+        return self._session.scalars(
+            select(TrainingRun).where(
+                TrainingRun.tenant_id == self._tenant, TrainingRun.id == run_id
+            )
+        ).one_or_none()
+
+    def runs(
+        self, experiment_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[TrainingRun], str | None]:
+        stmt = select(TrainingRun).where(
+            TrainingRun.tenant_id == self._tenant, TrainingRun.experiment_id == experiment_id
+        )
+        return keyset_page(
+            self._session, stmt, TrainingRun.created_at, TrainingRun.id, limit=limit, cursor=cursor
+        )
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        self._session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.tenant_id == self._tenant, TrainingRun.id == run_id)
+            .values(**values)
+        )
+
+    # -- versions --------------------------------------------------------------
+
+    def register(self, version: ModelVersion) -> ModelVersion:
+        """Give ``version`` the model's next number and store it.
+
+        A run registers at most one version: a training task delivered twice
+        finds the version its first delivery made and returns that.
+        """
+        existing = self._session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.tenant_id == self._tenant, ModelVersion.run_id == version.run_id
+            )
+        ).one_or_none()
+        if existing is not None:
+            return existing
+        # The counter row is locked by the update until commit, so two runs
+        # finishing together cannot take the same number.
+        number = self._session.scalar(
+            update(Experiment)
+            .where(Experiment.tenant_id == self._tenant, Experiment.id == version.experiment_id)
+            .values(latest_version=Experiment.latest_version + 1)
+            .returning(Experiment.latest_version)
+        )
+        if number is None:
+            raise NotFoundError(f"there is no experiment {version.experiment_id}")
+        version.version = number
+        version.tenant_id = self._tenant
+        self._session.add(version)
+        self._session.flush()
+        return version
+
+    def version(self, model_name: str, number: int) -> ModelVersion | None:
+        return self._session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.tenant_id == self._tenant,
+                ModelVersion.model_name == model_name,
+                ModelVersion.version == number,
+            )
+        ).one_or_none()
+
+    def versions(self, model_name: str) -> Sequence[ModelVersion]:
+        return self._session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.tenant_id == self._tenant, ModelVersion.model_name == model_name)
+            .order_by(ModelVersion.version.desc())
+        ).all()
+
+    def resolve(self, model_name: str, *, version: int | None, alias: str | None) -> ModelVersion:
+        """The version asked for: by number, by alias, else ``production``, else the latest."""
+        if version is not None:
+            found = self.version(model_name, version)
+            if found is None:
+                raise NotFoundError(f"model {model_name!r} has no version {version}")
+            return found
+        if alias is not None:
+            pointer = self.alias(model_name, alias)
+            if pointer is None:
+                raise NotFoundError(f"model {model_name!r} has no alias {alias!r}")
+            found = self.version(model_name, pointer.version)
+        else:
+            pointer = self.alias(model_name, DEFAULT_ALIAS)
+            found = (
+                self.version(model_name, pointer.version) if pointer else self._latest(model_name)
+            )
+        if found is None:
+            raise NotFoundError(f"model {model_name!r} has no versions yet")
+        return found
+
+    def _latest(self, model_name: str) -> ModelVersion | None:
+        return self._session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.tenant_id == self._tenant, ModelVersion.model_name == model_name)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        ).first()
+
+    # -- aliases ---------------------------------------------------------------
+
+    def alias(self, model_name: str, alias: str) -> ModelAlias | None:
+        return self._session.get(ModelAlias, (self._tenant, model_name, alias))
+
+    def aliases(self, model_name: str) -> Sequence[ModelAlias]:
+        return self._session.scalars(
+            select(ModelAlias)
+            .where(ModelAlias.tenant_id == self._tenant, ModelAlias.model_name == model_name)
+            .order_by(ModelAlias.alias)
+        ).all()
+
+    def alias_history(self, model_name: str, alias: str | None = None) -> Sequence[AliasChange]:
+        stmt = select(AliasChange).where(
+            AliasChange.tenant_id == self._tenant, AliasChange.model_name == model_name
+        )
+        if alias is not None:
+            stmt = stmt.where(AliasChange.alias == alias)
+        return self._session.scalars(
+            stmt.order_by(AliasChange.created_at.desc(), AliasChange.id.desc())
+        ).all()
+
+    def move_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: int | None,
+        *,
+        actor: str | None,
+        reason: str | None = None,
+    ) -> AliasChange:
+        """Point ``alias`` at ``version`` (None removes it) and record the move."""
+        if version is not None and self.version(model_name, version) is None:
+            raise NotFoundError(f"model {model_name!r} has no version {version}")
+        now = datetime.now(UTC)
+        current = self.alias(model_name, alias)
+        before = current.version if current is not None else None
+        if version is None:
+            if current is None:
+                raise NotFoundError(f"model {model_name!r} has no alias {alias!r}")
+            self._session.delete(current)
+        elif current is None:
+            self._session.add(
+                ModelAlias(
+                    tenant_id=self._tenant,
+                    model_name=model_name,
+                    alias=alias,
+                    version=version,
+                    updated_by=actor,
+                    updated_at=now,
+                )
+            )
+        else:
+            current.version, current.updated_by, current.updated_at = version, actor, now
+        change = AliasChange(
+            id=str(uuid.uuid4()),
+            tenant_id=self._tenant,
+            model_name=model_name,
+            alias=alias,
+            from_version=before,
+            to_version=version,
+            changed_by=actor,
+            reason=reason,
+            created_at=now,
+        )
+        self._session.add(change)
+        self._session.flush()
+        return change
+
+    def rollback_alias(self, model_name: str, alias: str, *, actor: str | None) -> AliasChange:
+        """Undo the alias's last move: point it back where it was before."""
+        history = self.alias_history(model_name, alias)
+        if not history:
+            raise NotFoundError(f"model {model_name!r} has no alias {alias!r} to roll back")
+        last = history[0]
+        if last.from_version is None:
+            raise ConflictError(
+                f"the alias {alias!r} pointed nowhere before its last move; "
+                f"there is nothing to roll back to"
+            )
+        return self.move_alias(
+            model_name,
+            alias,
+            last.from_version,
+            actor=actor,
+            reason=f"rollback of the move to version {last.to_version}",
+        )
+
+    # -- predictions -----------------------------------------------------------
+
+    def log_predictions(self, entries: Sequence[PredictionLog], *, keep: int) -> None:
+        """Store sampled predictions; keep at most ``keep`` (the newest) per version."""
+        if not entries:
+            return
+        for entry in entries:
+            entry.tenant_id = self._tenant
+            self._session.add(entry)
+        self._session.flush()
+        first = entries[0]
+        scope = (
+            PredictionLog.tenant_id == self._tenant,
+            PredictionLog.model_name == first.model_name,
+            PredictionLog.version == first.version,
+        )
+        cutoff = self._session.scalar(
+            select(PredictionLog.created_at)
+            .where(*scope)
+            .order_by(PredictionLog.created_at.desc())
+            .offset(keep)
+            .limit(1)
+        )
+        if cutoff is not None:
+            self._session.execute(
+                delete(PredictionLog).where(*scope, PredictionLog.created_at <= cutoff)
+            )
+
+    def predictions(self, model_name: str, *, limit: int) -> Sequence[PredictionLog]:
+        return self._session.scalars(
+            select(PredictionLog)
+            .where(PredictionLog.tenant_id == self._tenant, PredictionLog.model_name == model_name)
+            .order_by(PredictionLog.created_at.desc())
+            .limit(limit)
+        ).all()

@@ -1,0 +1,69 @@
+"""Predictions with a registered version: the cached model, the input typed, a sampled log."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aia_workers.db.models import PredictionLog
+from aia_workers.db.registry import ModelRegistry
+from aia_workers.errors import TaskFailure
+from aia_workers.ml.artifacts import IntegrityError
+from aia_workers.ml.datasets import ColumnKind, DatasetError
+from aia_workers.ml.frames import frame_from_rows
+from aia_workers.ml.payloads import PredictPayload
+from aia_workers.ml.runtime import MLRuntime
+from aia_workers.ml.schema import check_rows
+
+__all__ = ["predict"]
+
+
+def predict(
+    rt: MLRuntime, tenant: str, payload: PredictPayload, *, task_id: str | None
+) -> dict[str, Any]:
+    """Predict ``payload.rows`` with the version it names; log a sample of them."""
+    with rt.sessions() as session:
+        version = ModelRegistry(session, tenant).version(payload.model, payload.version)
+    if version is None:
+        raise TaskFailure(f"model {payload.model!r} has no version {payload.version}")
+    try:
+        check_rows(version.signature, payload.rows)
+        model = rt.models.get(version.artifact_key, version.artifact_sha256)
+        kinds = {str(c["name"]): ColumnKind(c["kind"]) for c in version.signature}
+        outputs = model.predict_rows(frame_from_rows(payload.rows, kinds))
+    except (DatasetError, IntegrityError, ValueError) as exc:
+        raise TaskFailure(str(exc)) from exc
+    _log(rt, tenant, payload, outputs, task_id)
+    return {"model": payload.model, "version": payload.version, "predictions": outputs}
+
+
+def _log(
+    rt: MLRuntime,
+    tenant: str,
+    payload: PredictPayload,
+    outputs: list[dict[str, Any]],
+    task_id: str | None,
+) -> None:
+    rate = rt.settings.prediction_log_sample_rate
+    keep = rt.settings.prediction_log_max_rows
+    if rate <= 0 or keep <= 0:
+        return
+    now = datetime.now(UTC)
+    sampled = [
+        PredictionLog(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant,
+            model_name=payload.model,
+            version=payload.version,
+            task_id=task_id,
+            inputs=row,
+            outputs=output,
+            created_at=now,
+        )
+        for row, output in zip(payload.rows, outputs, strict=False)
+        if rate >= 1 or random.random() < rate
+    ]
+    with rt.sessions.begin() as session:
+        ModelRegistry(session, tenant).log_predictions(sampled, keep=keep)

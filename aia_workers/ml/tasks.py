@@ -1,0 +1,34 @@
+"""Celery adapters for the ``ml`` task types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from aia_workers.catalog import get_task_type
+from aia_workers.ml.payloads import PredictPayload, TrainPayload
+from aia_workers.ml.prediction import predict as predict_rows
+from aia_workers.ml.runtime import runtime
+from aia_workers.ml.training import train_run
+from aia_workers.tasking import aia_task, progress_reporter
+
+__all__ = ["predict", "train"]
+
+
+@aia_task(get_task_type("ml.train"))
+def train(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
+    return train_run(
+        runtime(),
+        tenant,
+        TrainPayload.model_validate(payload),
+        task_id=self.request.id,
+        report=progress_reporter(self),
+    )
+
+
+@aia_task(get_task_type("ml.predict"))
+def predict(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
+    return predict_rows(
+        runtime(), tenant, PredictPayload.model_validate(payload), task_id=self.request.id
+    )

@@ -1,0 +1,218 @@
+"""One training run, from the stored dataset to a registered model version.
+
+Free of Celery: ``ml.train`` calls ``train_run`` with the process's runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from aia_workers.db.datasets import DatasetRepository
+from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.db.registry import ModelRegistry, RunStatus
+from aia_workers.errors import TaskFailure
+from aia_workers.ml.artifacts import IntegrityError
+from aia_workers.ml.datasets import ColumnKind, DatasetError
+from aia_workers.ml.fitted import Fitted, TrainingSpec, json_safe
+from aia_workers.ml.frames import classification_labels, frame_from_csv
+from aia_workers.ml.payloads import MLTask, TrainPayload
+from aia_workers.ml.runtime import MLRuntime
+from aia_workers.ml.schema import check_experiment
+from aia_workers.ml.serving import dump_model
+from aia_workers.progress import ProgressReporter, discard_progress
+
+__all__ = ["train_fitted", "train_run"]
+
+# Where each kind's trainer lives: imported when first needed.
+_TRAINERS: Mapping[MLTask, tuple[str, str]] = {
+    MLTask.CLASSIFICATION: ("aia_workers.ml.automl", "search_tabular"),
+    MLTask.REGRESSION: ("aia_workers.ml.automl", "search_tabular"),
+    MLTask.FORECASTING: ("aia_workers.ml.forecasting", "train_forecaster"),
+    MLTask.TEXT_CLASSIFICATION: ("aia_workers.ml.text", "train_text_classifier"),
+    MLTask.SENTIMENT: ("aia_workers.ml.sentiment", "train_sentiment"),
+    MLTask.ANOMALY_DETECTION: ("aia_workers.ml.anomaly", "train_anomaly_detector"),
+}
+
+_LEADERBOARD_KEPT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    frame: pd.DataFrame
+    spec: TrainingSpec
+    signature: list[dict[str, str]]
+    dataset_id: str
+
+
+def train_fitted(
+    task: MLTask, frame: pd.DataFrame, spec: TrainingSpec, report: ProgressReporter
+) -> Fitted:
+    """Call the trainer for ``task``."""
+    module, name = _TRAINERS[task]
+    trainer = getattr(importlib.import_module(module), name)
+    if task in (MLTask.CLASSIFICATION, MLTask.REGRESSION):
+        from aia_workers.ml.tabular import TabularTask
+
+        fitted: Fitted = trainer(frame, spec, TabularTask(task.value), report)
+    else:
+        fitted = trainer(frame, spec, report)
+    return fitted
+
+
+def train_run(
+    rt: MLRuntime,
+    tenant: str,
+    payload: TrainPayload,
+    *,
+    task_id: str | None,
+    report: ProgressReporter = discard_progress,
+) -> dict[str, Any]:
+    """Train the run's experiment, store the model, register a version; a summary back.
+
+    Problems a person must fix (bad data, a changed artifact) end the run as
+    failed with TaskFailure; anything else fails it and propagates.
+    """
+    with rt.sessions.begin() as session:
+        registry = ModelRegistry(session, tenant)
+        experiment = registry.experiment(payload.experiment_id)
+        run = registry.run(payload.run_id)
+        if experiment is None or run is None or run.experiment_id != experiment.id:
+            raise TaskFailure(
+                f"there is no run {payload.run_id} of experiment {payload.experiment_id}"
+            )
+        if run.status == RunStatus.SUCCEEDED and run.model_version is not None:
+            # Delivered again after it finished (a worker lost before its ack).
+            done = registry.version(experiment.model_name, run.model_version)
+            if done is not None:
+                return _summary(experiment, payload.run_id, done)
+        registry.update_run(
+            run.id, status=RunStatus.RUNNING, started_at=datetime.now(UTC), task_id=task_id
+        )
+        session.expunge(experiment)
+    try:
+        inputs = _inputs(rt, tenant, experiment, payload)
+        task = MLTask(experiment.task)
+        fitted = train_fitted(task, inputs.frame, inputs.spec, report)
+        summary = _register(rt, tenant, experiment, payload, inputs, fitted, task_id)
+    except (DatasetError, IntegrityError, ValueError) as exc:
+        _fail(rt, tenant, payload.run_id, str(exc))
+        raise TaskFailure(str(exc)) from exc
+    except BaseException as exc:
+        _fail(rt, tenant, payload.run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return summary
+
+
+def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPayload) -> _Inputs:
+    dataset_id = str(payload.options.get("dataset_id") or experiment.dataset_id)
+    with rt.sessions() as session:
+        dataset = DatasetRepository(session, tenant).get(dataset_id)
+    if dataset is None:
+        raise DatasetError(f"there is no dataset {dataset_id}")
+    task = MLTask(experiment.task)
+    features = check_experiment(
+        task, dataset.columns, dataset.rows, experiment.target, experiment.features
+    )
+    kinds = {str(c["name"]): ColumnKind(c["kind"]) for c in dataset.columns}
+    frame = frame_from_csv(rt.artifacts.get(dataset.artifact_key, dataset.sha256), kinds)
+    target = experiment.target
+    if target is not None and task in (MLTask.CLASSIFICATION, MLTask.TEXT_CLASSIFICATION):
+        labelled = frame[target].notna()
+        frame = frame.loc[labelled].copy()
+        frame[target] = classification_labels(frame[target])
+    options = {**experiment.options, **payload.options}
+    options.pop("dataset_id", None)
+    spec = TrainingSpec(
+        target=target,
+        features=features,
+        kinds={c: kinds[c] for c in [*features, *([target] if target else [])]},
+        time_budget_seconds=experiment.time_budget_seconds,
+        metric=experiment.metric,
+        seed=payload.seed,
+        options=options,
+    )
+    # Forecasting models take a number of steps, not input columns.
+    signature = (
+        []
+        if task == MLTask.FORECASTING
+        else [{"name": c, "kind": kinds[c].value} for c in features]
+    )
+    return _Inputs(frame, spec, signature, dataset_id)
+
+
+def _register(
+    rt: MLRuntime,
+    tenant: str,
+    experiment: Experiment,
+    payload: TrainPayload,
+    inputs: _Inputs,
+    fitted: Fitted,
+    task_id: str | None,
+) -> dict[str, Any]:
+    blob = dump_model(fitted.model)
+    key = f"{tenant}/models/{experiment.id}/{payload.run_id}.pkl"
+    digest = rt.artifacts.put(key, blob)
+    leaderboard = [t.as_json() for t in fitted.leaderboard[:_LEADERBOARD_KEPT]]
+    with rt.sessions.begin() as session:
+        registry = ModelRegistry(session, tenant)
+        run = registry.run(payload.run_id)
+        version = registry.register(
+            ModelVersion(
+                id=str(uuid.uuid4()),
+                tenant_id=tenant,
+                model_name=experiment.model_name,
+                experiment_id=experiment.id,
+                run_id=payload.run_id,
+                task=experiment.task,
+                estimator=fitted.estimator,
+                params=json_safe(fitted.params),
+                metrics=json_safe(fitted.metrics),
+                leaderboard=leaderboard,
+                details=json_safe({**fitted.details, "fit_seconds": fitted.fit_seconds}),
+                dataset_id=inputs.dataset_id,
+                training_task_id=task_id,
+                target=experiment.target,
+                signature=inputs.signature,
+                artifact_key=key,
+                artifact_sha256=digest,
+                size_bytes=len(blob),
+                trained_by=run.created_by if run else None,
+                created_at=datetime.now(UTC),
+            )
+        )
+        registry.update_run(
+            payload.run_id,
+            status=RunStatus.SUCCEEDED,
+            model_version=version.version,
+            finished_at=datetime.now(UTC),
+            error=None,
+        )
+    return _summary(experiment, payload.run_id, version)
+
+
+def _summary(experiment: Experiment, run_id: str, version: ModelVersion) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment.id,
+        "run_id": run_id,
+        "model": experiment.model_name,
+        "version": version.version,
+        "estimator": version.estimator,
+        "metrics": version.metrics,
+        "trials": len(version.leaderboard),
+        "leaderboard": version.leaderboard[:10],
+        "links": {"version": f"/v1/ml/models/{experiment.model_name}/versions/{version.version}"},
+    }
+
+
+def _fail(rt: MLRuntime, tenant: str, run_id: str, message: str) -> None:
+    with rt.sessions.begin() as session:
+        ModelRegistry(session, tenant).update_run(
+            run_id, status=RunStatus.FAILED, error=message[:2000], finished_at=datetime.now(UTC)
+        )
