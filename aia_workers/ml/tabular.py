@@ -40,7 +40,15 @@ from sklearn.svm import SVC, SVR
 
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 
-__all__ = ["ESTIMATORS", "TabularTask", "TrainedModel", "build_pipeline", "train_tabular"]
+__all__ = [
+    "ESTIMATORS",
+    "TabularTask",
+    "TrainedModel",
+    "build_pipeline",
+    "estimator_catalogue",
+    "holdout_scores",
+    "train_tabular",
+]
 
 
 class TabularTask(StrEnum):
@@ -216,3 +224,19 @@ def _scores(
     elif len(set(y)) == len(classes):
         scores["roc_auc"] = float(roc_auc_score(y, probabilities, multi_class="ovr"))
     return scores
+
+
+def estimator_catalogue(task: TabularTask, seed: int) -> dict[str, BaseEstimator]:
+    """Fresh, unfitted estimators by name for ``task``: those ``train_tabular`` fits."""
+    return _classifiers(seed) if task == TabularTask.CLASSIFICATION else _regressors(seed)
+
+
+def holdout_scores(
+    pipeline: Pipeline, task: TabularTask, x: pd.DataFrame, y: pd.Series
+) -> dict[str, float]:
+    """A fitted pipeline's metrics on ``x``, ``y``.
+
+    Classification: accuracy, f1 (macro) and roc_auc (when computable), all in
+    [0, 1]; regression: r2 (unitless), mae and rmse (in the target's units).
+    """
+    return _scores(pipeline, task, x, y)
