@@ -231,7 +231,13 @@ class Stack:
         return proc, base
 
     def start_worker(
-        self, node: str = "bench", *, concurrency: int = 2, app: str = "aia_workers"
+        self,
+        node: str = "bench",
+        *,
+        concurrency: int = 2,
+        app: str = "aia_workers",
+        queues: str = "default",
+        prefetch: int = 4,
     ) -> Proc:
         argv = [
             CELERY,
@@ -239,12 +245,12 @@ class Stack:
             app,
             "worker",
             "-Q",
-            "default",
+            queues,
             "-P",
             "prefork",
             "-c",
             str(concurrency),
-            "--prefetch-multiplier=4",
+            f"--prefetch-multiplier={prefetch}",
             "-n",
             f"{node}@%h",
             "--without-mingle",

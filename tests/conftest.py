@@ -155,6 +155,19 @@ def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _release(built.redis_url)
 
 
+@pytest.fixture(scope="session")
+def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API, recorder and an ``ml`` worker on a PostgreSQL of their own, for training."""
+    tmp = tmp_path_factory.mktemp("stack-ml")
+    with _fresh_postgres() as database:
+        built = _build_stack(tmp, "redis", database)
+        # Every prediction logged, so the tests can read the log back.
+        built.start_worker("ml", "ml", concurrency=1, env={"AIA_PREDICTION_LOG_SAMPLE_RATE": "1"})
+        yield built
+        built.stop()
+        _release(built.redis_url)
+
+
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client() as client:

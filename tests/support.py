@@ -151,11 +151,9 @@ class Stack:
     def client(self, api_key: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client for the API, authenticated with ``api_key`` (default: the admin's)."""
         key = api_key or self.api_key
+        kwargs.setdefault("timeout", 30)
         return httpx.Client(
-            base_url=self.api_url,
-            timeout=30,
-            headers={"Authorization": f"Bearer {key}"},
-            **kwargs,
+            base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, **kwargs
         )
 
     def start_api(self, env: Mapping[str, str] | None = None) -> tuple[Process, str]:
