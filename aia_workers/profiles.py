@@ -23,7 +23,7 @@ class WorkerProfile:
     pool: str
     concurrency: int
     prefetch_multiplier: int = 4
-    max_tasks_per_child: int | None = None
+    max_memory_per_child_kib: int | None = None
 
     def celery_args(self, *, hostname: str | None = None) -> list[str]:
         """Arguments after ``celery -A aia_workers``."""
@@ -39,8 +39,8 @@ class WorkerProfile:
             "-n",
             hostname or f"{self.queue.value}@%h",
         ]
-        if self.max_tasks_per_child:
-            args.append(f"--max-tasks-per-child={self.max_tasks_per_child}")
+        if self.max_memory_per_child_kib:
+            args.append(f"--max-memory-per-child={self.max_memory_per_child_kib}")
         return args
 
 
@@ -49,9 +49,11 @@ PROFILES: Mapping[Queue, WorkerProfile] = MappingProxyType(
         # Agents wait on tools and models but must honour time limits: prefork.
         Queue.AGENTS: WorkerProfile(Queue.AGENTS, "prefork", 4),
         # CPU-bound training: one task at a time per process, none held back
-        # from idle workers, and a fresh process now and then to return memory.
+        # from idle workers. A process is replaced when a task leaves it over
+        # 4 GiB resident, not after a number of tasks, so the models it keeps
+        # loaded for predictions survive.
         Queue.ML: WorkerProfile(
-            Queue.ML, "prefork", 1, prefetch_multiplier=1, max_tasks_per_child=20
+            Queue.ML, "prefork", 1, prefetch_multiplier=1, max_memory_per_child_kib=4 * 1024**2
         ),
         Queue.DRIFT: WorkerProfile(Queue.DRIFT, "prefork", 2),
         # I/O-bound deliveries, each with its own request timeout: many threads.
