@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> Starlette:
             limiter=limiter,
             audit=AuditLog(sessions),
             sessions=sessions,
-            artifacts=LocalArtifactStore(settings.data_home / "artifacts"),
+            artifacts=LocalArtifactStore(settings.artifact_root),
             lockouts=Lockouts(
                 client,
                 LockoutPolicy(

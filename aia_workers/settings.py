@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIA_", extra="ignore", frozen=True)
 
     data_home: Path = Field(default_factory=_default_data_home)
+    # Datasets and model files; the API and every ml worker must see the same
+    # folder (a shared volume when they run on several machines).
+    artifacts_dir: Path | None = None
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = ""
@@ -125,6 +128,10 @@ class Settings(BaseSettings):
     def broker_is_redis(self) -> bool:
         """True when tasks travel over Redis (the API can then enqueue directly)."""
         return self.broker_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.artifacts_dir or self.data_home / "artifacts"
 
     @property
     def api_url(self) -> str:

@@ -30,13 +30,18 @@ def predict(
         raise TaskFailure(f"model {payload.model!r} has no version {payload.version}")
     try:
         check_rows(version.signature, payload.rows)
-        model = rt.models.get(version.artifact_key, version.artifact_sha256)
+        model, cached = rt.models.get(version.artifact_key, version.artifact_sha256)
         kinds = {str(c["name"]): ColumnKind(c["kind"]) for c in version.signature}
         outputs = model.predict_rows(frame_from_rows(payload.rows, kinds))
     except (DatasetError, IntegrityError, ValueError) as exc:
         raise TaskFailure(str(exc)) from exc
     _log(rt, tenant, payload, outputs, task_id)
-    return {"model": payload.model, "version": payload.version, "predictions": outputs}
+    return {
+        "model": payload.model,
+        "version": payload.version,
+        "predictions": outputs,
+        "model_cache": "hit" if cached else "miss",
+    }
 
 
 def _log(

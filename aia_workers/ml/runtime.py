@@ -29,7 +29,7 @@ class MLRuntime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MLRuntime:
-        store = LocalArtifactStore(settings.data_home / "artifacts")
+        store = LocalArtifactStore(settings.artifact_root)
         return cls(
             settings=settings,
             sessions=make_sessionmaker(make_engine(settings)),

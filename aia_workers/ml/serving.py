@@ -45,14 +45,15 @@ class ModelCache:
         self._lock = threading.Lock()
         self.stats = CacheStats()
 
-    def get(self, key: str, sha256: str) -> Predictor:
+    def get(self, key: str, sha256: str) -> tuple[Predictor, bool]:
+        """The model, and whether it was already loaded."""
         slot = (key, sha256)
         with self._lock:
             model = self._models.get(slot)
             if model is not None:
                 self._models.move_to_end(slot)
                 self.stats.hits += 1
-                return model
+                return model, True
             self.stats.misses += 1
         # Loaded outside the lock: a slow load must not stall hits on other models.
         model = load_model(self._store, key, sha256)
@@ -61,7 +62,7 @@ class ModelCache:
             self._models.move_to_end(slot)
             while len(self._models) > self._size:
                 self._models.popitem(last=False)
-        return model
+        return model, False
 
     def __len__(self) -> int:
         return len(self._models)

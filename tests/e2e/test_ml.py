@@ -116,10 +116,15 @@ def test_classification_automl_through_the_api(ml: httpx.Client) -> None:
         p["prediction"] == t for p, t in zip(predictions, frame["target"].head(20), strict=True)
     )
     assert hits >= 18
+    assert done["result"]["model_cache"] == "miss"
+    # The worker keeps the model loaded: the next call skips the load.
+    again = _predict(ml, version["model_name"], rows[:1])
+    assert again["result"]["model_cache"] == "hit"
+    assert again["result"]["predictions"] == predictions[:1]
     assert set(predictions[0]["probabilities"]) == {"0", "1"}
     assert abs(sum(predictions[0]["probabilities"].values()) - 1) < 1e-6
     logged = ml.get(f"/v1/ml/models/{version['model_name']}/predictions").json()["items"]
-    assert len(logged) == 20
+    assert len(logged) == 21
     assert logged[0]["version"] == version["version"]
 
 
