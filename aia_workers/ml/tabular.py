@@ -7,7 +7,7 @@ directly on scikit-learn's bundled datasets.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,13 +42,19 @@ from aia_workers.ml.datasets import ColumnKind, DatasetError
 
 __all__ = [
     "ESTIMATORS",
+    "MIN_ROWS",
+    "TabularSplit",
     "TabularTask",
     "TrainedModel",
     "build_pipeline",
     "estimator_catalogue",
     "holdout_scores",
+    "prepare_split",
     "train_tabular",
 ]
+
+# Fewer rows with a target than this are too few to split into training and holdout.
+MIN_ROWS = 10
 
 
 class TabularTask(StrEnum):
@@ -152,6 +158,64 @@ def build_pipeline(kinds: Mapping[str, ColumnKind], estimator: BaseEstimator) ->
     return Pipeline([("prepare", ColumnTransformer(parts)), ("model", estimator)])
 
 
+@dataclass(frozen=True, slots=True)
+class TabularSplit:
+    """Checked feature columns (by kind) and target, split into training and holdout rows."""
+
+    x_train: pd.DataFrame
+    y_train: pd.Series
+    x_test: pd.DataFrame
+    y_test: pd.Series
+    kinds: dict[str, ColumnKind]
+
+
+def prepare_split(
+    frame: pd.DataFrame,
+    *,
+    target: str | None,
+    task: TabularTask,
+    kinds: Mapping[str, ColumnKind],
+    features: Sequence[str] | None,
+    seed: int,
+    test_size: float,
+) -> TabularSplit:
+    """Checked features and target, split into training and holdout rows.
+
+    The features are ``features``, or every column but the target; text columns
+    are left out. DatasetError, naming the column, for a missing target or
+    feature, a feature of unknown kind, a regression target that is not
+    numeric, a single target value, or fewer than ``MIN_ROWS`` rows with a target.
+    """
+    if not target or target not in frame.columns:
+        raise DatasetError(f"there is no column {target!r} to predict", column=target)
+    feature_kinds: dict[str, ColumnKind] = {}
+    for column in features or list(frame.columns):
+        if column == target:
+            continue
+        if column not in frame.columns:
+            raise DatasetError(f"there is no feature column {column!r}", column=column)
+        if column not in kinds:
+            raise DatasetError(f"the kind of column {column!r} is not known", column=column)
+        if kinds[column] != ColumnKind.TEXT:
+            feature_kinds[column] = ColumnKind(kinds[column])
+    y = frame[target]
+    if task == TabularTask.REGRESSION:
+        y = pd.to_numeric(y, errors="coerce")
+        if y.isna().all():
+            raise DatasetError(f"the target {target!r} is not numeric", column=target)
+    keep = y.notna()
+    x, y = frame.loc[keep, list(feature_kinds)], y[keep]
+    if y.nunique() < 2:
+        raise DatasetError(f"the target {target!r} has a single value", column=target)
+    if len(y) < MIN_ROWS:
+        raise DatasetError(f"{len(y)} rows with a target are too few to split", column=target)
+    stratify = y if task == TabularTask.CLASSIFICATION and y.value_counts().min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=stratify
+    )
+    return TabularSplit(x_train, y_train, x_test, y_test, feature_kinds)
+
+
 def train_tabular(
     frame: pd.DataFrame,
     *,
@@ -164,39 +228,29 @@ def train_tabular(
     test_size: float = 0.2,
 ) -> TrainedModel:
     """Fit ``estimator`` on a training split and score it on the held-out rest."""
-    if target not in frame.columns:
-        raise DatasetError(f"there is no column {target!r} to predict", column=target)
-    chosen = features or [c for c in frame.columns if c != target]
-    feature_kinds = {c: kinds[c] for c in chosen if kinds.get(c) != ColumnKind.TEXT}
-    y = frame[target]
-    if task == TabularTask.REGRESSION:
-        y = pd.to_numeric(y, errors="coerce")
-        if y.isna().all():
-            raise DatasetError(f"the target {target!r} is not numeric", column=target)
-    keep = y.notna()
-    x, y = frame.loc[keep, list(feature_kinds)], y[keep]
-    if y.nunique() < 2:
-        raise DatasetError(f"the target {target!r} has a single value", column=target)
-    if len(y) < 10:
-        raise DatasetError(f"{len(y)} rows with a target are too few to split", column=target)
-    stratify = y if task == TabularTask.CLASSIFICATION and y.value_counts().min() >= 2 else None
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, random_state=seed, stratify=stratify
+    split = prepare_split(
+        frame,
+        target=target,
+        task=task,
+        kinds=kinds,
+        features=features,
+        seed=seed,
+        test_size=test_size,
     )
     catalogue = _classifiers(seed) if task == TabularTask.CLASSIFICATION else _regressors(seed)
     if estimator not in catalogue:
         known = ", ".join(catalogue)
         raise ValueError(f"unknown estimator {estimator!r} for {task}; known: {known}")
-    pipeline = build_pipeline(feature_kinds, catalogue[estimator])
+    pipeline = build_pipeline(split.kinds, catalogue[estimator])
     started = time.perf_counter()
-    pipeline.fit(x_train, y_train)
+    pipeline.fit(split.x_train, split.y_train)
     fit_seconds = time.perf_counter() - started
-    metrics = _scores(pipeline, task, x_test, y_test)
+    metrics = _scores(pipeline, task, split.x_test, split.y_test)
     return TrainedModel(
         task,
         estimator,
         pipeline,
-        list(feature_kinds),
+        list(split.kinds),
         metrics,
         fit_seconds,
         params=catalogue[estimator].get_params(),

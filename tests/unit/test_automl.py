@@ -200,7 +200,7 @@ def test_single_estimator_fits_once_like_train_tabular(monkeypatch: pytest.Monke
         built.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("aia_workers.ml.automl.build_pipeline", counting)
+    monkeypatch.setattr("aia_workers.ml.automl.training.build_pipeline", counting)
     frame = _cancer()
     fitted = search_tabular(
         frame, _spec(frame, 30.0, options={"estimator": "random_forest"}), CLASSIFICATION
