@@ -61,7 +61,7 @@ class RunView(_Closed):
     id: str
     experiment_id: str
     task_id: str | None = Field(description="The `ml.train` task doing the work.")
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     options: dict[str, Any]
     model_version: int | None = Field(description="The version it registered, once succeeded.")
     error: str | None

@@ -27,6 +27,7 @@ from aia_workers.db.registry import ModelRegistry, RunStatus
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.ml.payloads import METRICS, MLTask
 from aia_workers.ml.schema import check_experiment
+from aia_workers.states import Status
 
 __all__ = ["ExperimentRequest", "RunRequest", "routes"]
 
@@ -280,7 +281,18 @@ async def get_run(request: Request) -> Response:
     run = await anyio.to_thread.run_sync(load)
     if run is None or run.experiment_id != experiment.id:
         raise NotFoundError(f"experiment {experiment.id} has no run {run_id}")
-    return _json(run_view(run, experiment.model_name))
+    view = run_view(run, experiment.model_name)
+    if run.status != RunStatus.SUCCEEDED and run.task_id:
+        # A task cancelled before it started never reports back to its run, and
+        # one stopped while running reports only that it was killed; the task's
+        # own record says how it ended.
+        task = await svc.tasks.get(principal.tenant, run.task_id)
+        if task is not None and task["status"] == Status.CANCELLED:
+            view["status"] = Status.CANCELLED.value
+        elif task is not None and task["status"] == Status.FAILED and not run.error:
+            view["status"] = Status.FAILED.value
+            view["error"] = (task.get("error") or {}).get("message")
+    return _json(view)
 
 
 async def list_runs(request: Request) -> Response:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests import mldata
-from tests.support import Stack, sse_events, wait_status
+from tests.support import Stack, sse_events, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -325,6 +325,23 @@ def test_a_tampered_artifact_is_refused(ml_stack: Stack, ml: httpx.Client) -> No
     done = _predict(ml, version["model_name"], rows)
     assert done["status"] == "failed"
     assert "checksum" in done["error"]["message"]
+
+
+def test_a_cancelled_run_says_so(ml: httpx.Client) -> None:
+    dataset = _upload(ml, mldata.to_csv(mldata.breast_cancer()), "breast-cancer")
+    experiment = _experiment(
+        ml, dataset["id"], "classification", target="target", time_budget_seconds=120
+    )
+    run = ml.post(experiment["links"]["runs"]).json()
+    wait_status(ml, run["task_id"], {"running"}, timeout=60)
+    assert ml.post(f"/v1/tasks/{run['task_id']}/cancel").status_code == 202
+    wait_status(ml, run["task_id"], {"cancelled"}, timeout=30)
+    view = wait_for(
+        lambda: (v := ml.get(run["links"]["self"]).json())["status"] == "cancelled" and v,
+        30,
+        what="the run to show cancelled",
+    )
+    assert view["model_version"] is None
 
 
 # -- bad input --------------------------------------------------------------------------
