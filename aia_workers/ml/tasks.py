@@ -10,10 +10,15 @@ from aia_workers.catalog import get_task_type
 from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.ml.prediction import predict as predict_rows
 from aia_workers.ml.runtime import runtime
-from aia_workers.ml.training import train_run
+from aia_workers.ml.training import preload_trainers, train_run
 from aia_workers.tasking import aia_task, progress_reporter
 
 __all__ = ["predict", "train"]
+
+# Only ml workers import this module. Importing the trainers here, in the
+# worker's main process before it forks its pool, spares each pool process
+# (and the first run it takes) the seconds torch and statsmodels take to load.
+preload_trainers()
 
 
 @aia_task(get_task_type("ml.train"))

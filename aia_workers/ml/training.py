@@ -28,7 +28,7 @@ from aia_workers.ml.schema import check_experiment
 from aia_workers.ml.serving import dump_model
 from aia_workers.progress import ProgressReporter, discard_progress
 
-__all__ = ["train_fitted", "train_run"]
+__all__ = ["preload_trainers", "train_fitted", "train_run"]
 
 # Where each kind's trainer lives: imported when first needed.
 _TRAINERS: Mapping[MLTask, tuple[str, str]] = {
@@ -49,6 +49,12 @@ class _Inputs:
     spec: TrainingSpec
     signature: list[dict[str, str]]
     dataset_id: str
+
+
+def preload_trainers() -> None:
+    """Import every trainer now (torch alone takes seconds) rather than in the first run."""
+    for module, _ in _TRAINERS.values():
+        importlib.import_module(module)
 
 
 def train_fitted(
