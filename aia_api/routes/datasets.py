@@ -19,8 +19,9 @@ from starlette.types import Message
 
 from aia_api.auth.roles import Permission
 from aia_api.body import media_type, parse_model, read_bytes
-from aia_api.params import page_limit, page_links
+from aia_api.params import page_limit
 from aia_api.problems import Problem, dataset_problem
+from aia_api.replies import page_reply
 from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_workers.db.datasets import DatasetRepository
@@ -210,13 +211,7 @@ async def list_datasets(request: Request) -> Response:
             return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
 
     items, next_cursor = await anyio.to_thread.run_sync(load)
-    return JSONResponse(
-        {
-            "items": [view(d) for d in items],
-            "next_cursor": next_cursor,
-            "links": page_links(request, next_cursor),
-        }
-    )
+    return page_reply(request, [view(d) for d in items], next_cursor)
 
 
 routes = [

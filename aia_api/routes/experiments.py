@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-import orjson
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
@@ -17,8 +16,9 @@ from starlette.routing import Route
 from aia_api.auth.roles import Permission
 from aia_api.body import parse_model, read_json
 from aia_api.mlviews import experiment_view, run_view
-from aia_api.params import page_limit, page_links
+from aia_api.params import page_limit
 from aia_api.problems import Problem
+from aia_api.replies import json_reply, page_reply
 from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_workers.db.datasets import DatasetRepository
@@ -93,12 +93,6 @@ class RunRequest(BaseModel):
     )
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
-
-
 async def create_experiment(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
@@ -149,7 +143,7 @@ async def create_experiment(request: Request) -> Response:
         # Two requests raced for the same name; the unique index chose one.
         raise ConflictError(f"there is already a model named {body.name!r}") from None
     view = experiment_view(experiment)
-    return _json(view, 201, {"Location": view["links"]["self"]})
+    return json_reply(view, 201, {"Location": view["links"]["self"]})
 
 
 async def _experiment(svc: Services, tenant: str, experiment_id: str) -> Experiment:
@@ -168,7 +162,7 @@ async def get_experiment(request: Request) -> Response:
     experiment = await _experiment(
         services(request), principal.tenant, request.path_params["experiment_id"]
     )
-    return _json(experiment_view(experiment))
+    return json_reply(experiment_view(experiment))
 
 
 async def list_experiments(request: Request) -> Response:
@@ -182,13 +176,7 @@ async def list_experiments(request: Request) -> Response:
             return ModelRegistry(session, principal.tenant).experiments(limit=limit, cursor=cursor)
 
     items, next_cursor = await anyio.to_thread.run_sync(load)
-    return _json(
-        {
-            "items": [experiment_view(e) for e in items],
-            "next_cursor": next_cursor,
-            "links": page_links(request, next_cursor),
-        }
-    )
+    return page_reply(request, [experiment_view(e) for e in items], next_cursor)
 
 
 async def start_run(request: Request) -> Response:
@@ -246,7 +234,7 @@ async def start_run(request: Request) -> Response:
     svc.metrics.submitted.labels("ml.train", submitted.view["queue"]).inc()
     view = run_view(run, experiment.model_name)
     view["task"] = submitted.view
-    return _json(view, 202, {"Location": view["links"]["self"]})
+    return json_reply(view, 202, {"Location": view["links"]["self"]})
 
 
 def _forget_run(svc: Services, tenant: str, run_id: str) -> None:
@@ -292,7 +280,7 @@ async def get_run(request: Request) -> Response:
         elif task is not None and task["status"] == Status.FAILED and not run.error:
             view["status"] = Status.FAILED.value
             view["error"] = (task.get("error") or {}).get("message")
-    return _json(view)
+    return json_reply(view)
 
 
 async def list_runs(request: Request) -> Response:
@@ -309,13 +297,7 @@ async def list_runs(request: Request) -> Response:
             )
 
     items, next_cursor = await anyio.to_thread.run_sync(load)
-    return _json(
-        {
-            "items": [run_view(r, experiment.model_name) for r in items],
-            "next_cursor": next_cursor,
-            "links": page_links(request, next_cursor),
-        }
-    )
+    return page_reply(request, [run_view(r, experiment.model_name) for r in items], next_cursor)
 
 
 routes = [

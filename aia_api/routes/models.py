@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import anyio.to_thread
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,8 +20,9 @@ from aia_api.mlviews import (
     prediction_view,
     version_view,
 )
-from aia_api.params import page_limit, page_links, parse_count
+from aia_api.params import page_limit, parse_count
 from aia_api.problems import Problem
+from aia_api.replies import json_reply, page_reply
 from aia_api.services import services
 from aia_api.tenancy import require
 from aia_workers.db.models import Experiment, ModelVersion
@@ -62,12 +62,6 @@ class PredictRequest(BaseModel):
         if self.version is not None and self.alias is not None:
             raise ValueError("give a version or an alias, not both")
         return self
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
 
 
 def _version_number(request: Request) -> int:
@@ -113,9 +107,7 @@ async def list_models(request: Request) -> Response:
             ], next_cursor
 
     items, next_cursor = await anyio.to_thread.run_sync(load)
-    return _json(
-        {"items": items, "next_cursor": next_cursor, "links": page_links(request, next_cursor)}
-    )
+    return page_reply(request, items, next_cursor)
 
 
 def _model(registry: ModelRegistry, name: str) -> Experiment:
@@ -141,7 +133,7 @@ async def get_model(request: Request) -> Response:
                 registry.alias_history(name)[:_HISTORY_SHOWN],
             )
 
-    return _json(await anyio.to_thread.run_sync(load))
+    return json_reply(await anyio.to_thread.run_sync(load))
 
 
 async def get_version(request: Request) -> Response:
@@ -160,7 +152,7 @@ async def get_version(request: Request) -> Response:
             pointing = [a.alias for a in registry.aliases(name) if a.version == number]
             return version_view(version, pointing)
 
-    return _json(await anyio.to_thread.run_sync(load))
+    return json_reply(await anyio.to_thread.run_sync(load))
 
 
 async def set_alias(request: Request) -> Response:
@@ -178,7 +170,7 @@ async def set_alias(request: Request) -> Response:
             change = registry.move_alias(name, alias, body.version, actor=actor, reason=body.reason)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
 
-    return _json(await anyio.to_thread.run_sync(move))
+    return json_reply(await anyio.to_thread.run_sync(move))
 
 
 def _pointer(registry: ModelRegistry, name: str, alias: str) -> dict[str, Any]:
@@ -202,7 +194,7 @@ async def rollback_alias(request: Request) -> Response:
             change = registry.rollback_alias(name, alias, actor=actor)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
 
-    return _json(await anyio.to_thread.run_sync(undo))
+    return json_reply(await anyio.to_thread.run_sync(undo))
 
 
 async def delete_alias(request: Request) -> Response:
@@ -242,7 +234,7 @@ async def predict(request: Request) -> Response:
     submitted = await svc.tasks.submit(principal, {"type": "ml.predict", "payload": payload})
     svc.metrics.submitted.labels("ml.predict", submitted.view["queue"]).inc()
     view = submitted.view
-    return _json(view, 202, {"Location": view["links"]["self"]})
+    return json_reply(view, 202, {"Location": view["links"]["self"]})
 
 
 async def list_predictions(request: Request) -> Response:
@@ -257,7 +249,7 @@ async def list_predictions(request: Request) -> Response:
             _model(registry, name)
             return [prediction_view(p) for p in registry.predictions(name, limit=limit)]
 
-    return _json({"items": await anyio.to_thread.run_sync(load)})
+    return json_reply({"items": await anyio.to_thread.run_sync(load)})
 
 
 routes = [

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,6 +10,7 @@ from aia_api.auth.roles import Permission
 from aia_api.body import read_json
 from aia_api.params import page_limit, page_links
 from aia_api.problems import Problem
+from aia_api.replies import json_reply
 from aia_api.services import services
 from aia_api.tenancy import require
 from aia_workers.states import Status
@@ -20,12 +18,6 @@ from aia_workers.states import Status
 __all__ = ["routes"]
 
 _MAX_PAGE = 200
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
 
 
 async def submit(request: Request) -> Response:
@@ -47,7 +39,7 @@ async def submit(request: Request) -> Response:
     headers = {"Location": view["links"]["self"]}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
-    return _json(view, 202, headers)
+    return json_reply(view, 202, headers)
 
 
 async def get_task(request: Request) -> Response:
@@ -56,7 +48,7 @@ async def get_task(request: Request) -> Response:
     view = await services(request).tasks.get(tenant, task_id)
     if view is None:
         raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
-    return _json(view)
+    return json_reply(view)
 
 
 async def list_tasks(request: Request) -> Response:
@@ -87,14 +79,14 @@ async def list_tasks(request: Request) -> Response:
         limit=limit,
         cursor=params.get("cursor") or None,
     )
-    return _json({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
+    return json_reply({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
 
 
 async def cancel(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     tenant = require(request, Permission.TASKS_CANCEL).tenant
     view = await services(request).tasks.cancel(tenant, task_id)
-    return _json(view, 202)
+    return json_reply(view, 202)
 
 
 routes = [

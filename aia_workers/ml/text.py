@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -22,7 +20,6 @@ from nltk.stem import SnowballStemmer
 from nltk.tokenize import RegexpTokenizer
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
@@ -30,6 +27,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from aia_workers.ml.convergence import collect_convergence_warnings
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
 from aia_workers.ml.frames import classification_labels
@@ -186,7 +184,7 @@ def train_text_classifier(
         if len(names) > 1 and folds >= 2:
             cv = StratifiedKFold(folds, shuffle=True, random_state=spec.seed)
             try:
-                with _converging(caught):
+                with collect_convergence_warnings(caught):
                     scores = cross_val_score(
                         _pipeline(candidate, spec.seed),
                         x_train,
@@ -207,7 +205,7 @@ def train_text_classifier(
     best = max(usable, key=lambda t: -math.inf if t.score is None else t.score)
     report(len(names), total, f"fitting {best.estimator}")
     pipeline = _pipeline(CANDIDATES[best.estimator], spec.seed)
-    with _converging(caught):
+    with collect_convergence_warnings(caught):
         pipeline.fit(x_train, y_train)
     model = TextClassifier(pipeline, columns)
     metrics = _metrics(pipeline, x_test, y_test)
@@ -232,23 +230,6 @@ def train_text_classifier(
             }
         ),
     )
-
-
-@contextmanager
-def _converging(sink: list[str]) -> Iterator[None]:
-    """Collect ConvergenceWarnings into ``sink`` instead of raising or printing them.
-
-    An unconverged linear solver still yields a usable (slightly off-optimum)
-    model, so the messages go into the run's details; other warnings pass on.
-    """
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always", ConvergenceWarning)
-        yield
-    for record in records:
-        if issubclass(record.category, ConvergenceWarning):
-            sink.append(str(record.message))
-        else:
-            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
 
 
 def _text_columns(frame: pd.DataFrame, spec: TrainingSpec) -> list[str]:

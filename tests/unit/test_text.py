@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pickle
 import random
-import warnings
 from dataclasses import replace
 
 import pandas as pd
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import TrainingSpec
-from aia_workers.ml.text import StemmingTokenizer, _converging, train_text_classifier
+from aia_workers.ml.text import StemmingTokenizer, train_text_classifier
 
 _TOPICS = {
     "sports": (
@@ -207,15 +205,6 @@ def test_a_spent_budget_still_fits_one_model() -> None:
     assert fitted.leaderboard[0].error is None
     assert all("budget" in (t.error or "") for t in fitted.leaderboard[1:])
     assert fitted.metrics["accuracy"] >= 0.85
-
-
-def test_convergence_warnings_are_collected_and_others_pass_on() -> None:
-    sink: list[str] = []
-    with _converging(sink):
-        warnings.warn("lbfgs failed to converge", ConvergenceWarning, stacklevel=1)
-    assert sink == ["lbfgs failed to converge"]
-    with pytest.raises(UserWarning, match="something else"), _converging(sink):
-        warnings.warn("something else", UserWarning, stacklevel=1)
 
 
 def test_duplicate_index_and_empty_predictions() -> None:

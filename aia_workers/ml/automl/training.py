@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from aia_workers.ml.automl.options import search_choices, single_choice
 from aia_workers.ml.automl.predictor import TabularPredictor
 from aia_workers.ml.automl.search import Search
 from aia_workers.ml.automl.spaces import build_estimator
+from aia_workers.ml.convergence import collect_convergence_warnings
 from aia_workers.ml.datasets import DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
 from aia_workers.ml.tabular import TabularTask, build_pipeline, holdout_scores, prepare_split
@@ -63,7 +60,7 @@ def search_tabular(
     # One BLAS/OpenMP thread per fit keeps fit times predictable, which the budget
     # relies on; on a busy two-core host a second OpenMP thread spinning for its
     # turn made one gradient-boosting fit some fifty times slower.
-    with threadpool_limits(limits=1), _quiet_convergence(caught):
+    with threadpool_limits(limits=1), collect_convergence_warnings(caught):
         if spec.options.get("estimator") is not None:
             family, params = single_choice(spec, task, families, data)
             search = None
@@ -109,20 +106,3 @@ def search_tabular(
             }
         ),
     )
-
-
-@contextmanager
-def _quiet_convergence(sink: list[str]) -> Iterator[None]:
-    """Collect ConvergenceWarnings into ``sink``; other warnings pass on unchanged.
-
-    A solver that stopped at its iteration cap still gives a usable model, and
-    its cross-validated score says how good it is: no reason to fail the trial.
-    """
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always", ConvergenceWarning)
-        yield
-    for record in records:
-        if issubclass(record.category, ConvergenceWarning):
-            sink.append(str(record.message))
-        else:
-            warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
