@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy.exc
 from celery import Task
 
 from aia_workers.catalog import get_task_type
+from aia_workers.errors import TransientError
 from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.ml.prediction import predict as predict_rows
 from aia_workers.ml.runtime import runtime
@@ -21,19 +25,31 @@ __all__ = ["predict", "train"]
 preload_trainers()
 
 
+@contextmanager
+def _database_outage_is_transient() -> Iterator[None]:
+    # A database that cannot be reached is worth waiting for (the task retries
+    # with backoff); a run or version in a state it should not be is not.
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        raise TransientError(f"the database is unreachable: {exc}") from exc
+
+
 @aia_task(get_task_type("ml.train"))
 def train(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    return train_run(
-        runtime(),
-        tenant,
-        TrainPayload.model_validate(payload),
-        task_id=self.request.id,
-        report=progress_reporter(self),
-    )
+    with _database_outage_is_transient():
+        return train_run(
+            runtime(),
+            tenant,
+            TrainPayload.model_validate(payload),
+            task_id=self.request.id,
+            report=progress_reporter(self),
+        )
 
 
 @aia_task(get_task_type("ml.predict"))
 def predict(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    return predict_rows(
-        runtime(), tenant, PredictPayload.model_validate(payload), task_id=self.request.id
-    )
+    with _database_outage_is_transient():
+        return predict_rows(
+            runtime(), tenant, PredictPayload.model_validate(payload), task_id=self.request.id
+        )

@@ -62,3 +62,16 @@ def test_a_cached_model_is_not_reread(tmp_path: Path) -> None:
     again, hit = cache.get(key, digest)
     assert hit
     assert again is first
+
+
+def test_an_unreachable_database_makes_ml_tasks_retry() -> None:
+    import sqlalchemy.exc
+
+    from aia_workers.errors import TransientError
+    from aia_workers.ml.tasks import _database_outage_is_transient
+
+    down = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())
+    with pytest.raises(TransientError, match="unreachable"), _database_outage_is_transient():
+        raise down
+    with pytest.raises(ValueError, match="not the database"), _database_outage_is_transient():
+        raise ValueError("not the database")
