@@ -1,0 +1,1 @@
+"""Webhooks on the ``webhooks`` queue: signed deliveries from an outbox, retried, logged."""
