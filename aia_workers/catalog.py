@@ -83,7 +83,17 @@ def get_task_type(name: str) -> TaskType:
         raise UnknownTaskTypeError(f"unknown task type {name!r}; known types: {known}") from None
 
 
+# Modules of AIA's own tasks (not submitted by callers), by the queue they run on.
+_INTERNAL_MODULES: Mapping[Queue, tuple[str, ...]] = MappingProxyType(
+    {Queue.WEBHOOKS: ("aia_workers.webhooks.tasks",)}
+)
+
+
 def modules_for_queues(queues: Iterable[str] | None) -> list[str]:
     """Task modules a worker consuming ``queues`` must import (all when None)."""
     wanted = None if queues is None else set(queues)
-    return sorted({t.module for t in _TYPES if wanted is None or t.queue in wanted})
+    modules = {t.module for t in _TYPES if wanted is None or t.queue in wanted}
+    for queue, internal in _INTERNAL_MODULES.items():
+        if wanted is None or queue in wanted:
+            modules.update(internal)
+    return sorted(modules)

@@ -22,8 +22,10 @@ import redis
 import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.recorder import apply_events
+from aia_workers.db.recorder import apply_rows, merge_events
 from aia_workers.events import RECORDER_STREAM
+from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish_many
+from aia_workers.webhooks.task_events import task_finished_events
 
 __all__ = ["DEAD_LETTERS", "GROUP", "Recorder"]
 
@@ -135,8 +137,16 @@ class Recorder:
         self.recorded += len(rows)
 
     def _write(self, rows: Sequence[dict[str, str]]) -> None:
+        merged = merge_events(rows)
         with self._sessions.begin() as session:
-            apply_events(session, rows)
+            apply_rows(session, merged)
+            # The ends of tasks go to the webhook outbox in the same transaction.
+            announced = publish_many(session, task_finished_events(merged))
+        if announced:
+            try:
+                self._redis.publish(WAKE_CHANNEL, len(announced))
+            except redis.RedisError:
+                log.warning("recorder: could not wake the webhook relay; it polls anyway")
 
     def _write_or_park(self, row: dict[str, str]) -> bool:
         try:

@@ -79,6 +79,19 @@ class Settings(BaseSettings):
     # The share of predicted rows logged for drift checks, and how many are kept per version.
     prediction_log_sample_rate: float = Field(default=0.1, ge=0, le=1)
     prediction_log_max_rows: int = Field(default=10_000, ge=0)
+    # Webhooks: the retry schedule after each failed attempt (seconds, jittered),
+    # the per-request timeout, how much of a reply is kept, when a failing
+    # endpoint is disabled, and where deliveries may go despite the SSRF guard.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    webhook_response_body_bytes: int = Field(default=4096, ge=0, le=1_048_576)
+    webhook_disable_after_seconds: float = Field(default=5 * 86_400, gt=0)
+    webhook_secret_grace_seconds: float = Field(default=86_400, ge=0)
+    webhook_relay_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)
     # Longer than the longest task time limit plus the longest countdown, so the
     # Redis transport never redelivers a task that is still running or waiting.

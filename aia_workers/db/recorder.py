@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from aia_workers.db.models import TaskRecord
 
-__all__ = ["apply_events", "merge_events"]
+__all__ = ["apply_events", "apply_rows", "merge_events"]
 
 _TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -84,7 +84,11 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
 
 def apply_events(session: Session, entries: Iterable[Mapping[str, str]]) -> int:
     """Upsert the tasks touched by ``entries``; returns how many rows were written."""
-    rows = merge_events(entries)
+    return apply_rows(session, merge_events(entries))
+
+
+def apply_rows(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Upsert rows made by ``merge_events``; returns how many were written."""
     if not rows:
         return 0
     pg = session.get_bind().dialect.name == "postgresql"

@@ -20,6 +20,7 @@ from aia_workers.db.models import (
     TrainingRun,
 )
 from aia_workers.errors import ConflictError, NotFoundError
+from aia_workers.webhooks.outbox import publish
 
 __all__ = ["DEFAULT_ALIAS", "ModelRegistry", "RunStatus"]
 
@@ -145,6 +146,20 @@ class ModelRegistry:
         version.tenant_id = self._tenant
         self._session.add(version)
         self._session.flush()
+        publish(
+            self._session,
+            self._tenant,
+            "model.version_created",
+            {
+                "model": version.model_name,
+                "version": number,
+                "experiment_id": version.experiment_id,
+                "run_id": version.run_id,
+                "estimator": version.estimator,
+                "metrics": version.metrics,
+            },
+            dedupe_key=f"model.version_created:{version.id}",
+        )
         return version
 
     def version(self, model_name: str, number: int) -> ModelVersion | None:
@@ -259,6 +274,20 @@ class ModelRegistry:
         )
         self._session.add(change)
         self._session.flush()
+        publish(
+            self._session,
+            self._tenant,
+            "model.alias_changed",
+            {
+                "model": model_name,
+                "alias": alias,
+                "from_version": before,
+                "to_version": version,
+                "changed_by": actor,
+                "reason": reason,
+            },
+            dedupe_key=f"model.alias_changed:{change.id}",
+        )
         return change
 
     def rollback_alias(self, model_name: str, alias: str, *, actor: str | None) -> AliasChange:

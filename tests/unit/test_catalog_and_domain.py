@@ -34,8 +34,19 @@ def test_every_task_type_is_complete() -> None:
 
 def test_workers_import_only_their_queues_modules() -> None:
     assert modules_for_queues(["default"]) == ["aia_workers.diagnostics.tasks"]
-    assert modules_for_queues(["webhooks"]) == []
+    assert modules_for_queues(["webhooks"]) == ["aia_workers.webhooks.tasks"]
+    assert modules_for_queues(["ml"]) == ["aia_workers.ml.tasks"]
     assert "aia_workers.diagnostics.tasks" in modules_for_queues(None)
+
+
+def test_the_webhooks_worker_never_loads_ml_libraries() -> None:
+    code = (
+        "import sys, aia_workers.app, aia_workers.webhooks.tasks;"
+        "heavy = [m for m in ('torch', 'sklearn', 'statsmodels', 'nltk') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 def test_sleep_reports_each_step_then_returns() -> None:

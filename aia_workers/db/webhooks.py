@@ -1,0 +1,144 @@
+"""Tenant-scoped reads and writes of webhook endpoints, messages and attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from aia_workers.db.cursors import keyset_page
+from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from aia_workers.errors import ConflictError, NotFoundError
+
+__all__ = ["WebhookRepository"]
+
+
+class WebhookRepository:
+    """One tenant's webhooks; no method can see another tenant's rows."""
+
+    def __init__(self, session: Session, tenant_id: str) -> None:
+        self._session = session
+        self._tenant = tenant_id
+
+    # -- endpoints ------------------------------------------------------------
+
+    def add(self, endpoint: WebhookEndpoint) -> None:
+        if endpoint.tenant_id != self._tenant:
+            raise ValueError("an endpoint belongs to the tenant that stores it")
+        self._session.add(endpoint)
+
+    def endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        found = self._session.get(WebhookEndpoint, endpoint_id)
+        if found is None or found.tenant_id != self._tenant:
+            raise NotFoundError(f"there is no webhook endpoint {endpoint_id}")
+        return found
+
+    def endpoints(
+        self, *, limit: int, cursor: str | None
+    ) -> tuple[list[WebhookEndpoint], str | None]:
+        stmt = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == self._tenant)
+        return keyset_page(
+            self._session,
+            stmt,
+            WebhookEndpoint.created_at,
+            WebhookEndpoint.id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def remove(self, endpoint_id: str) -> None:
+        endpoint = self.endpoint(endpoint_id)
+        self._session.execute(
+            delete(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id)
+        )
+        self._session.execute(
+            delete(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint.id)
+        )
+        self._session.delete(endpoint)
+
+    # -- messages -------------------------------------------------------------
+
+    def message(self, endpoint_id: str, message_id: str) -> WebhookMessage:
+        found = self._session.get(WebhookMessage, message_id)
+        if found is None or found.tenant_id != self._tenant or found.endpoint_id != endpoint_id:
+            raise NotFoundError(f"endpoint {endpoint_id} has no message {message_id}")
+        return found
+
+    def messages(
+        self,
+        endpoint_id: str,
+        *,
+        status: str | None,
+        event_type: str | None,
+        since: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[WebhookMessage], str | None]:
+        m = WebhookMessage
+        stmt = select(m).where(m.tenant_id == self._tenant, m.endpoint_id == endpoint_id)
+        if status is not None:
+            stmt = stmt.where(m.status == status)
+        if event_type is not None:
+            stmt = stmt.where(m.event_type == event_type)
+        if since is not None:
+            stmt = stmt.where(m.created_at >= since)
+        return keyset_page(self._session, stmt, m.created_at, m.id, limit=limit, cursor=cursor)
+
+    def attempts(
+        self,
+        endpoint_id: str,
+        *,
+        message_id: str | None,
+        succeeded: bool | None,
+        since: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[WebhookAttempt], str | None]:
+        a = WebhookAttempt
+        stmt = select(a).where(a.tenant_id == self._tenant, a.endpoint_id == endpoint_id)
+        if message_id is not None:
+            stmt = stmt.where(a.message_id == message_id)
+        if succeeded is not None:
+            stmt = stmt.where(a.succeeded.is_(succeeded))
+        if since is not None:
+            stmt = stmt.where(a.created_at >= since)
+        return keyset_page(self._session, stmt, a.created_at, a.id, limit=limit, cursor=cursor)
+
+    def resend(self, endpoint_id: str, message_id: str, *, now: datetime) -> WebhookMessage:
+        """Send a message once more, with the same id; not while it is being sent."""
+        endpoint = self.endpoint(endpoint_id)
+        if not endpoint.enabled:
+            raise ConflictError("the endpoint is disabled; enable it before resending")
+        message = self.message(endpoint_id, message_id)
+        if message.status == "sending":
+            raise ConflictError("the message is being sent right now")
+        message.status, message.trigger = "pending", "manual"
+        message.next_attempt_at, message.lease_until, message.failed_at = now, None, None
+        return message
+
+    def recover(self, endpoint_id: str, since: datetime, *, now: datetime) -> int:
+        """Send again every message that failed for good since ``since``; how many."""
+        endpoint = self.endpoint(endpoint_id)
+        if not endpoint.enabled:
+            raise ConflictError("the endpoint is disabled; enable it before recovering")
+        m = WebhookMessage
+        result = self._session.execute(
+            update(m)
+            .where(
+                m.tenant_id == self._tenant,
+                m.endpoint_id == endpoint_id,
+                m.status == "failed",
+                m.created_at >= since,
+            )
+            .values(
+                status="pending",
+                trigger="replay",
+                next_attempt_at=now,
+                lease_until=None,
+                failed_at=None,
+            )
+        )
+        count: Any = result.rowcount  # type: ignore[attr-defined]
+        return int(count)

@@ -1,0 +1,114 @@
+"""The events AIA tells other systems about, each with the schema of its payload.
+
+Light: the API imports it to validate subscriptions and describe the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["EVENT_TYPES", "TEST_EVENT", "EventType", "event_type"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskFinished(_Payload):
+    """A task reached a terminal state."""
+
+    task_id: str
+    type: str = Field(description="The task type, a key of the task catalog.")
+    queue: str
+    status: str = Field(description="succeeded, failed or cancelled.")
+    result: Any = Field(default=None, description="What the task returned, if it succeeded.")
+    error: Any = Field(default=None, description="Why it failed: `{type, message}`.")
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ModelVersionCreated(_Payload):
+    """A training run registered a new model version."""
+
+    model: str
+    version: int
+    experiment_id: str
+    run_id: str
+    estimator: str
+    metrics: dict[str, Any]
+
+
+class ModelAliasChanged(_Payload):
+    """An alias of a model moved (or was removed: ``to_version`` null)."""
+
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    changed_by: str | None
+    reason: str | None = None
+
+
+class WebhookTest(_Payload):
+    """Sent by ``POST /v1/webhooks/{id}/test`` to check an endpoint."""
+
+    endpoint_id: str
+    message: str
+
+
+class DriftDetected(_Payload):
+    """A drift check found a model's inputs or outputs moved away from its reference."""
+
+    model: str
+    version: int
+
+
+class AgentMessage(_Payload):
+    """An agent sent a message."""
+
+    agent: str
+
+
+class AlertFired(_Payload):
+    """A monitoring rule fired."""
+
+    alert: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    payload: type[BaseModel]
+    description: str
+
+
+TEST_EVENT = "webhook.test"
+
+_TYPES = (
+    EventType("task.succeeded", TaskFinished, "A task succeeded; the payload has its result."),
+    EventType("task.failed", TaskFinished, "A task failed for good (no retries left)."),
+    EventType("task.cancelled", TaskFinished, "A task was cancelled."),
+    EventType("model.version_created", ModelVersionCreated, "A run registered a model version."),
+    EventType("model.alias_changed", ModelAliasChanged, "A model alias moved."),
+    EventType("model.drift_detected", DriftDetected, "A drift check found drift."),
+    EventType("agent.message", AgentMessage, "An agent sent a message."),
+    EventType("alert.fired", AlertFired, "A monitoring rule fired."),
+    EventType(TEST_EVENT, WebhookTest, "A test delivery, on request."),
+)
+
+EVENT_TYPES: Mapping[str, EventType] = MappingProxyType({t.name: t for t in _TYPES})
+
+
+def event_type(name: str) -> EventType:
+    """The catalog entry for ``name``; ValueError naming the known ones."""
+    try:
+        return EVENT_TYPES[name]
+    except KeyError:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise ValueError(f"unknown event type {name!r}; known: {known}") from None

@@ -1,0 +1,119 @@
+"""The relay: hands due outbox rows to delivery tasks, and rescues ones lost with a worker.
+
+It runs as a thread in each webhooks worker. Each pass leases the messages
+that are due (new, retrying, or sending under a lease that ran out) so two
+relays never hand out the same one, then sends a task per message. It looks
+again when a publisher pings ``WAKE_CHANNEL`` or after ``interval_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import redis
+import sqlalchemy.exc
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from aia_workers.db.models import WebhookMessage
+from aia_workers.webhooks.outbox import WAKE_CHANNEL
+
+__all__ = ["Relay", "lease_due"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+
+
+def lease_due(
+    session: Session, *, now: datetime, lease_seconds: float, limit: int = _BATCH
+) -> list[tuple[str, str]]:
+    """Lease the messages due now; their (id, tenant) pairs, oldest due first."""
+    m = WebhookMessage
+    unleased = or_(m.lease_until.is_(None), m.lease_until < now)
+    stmt = (
+        select(m.id, m.tenant_id)
+        .where(
+            or_(
+                and_(m.status == "pending", m.next_attempt_at <= now, unleased),
+                # Its worker died mid-attempt; the same message goes again.
+                and_(m.status == "sending", m.lease_until < now),
+            )
+        )
+        .order_by(m.next_attempt_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    due = [(row.id, row.tenant_id) for row in session.execute(stmt)]
+    if due:
+        session.execute(
+            update(m)
+            .where(m.id.in_([ident for ident, _ in due]))
+            .values(lease_until=now + timedelta(seconds=lease_seconds))
+        )
+    return due
+
+
+class Relay(threading.Thread):
+    """Polls the outbox and calls ``send(message_id, tenant)`` for each due message."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: redis.Redis,
+        send: Callable[[str, str], None],
+        *,
+        interval_seconds: float,
+        lease_seconds: float,
+    ) -> None:
+        super().__init__(name="aia-webhook-relay", daemon=True)
+        self._sessions = sessions
+        self._redis = client
+        self._send = send
+        self._interval = interval_seconds
+        self._lease = lease_seconds
+        self._stop = threading.Event()
+        self.sent = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pass_once(self) -> int:
+        """One look at the outbox; how many messages it handed out."""
+        with self._sessions.begin() as session:
+            due = lease_due(session, now=datetime.now(UTC), lease_seconds=self._lease)
+        for message_id, tenant in due:
+            self._send(message_id, tenant)
+        self.sent += len(due)
+        return len(due)
+
+    def run(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(WAKE_CHANNEL)
+        except redis.RedisError:
+            log.warning("webhook relay: no wake-ups from Redis; polling only", exc_info=True)
+        while not self._stop.is_set():
+            try:
+                if self.pass_once() >= _BATCH:
+                    continue
+            except (sqlalchemy.exc.SQLAlchemyError, redis.RedisError, OSError):
+                log.exception("webhook relay: pass failed; trying again")
+            self._wait(pubsub)
+        pubsub.close()
+
+    def _wait(self, pubsub: redis.client.PubSub) -> None:
+        try:
+            if pubsub.subscribed:
+                pubsub.get_message(timeout=self._interval)
+                # Many pings collapse into one pass.
+                while pubsub.get_message(timeout=0) is not None:
+                    pass
+                return
+        except redis.RedisError:
+            log.warning("webhook relay: lost the wake-up channel", exc_info=True)
+        self._stop.wait(self._interval)

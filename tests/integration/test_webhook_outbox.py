@@ -1,0 +1,148 @@
+"""The webhook outbox on SQLite and PostgreSQL: fan-out, dedupe, recorder events, leases."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aia_workers.db.migrate import upgrade
+from aia_workers.db.models import WebhookEndpoint, WebhookMessage
+from aia_workers.db.recorder import apply_rows, merge_events
+from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.settings import Settings
+from aia_workers.webhooks.outbox import publish, publish_many
+from aia_workers.webhooks.relay import lease_due
+from aia_workers.webhooks.task_events import task_finished_events
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sessions(database_url: str, tmp_path) -> Iterator[sessionmaker[Session]]:
+    settings = Settings(database_url=database_url, data_home=tmp_path)
+    upgrade(settings)
+    engine: Engine = make_engine(settings)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def _endpoint(sessions: sessionmaker[Session], tenant: str, events: list[str], **kw) -> str:
+    now = datetime.now(UTC)
+    endpoint = WebhookEndpoint(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant,
+        url="https://example.com/hook",
+        events=events,
+        enabled=kw.get("enabled", True),
+        secret="whsec_" + "A" * 44,
+        created_at=now,
+        updated_at=now,
+    )
+    with sessions.begin() as session:
+        session.add(endpoint)
+    return endpoint.id
+
+
+def _messages(sessions: sessionmaker[Session]) -> list[WebhookMessage]:
+    with sessions() as session:
+        return list(session.scalars(select(WebhookMessage).order_by(WebhookMessage.created_at)))
+
+
+def test_fan_out_to_subscribed_enabled_endpoints_of_the_tenant(
+    sessions: sessionmaker[Session],
+) -> None:
+    wanted = _endpoint(sessions, "t1", ["task.failed", "task.succeeded"])
+    _endpoint(sessions, "t1", ["task.succeeded"])  # not subscribed to task.failed
+    _endpoint(sessions, "t1", ["task.failed"], enabled=False)
+    _endpoint(sessions, "t2", ["task.failed"])  # another tenant
+    payload = {"task_id": "x", "type": "diagnostics.sleep", "queue": "default", "status": "failed"}
+    with sessions.begin() as session:
+        created = publish(session, "t1", "task.failed", payload, dedupe_key="task.failed:x")
+        # The same event again (a replayed batch) adds nothing.
+        assert publish(session, "t1", "task.failed", payload, dedupe_key="task.failed:x") == []
+    [message] = _messages(sessions)
+    assert created == [message.id]
+    assert message.endpoint_id == wanted
+    assert message.id.startswith("msg_")
+    assert message.status == "pending"
+    assert message.payload["task_id"] == "x"
+
+
+def test_a_rolled_back_change_publishes_nothing(sessions: sessionmaker[Session]) -> None:
+    _endpoint(sessions, "t1", ["task.failed"])
+    payload = {"task_id": "x", "type": "t", "queue": "default", "status": "failed"}
+
+    def change_that_fails() -> None:
+        with sessions.begin() as session:
+            publish(session, "t1", "task.failed", payload)
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
+    assert _messages(sessions) == []
+
+
+def test_the_recorder_announces_each_ended_task_once(sessions: sessionmaker[Session]) -> None:
+    _endpoint(sessions, "t1", ["task.succeeded", "task.cancelled"])
+
+    def entry(task: str, seq: int, event: str, status: str, data: dict | None = None) -> dict:
+        body = {
+            "task_id": task,
+            "seq": seq,
+            "event": event,
+            "status": status,
+            "time": 1_800_000_000 + seq,
+            "data": data or {},
+        }
+        return {
+            "task": task,
+            "tenant": "t1",
+            "type": "diagnostics.sleep",
+            "queue": "default",
+            "e": json.dumps(body),
+        }
+
+    batch = [
+        entry("a", 1, "queued", "queued"),
+        entry("a", 2, "succeeded", "succeeded", {"result": {"slept": 1}}),
+        entry("b", 1, "queued", "queued"),
+        entry("c", 1, "queued", "queued"),
+        entry("c", 2, "cancelled", "cancelled"),
+    ]
+    for _ in range(2):  # delivered twice, as a stream may
+        with sessions.begin() as session:
+            rows = merge_events(batch)
+            apply_rows(session, rows)
+            publish_many(session, task_finished_events(rows))
+    messages = _messages(sessions)
+    assert sorted((m.event_type, m.payload["task_id"]) for m in messages) == [
+        ("task.cancelled", "c"),
+        ("task.succeeded", "a"),
+    ]
+    succeeded = next(m for m in messages if m.event_type == "task.succeeded")
+    assert succeeded.payload["result"] == {"slept": 1}
+
+
+def test_leases_hand_each_due_message_out_once(sessions: sessionmaker[Session]) -> None:
+    _endpoint(sessions, "t1", ["task.failed"])
+    payload = {"task_id": "x", "type": "t", "queue": "default", "status": "failed"}
+    with sessions.begin() as session:
+        [ident] = publish(session, "t1", "task.failed", payload)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    with sessions.begin() as session:
+        assert lease_due(session, now=now, lease_seconds=10) == [(ident, "t1")]
+    with sessions.begin() as session:
+        assert lease_due(session, now=now, lease_seconds=10) == []
+    # A worker died with it "sending": once the lease runs out it goes again.
+    with sessions.begin() as session:
+        session.get(WebhookMessage, ident).status = "sending"
+    with sessions.begin() as session:
+        assert lease_due(session, now=now + timedelta(seconds=11), lease_seconds=10) == [
+            (ident, "t1")
+        ]
