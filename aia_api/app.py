@@ -25,7 +25,18 @@ from aia_api.auth.tokens import TokenCodec
 from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
 from aia_api.problems import exception_handlers
-from aia_api.routes import audit, datasets, docs, experiments, keys, models, ops, streams, tasks
+from aia_api.routes import (
+    audit,
+    datasets,
+    docs,
+    experiments,
+    keys,
+    models,
+    ops,
+    streams,
+    tasks,
+    webhooks,
+)
 from aia_api.routes import auth as auth_routes
 from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
@@ -136,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
             *datasets.routes,
             *experiments.routes,
             *models.routes,
+            *webhooks.routes,
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

@@ -107,7 +107,9 @@ def _purge_rabbitmq() -> None:
                 channel = conn.channel()
 
 
-def _build_stack(tmp: Path, broker: str, database_url: str) -> Stack:
+def _build_stack(
+    tmp: Path, broker: str, database_url: str, extra_env: dict[str, str] | None = None
+) -> Stack:
     redis_url = _claim_redis_db()
     env = {
         "AIA_REDIS_URL": redis_url,
@@ -118,6 +120,7 @@ def _build_stack(tmp: Path, broker: str, database_url: str) -> Stack:
         # Every test logs in from 127.0.0.1; test_limits.py checks the real limits.
         "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "100000",
         "AIA_LOGIN_ADDRESS_MAX_FAILURES": "100000",
+        **(extra_env or {}),
     }
     if broker == "rabbitmq":
         _purge_rabbitmq()
@@ -163,6 +166,29 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         built = _build_stack(tmp, "redis", database)
         # Every prediction logged, so the tests can read the log back.
         built.start_worker("ml", "ml", concurrency=1, env={"AIA_PREDICTION_LOG_SAMPLE_RATE": "1"})
+        yield built
+        built.stop()
+        _release(built.redis_url)
+
+
+# Fast retries, short timeouts and the tests' receiver on 127.0.0.1 let through.
+WEBHOOK_ENV = {
+    "AIA_WEBHOOK_RETRY_SCHEDULE": "[0.3, 0.6, 0.9]",
+    "AIA_WEBHOOK_TIMEOUT_SECONDS": "2",
+    "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
+    "AIA_WEBHOOK_DISABLE_AFTER_SECONDS": "4",
+    "AIA_WEBHOOK_SECRET_GRACE_SECONDS": "3600",
+    "AIA_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1"]',
+}
+
+
+@pytest.fixture(scope="session")
+def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API, recorder, a default and a webhooks worker on a PostgreSQL of their own."""
+    tmp = tmp_path_factory.mktemp("stack-webhooks")
+    with _fresh_postgres() as database:
+        built = _build_stack(tmp, "redis", database, WEBHOOK_ENV)
+        built.start_worker("webhooks", "webhooks", pool="threads", concurrency=8)
         yield built
         built.stop()
         _release(built.redis_url)

@@ -19,6 +19,7 @@ class Permission(StrEnum):
     ML_TRAIN = "ml:train"
     ML_PREDICT = "ml:predict"
     MODELS_MANAGE = "models:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 class Role(StrEnum):
@@ -51,7 +52,14 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.MODELS_MANAGE,
         }
     ),
-    Role.ADMIN: frozenset({Permission.KEYS_MANAGE, Permission.USERS_MANAGE, Permission.AUDIT_READ}),
+    Role.ADMIN: frozenset(
+        {
+            Permission.KEYS_MANAGE,
+            Permission.USERS_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.WEBHOOKS_MANAGE,
+        }
+    ),
 }
 
 _RESOLVED: dict[Role, frozenset[Permission]] = {

@@ -45,7 +45,18 @@ from aia_api.routes.datasets import DatasetRows
 from aia_api.routes.experiments import ExperimentRequest, RunRequest
 from aia_api.routes.keys import KeyRequest
 from aia_api.routes.models import AliasRequest, PredictRequest
+from aia_api.routes.webhooks import EndpointPatch, EndpointRequest, RecoverRequest
 from aia_api.schemas import SubmitRequest
+from aia_api.webhookresponses import (
+    AttemptPage,
+    EndpointPage,
+    EndpointView,
+    EventTypeList,
+    MessagePage,
+    MessageView,
+    NewEndpoint,
+    Recovered,
+)
 from aia_workers.catalog import CATALOG
 from aia_workers.states import Status
 
@@ -80,6 +91,9 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     RunRequest,
     AliasRequest,
     PredictRequest,
+    EndpointRequest,
+    EndpointPatch,
+    RecoverRequest,
 )
 _RESPONSES: tuple[type[BaseModel], ...] = (
     TaskView,
@@ -102,6 +116,14 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
     VersionView,
     AliasMoved,
     PredictionPage,
+    EndpointView,
+    NewEndpoint,
+    EndpointPage,
+    MessageView,
+    MessagePage,
+    AttemptPage,
+    Recovered,
+    EventTypeList,
     AuditPage,
     Health,
     StatusReport,
@@ -185,6 +207,40 @@ _PARAMETERS: Json = {
         "schema": {"type": "integer", "minimum": 1},
     },
     "Alias": _path_param("alias", "An alias: `production`, `staging`, or any name."),
+    "EndpointId": _path_param("endpoint_id", "The webhook endpoint's id."),
+    "MessageIdPath": _path_param("message_id", "The message's id (its `webhook-id`)."),
+    "MessageId": {
+        "name": "message_id",
+        "in": "query",
+        "required": False,
+        "description": "Only this message's attempts.",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "MessageStatus": {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["pending", "sending", "delivered", "failed"]},
+    },
+    "EventType": {
+        "name": "event_type",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "AttemptOutcome": {
+        "name": "outcome",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["succeeded", "failed"]},
+    },
+    "Since": {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "description": "Only those created at or after this time (ISO 8601, with a zone).",
+        "schema": {"type": "string", "format": "date-time"},
+    },
     "IdempotencyKey": {
         "name": "Idempotency-Key",
         "in": "header",

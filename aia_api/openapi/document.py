@@ -26,6 +26,7 @@ from aia_api.openapi.paths import (
     _stream_paths,
     _task_paths,
 )
+from aia_api.openapi.webhook_paths import _webhook_paths
 from aia_workers.catalog import CATALOG
 
 __all__ = ["API_VERSION", "build_openapi", "openapi_document"]
@@ -73,6 +74,10 @@ def build_openapi() -> Json:
                 "description": "Datasets, experiments, training runs, the model registry, "
                 "predictions.",
             },
+            {
+                "name": "webhooks",
+                "description": "Signed deliveries of events to your endpoints, with retries.",
+            },
             {"name": "ops", "description": "Health, status and metrics."},
             {"name": "docs", "description": "This document."},
         ],
@@ -84,6 +89,7 @@ def build_openapi() -> Json:
             **_audit_paths(),
             **_dataset_paths(),
             **_ml_paths(),
+            **_webhook_paths(),
             **_ops_paths(),
             **_docs_paths(),
         },

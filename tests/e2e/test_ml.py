@@ -268,6 +268,13 @@ def test_aliases_history_and_rollback(ml: httpx.Client) -> None:
         time_budget_seconds=5,
         options={"estimator": "ridge"},
     )
+    hook = ml.post(
+        "/v1/webhooks",
+        json={
+            "url": "https://hooks.example.com/models",
+            "events": ["model.version_created", "model.alias_changed"],
+        },
+    ).json()
     for seed in (0, 1):
         _, done = _run(ml, experiment, seed=seed)
         assert done["status"] == "succeeded", done["error"]
@@ -301,6 +308,14 @@ def test_aliases_history_and_rollback(ml: httpx.Client) -> None:
         (None, 1),
     ]
     assert all(h["changed_by"].startswith("key:") for h in history)
+    # Each version and each move went to the webhook outbox with the change that made it.
+    created = ml.get(hook["links"]["messages"], params={"event_type": "model.version_created"})
+    assert [m["payload"]["version"] for m in created.json()["items"]] == [2, 1]
+    sent = ml.get(hook["links"]["messages"], params={"event_type": "model.alias_changed"})
+    moves = [
+        (m["payload"]["from_version"], m["payload"]["to_version"]) for m in sent.json()["items"]
+    ]
+    assert moves == [(2, 1), (1, 2), (None, 1)]
     assert ml.get(f"{base}/versions/1").json()["aliases"] == ["production"]
 
     missing = ml.post(f"{base}/aliases/staging", json={"version": 9})

@@ -1,0 +1,324 @@
+"""Webhooks end to end: API in, a real webhooks worker, a real HTTP receiver out.
+
+The stack retries after 0.3, 0.6 and 0.9 s, times requests out after 2 s,
+disables an endpoint failing for 4 s, and lets deliveries reach 127.0.0.1
+(tests/conftest.py, WEBHOOK_ENV). Every delivery is verified with the
+``standardwebhooks`` reference library.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from tests.support import Stack, submit, wait_for
+from tests.webhook_receiver import Receiver, ReplySpec, closed_port_url
+
+pytestmark = pytest.mark.e2e
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def hooks(webhook_stack: Stack) -> Iterator[httpx.Client]:
+    with webhook_stack.client() as client:
+        yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as server:
+        yield server
+
+
+def _endpoint(client: httpx.Client, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    response = client.post("/v1/webhooks", json={"url": url, "events": events or ["task.failed"]})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _verify(secret: str, request: Any) -> Any:
+    return Webhook(secret).verify(request.body, request.headers)
+
+
+def _messages(client: httpx.Client, endpoint: dict[str, Any], **params: str) -> list[dict]:
+    response = client.get(endpoint["links"]["messages"], params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
+def _attempts(client: httpx.Client, endpoint: dict[str, Any], **params: str) -> list[dict]:
+    response = client.get(endpoint["links"]["attempts"], params=params)
+    assert response.status_code == 200, response.text
+    return list(reversed(response.json()["items"]))  # oldest first
+
+
+def _wait_message(
+    client: httpx.Client, endpoint: dict[str, Any], status: str, timeout: float = 20
+) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        found = _messages(client, endpoint, status=status)
+        return found[0] if found else None
+
+    return wait_for(done, timeout, 0.1, f"a {status} message")  # type: ignore[no-any-return]
+
+
+def test_a_test_event_is_signed_per_the_spec(hooks: httpx.Client, receiver: Receiver) -> None:
+    endpoint = _endpoint(hooks, receiver.url)
+    assert endpoint["secret"].startswith("whsec_")
+    shown = hooks.get(endpoint["links"]["self"]).json()
+    assert "secret" not in shown
+    sent = hooks.post(f"/v1/webhooks/{endpoint['id']}/test")
+    assert sent.status_code == 202, sent.text
+    [request] = receiver.wait_for_requests(1)
+    assert request.headers["webhook-id"] == sent.json()["id"]
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    assert request.headers["webhook-signature"].startswith("v1,")
+    body = _verify(endpoint["secret"], request)
+    assert body["type"] == "webhook.test"
+    assert body["data"]["endpoint_id"] == endpoint["id"]
+    with pytest.raises(Exception, match="signature"):
+        Webhook(endpoint["secret"]).verify(request.body + b" ", request.headers)
+    delivered = _wait_message(hooks, endpoint, "delivered")
+    [attempt] = _attempts(hooks, endpoint)
+    assert attempt["status_code"] == 200
+    assert attempt["succeeded"] is True
+    assert attempt["response_body"] == "ok"
+    assert attempt["message_id"] == delivered["id"]
+
+
+def test_task_succeeded_reaches_a_subscribed_endpoint(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    endpoint = _endpoint(hooks, receiver.url, ["task.succeeded"])
+    task = submit(hooks, {"seconds": 0.05, "steps": 1})
+    request = wait_for(
+        lambda: next(
+            (r for r in receiver.requests if task["id"] in r.body.decode()),
+            None,
+        ),
+        30,
+        0.1,
+        "task.succeeded for the task",
+    )
+    body = _verify(endpoint["secret"], request)
+    assert body["type"] == "task.succeeded"
+    assert body["data"]["task_id"] == task["id"]
+    assert body["data"]["type"] == "diagnostics.sleep"
+    assert body["data"]["result"] is not None
+
+
+def test_failures_are_retried_on_schedule_with_the_same_id(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    receiver.respond(ReplySpec(500, b"boom"), ReplySpec(503), ReplySpec(200))
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    requests = receiver.wait_for_requests(3, timeout=20)
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(requests)]
+    # 0.3 s then 0.6 s, each with ±20 % jitter.
+    assert gaps[0] >= 0.3 * 0.8
+    assert gaps[1] >= 0.6 * 0.8
+    _wait_message(hooks, endpoint, "delivered")
+    attempts = _attempts(hooks, endpoint)
+    assert [a["status_code"] for a in attempts] == [500, 503, 200]
+    assert attempts[0]["response_body"] == "boom"
+    assert attempts[0]["next_attempt_at"] is not None
+    assert attempts[-1]["next_attempt_at"] is None
+    assert {a["trigger"] for a in attempts} == {"scheduled"}
+
+
+def test_retry_after_is_honoured(hooks: httpx.Client, receiver: Receiver) -> None:
+    receiver.respond(ReplySpec(429, headers={"Retry-After": "2"}), ReplySpec(200))
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    first, second = receiver.wait_for_requests(2, timeout=20)
+    # The schedule says 0.3 s; the receiver asked for 2 s.
+    assert second.received_at - first.received_at >= 1.9
+
+
+def test_dead_letter_resend_and_recover(hooks: httpx.Client, receiver: Receiver) -> None:
+    receiver.default = ReplySpec(500)
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    failed = _wait_message(hooks, endpoint, "failed")
+    # The first attempt and three retries, then kept with its payload.
+    assert failed["attempts"] == 4
+    assert failed["payload"]["endpoint_id"] == endpoint["id"]
+    assert len(receiver.requests) == 4
+
+    receiver.default = ReplySpec(200)
+    again = hooks.post(f"/v1/webhooks/{endpoint['id']}/messages/{failed['id']}/resend")
+    assert again.status_code == 202, again.text
+    _wait_message(hooks, endpoint, "delivered")
+    assert receiver.requests[-1].headers["webhook-id"] == failed["id"]
+    assert _attempts(hooks, endpoint)[-1]["trigger"] == "manual"
+
+    # Two more dead letters, then one call sends both again.
+    receiver.default = ReplySpec(500)
+    since = datetime.now(UTC).isoformat()
+    for _ in range(2):
+        hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    wait_for(lambda: len(_messages(hooks, endpoint, status="failed")) == 2, 20, 0.1, "2 failed")
+    receiver.default = ReplySpec(200)
+    recovered = hooks.post(f"/v1/webhooks/{endpoint['id']}/recover", json={"since": since})
+    assert recovered.status_code == 202, recovered.text
+    assert recovered.json() == {"resent": 2}
+    wait_for(
+        lambda: len(_messages(hooks, endpoint, status="delivered")) == 3, 20, 0.1, "3 delivered"
+    )
+    assert _attempts(hooks, endpoint)[-1]["trigger"] == "replay"
+
+
+def test_gone_disables_the_endpoint(hooks: httpx.Client, receiver: Receiver) -> None:
+    receiver.respond(ReplySpec(410))
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "failed")
+    view = hooks.get(endpoint["links"]["self"]).json()
+    assert view["enabled"] is False
+    assert "410" in view["disabled_reason"]
+    assert len(receiver.requests) == 1
+    refused = hooks.post(f"/v1/webhooks/{endpoint['id']}/test")
+    assert refused.status_code == 409
+    audit = hooks.get("/v1/audit", params={"action": "endpoint.disabled"}).json()["items"]
+    assert endpoint["id"] in [e["detail"]["endpoint_id"] for e in audit]
+
+
+def test_an_endpoint_failing_too_long_is_disabled(hooks: httpx.Client, receiver: Receiver) -> None:
+    receiver.default = ReplySpec(500)
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "failed")
+    assert hooks.get(endpoint["links"]["self"]).json()["enabled"] is True
+    time.sleep(4.2)  # past AIA_WEBHOOK_DISABLE_AFTER_SECONDS with no success
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    view = wait_for(
+        lambda: (v := hooks.get(endpoint["links"]["self"]).json())["enabled"] is False and v,
+        20,
+        0.1,
+        "the endpoint to be disabled",
+    )
+    assert "no successful delivery" in view["disabled_reason"]
+    # Enabled again by a person, it starts afresh.
+    enabled = hooks.patch(endpoint["links"]["self"], json={"enabled": True}).json()
+    assert enabled["enabled"] is True
+    assert enabled["failing_since"] is None
+
+
+def test_hanging_and_down_receivers_are_attempts_with_errors(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    receiver.respond(ReplySpec(hang=True))
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "delivered")
+    first, second = _attempts(hooks, endpoint)
+    assert first["status_code"] is None
+    assert "timeout" in first["error"].lower()
+    assert second["status_code"] == 200
+
+    down = _endpoint(hooks, closed_port_url())
+    hooks.post(f"/v1/webhooks/{down['id']}/test").raise_for_status()
+    _wait_message(hooks, down, "failed")
+    errors = [a["error"] for a in _attempts(hooks, down)]
+    assert len(errors) == 4
+    assert all(e and "refused" in e.lower() for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [("10.255.255.1", "private"), ("127.0.0.2", "loopback"), ("169.254.169.254", "metadata")],
+)
+def test_deliveries_never_go_where_they_must_not(hooks: httpx.Client, host: str, why: str) -> None:
+    endpoint = _endpoint(hooks, f"http://{host}:8080/hook")
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "failed")
+    attempts = _attempts(hooks, endpoint)
+    # Checked again on every attempt, each refused before any connection.
+    assert len(attempts) == 4
+    for attempt in attempts:
+        assert attempt["status_code"] is None
+        assert attempt["error"].startswith("refused")
+        assert why in attempt["error"]
+
+
+def test_rotation_signs_with_both_secrets_for_a_while(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    endpoint = _endpoint(hooks, receiver.url)
+    rotated = hooks.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    new_secret = rotated.json()["secret"]
+    assert new_secret != endpoint["secret"]
+    assert rotated.json()["previous_secret_expires_at"] is not None
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    [request] = receiver.wait_for_requests(1)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    _verify(new_secret, request)
+    _verify(endpoint["secret"], request)
+
+
+def test_endpoint_crud_and_bad_input(hooks: httpx.Client, webhook_stack: Stack) -> None:
+    endpoint = _endpoint(hooks, "https://hooks.example.com/aia", ["task.failed"])
+    changed = hooks.patch(
+        endpoint["links"]["self"],
+        json={"events": ["task.succeeded", "model.version_created"], "description": "ci"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["events"] == ["model.version_created", "task.succeeded"]
+    listed = hooks.get("/v1/webhooks", params={"limit": 200}).json()["items"]
+    assert endpoint["id"] in [e["id"] for e in listed]
+    kinds = {t["name"] for t in hooks.get("/v1/webhooks/event-types").json()["items"]}
+    assert {"task.succeeded", "task.failed", "task.cancelled"} <= kinds
+    assert {"model.version_created", "model.alias_changed", "model.drift_detected"} <= kinds
+
+    for body in (
+        {"url": "ftp://example.com/x", "events": ["task.failed"]},
+        {"url": "https://user:pw@example.com/x", "events": ["task.failed"]},
+        {"url": "https://example.com/x", "events": ["no.such.event"]},
+        {"url": "https://example.com/x", "events": []},
+    ):
+        bad = hooks.post("/v1/webhooks", json=body)
+        assert bad.status_code == 422, body
+        assert bad.headers["content-type"] == PROBLEM
+
+    # Another tenant sees none of it; an operator may not manage webhooks.
+    other = webhook_stack.create_key("admin", tenant="other")
+    with webhook_stack.client(other) as stranger:
+        assert stranger.get(endpoint["links"]["self"]).status_code == 404
+    operator = webhook_stack.create_key("operator")
+    with webhook_stack.client(operator) as client:
+        assert client.get("/v1/webhooks").status_code == 403
+
+    assert hooks.delete(endpoint["links"]["self"]).status_code == 204
+    assert hooks.get(endpoint["links"]["self"]).status_code == 404
+
+
+def test_a_worker_killed_mid_delivery_delivers_later_with_the_same_id(
+    webhook_stack: Stack, hooks: httpx.Client, receiver: Receiver
+) -> None:
+    receiver.respond(ReplySpec(hang=True))
+    receiver.default = ReplySpec(200)
+    endpoint = _endpoint(hooks, receiver.url)
+    worker = next(p for p in webhook_stack.processes if p.name == "worker-webhooks")
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    [first] = receiver.wait_for_requests(1)
+    os.killpg(worker.popen.pid, signal.SIGKILL)
+    worker.popen.wait(10)
+    webhook_stack.processes.remove(worker)
+    webhook_stack.start_worker("webhooks", "webhooks", pool="threads", concurrency=8)
+    _wait_message(hooks, endpoint, "delivered", timeout=40)
+    later = [r for r in receiver.requests if r is not first]
+    assert later
+    assert {r.headers["webhook-id"] for r in later} == {first.headers["webhook-id"]}
