@@ -238,6 +238,7 @@ class Stack:
         app: str = "aia_workers",
         queues: str = "default",
         prefetch: int = 4,
+        pool: str = "prefork",
     ) -> Proc:
         argv = [
             CELERY,
@@ -247,7 +248,7 @@ class Stack:
             "-Q",
             queues,
             "-P",
-            "prefork",
+            pool,
             "-c",
             str(concurrency),
             f"--prefetch-multiplier={prefetch}",
