@@ -83,6 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=64, help="webhooks worker threads")
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
     parser.add_argument(
         "--database-url", default="", help="e.g. postgresql+psycopg://root@127.0.0.1/bench"
@@ -106,7 +107,7 @@ def main() -> int:
         stack.start_recorder()
         default = stack.start_worker("default", concurrency=2)
         hooks = stack.start_worker(
-            "webhooks", concurrency=64, queues="webhooks", prefetch=2, pool="threads"
+            "webhooks", concurrency=args.concurrency, queues="webhooks", prefetch=2, pool="threads"
         )
         stack.wait_worker_registered(default, "default")
         stack.wait_worker_registered(hooks, "webhooks")
@@ -178,7 +179,7 @@ def main() -> int:
     task_delays.sort()
     print(
         f"throughput: {args.messages} deliveries in {burst_seconds:.2f} s = {rate:,.0f}/s "
-        "from one webhooks worker process (64 threads)"
+        f"from one webhooks worker process ({args.concurrency} threads)"
     )
     print(
         f"test event, POST to arrival: p50 {percentile(test_delays, 50):.1f} ms, "

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.models import AuditEvent, WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -30,6 +30,9 @@ __all__ = ["DeliveryConfig", "deliver", "message_body"]
 
 _RETRIED = "scheduled"
 _JITTER = 0.2
+# A task may run a moment before its message's time (clocks, rounding).
+_EARLY = timedelta(milliseconds=250)
+_SUCCESS_RESOLUTION = timedelta(seconds=1)
 # A Retry-After longer than this is taken as this: a receiver cannot park a message forever.
 _MAX_RETRY_AFTER_SECONDS = 86_400.0
 
@@ -70,13 +73,9 @@ class _Claim:
     trigger: str
 
 
-def message_body(message: WebhookMessage) -> bytes:
-    """The JSON sent for ``message``: the same bytes on every attempt."""
-    envelope = {
-        "type": message.event_type,
-        "timestamp": message.created_at.isoformat(),
-        "data": message.payload,
-    }
+def message_body(event_type: str, created_at: datetime, payload: Any) -> bytes:
+    """The JSON sent for a message: the same bytes on every attempt."""
+    envelope = {"type": event_type, "timestamp": created_at.isoformat(), "data": payload}
     return orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS)
 
 
@@ -118,42 +117,46 @@ def _claim(
     sessions: sessionmaker[Session], config: DeliveryConfig, tenant: str, message_id: str
 ) -> _Claim | str:
     now = datetime.now(UTC)
+    m = WebhookMessage
     with sessions.begin() as session:
-        message = session.get(WebhookMessage, message_id)
-        if message is None or message.tenant_id != tenant:
-            return "no such message"
-        if message.status not in ("pending", "sending"):
-            return f"already {message.status}"
-        endpoint = session.get(WebhookEndpoint, message.endpoint_id)
-        if endpoint is None or not endpoint.enabled:
-            message.status, message.failed_at, message.lease_until = "failed", now, None
-            return "endpoint disabled"
-        # Only one attempt at a time: the update matches only while nobody
-        # else has counted an attempt since this one read the row.
-        taken = session.execute(
-            update(WebhookMessage)
+        # One statement both checks and takes the message: it must be due and
+        # not held by a live attempt, so a duplicate or early task finds nothing.
+        row = session.execute(
+            update(m)
             .where(
-                WebhookMessage.id == message_id,
-                WebhookMessage.status.in_(("pending", "sending")),
-                WebhookMessage.attempts == message.attempts,
+                m.id == message_id,
+                m.tenant_id == tenant,
+                or_(
+                    and_(m.status == "pending", m.next_attempt_at <= now + _EARLY),
+                    and_(m.status == "sending", m.lease_until < now),
+                ),
             )
             .values(status="sending", lease_until=now + timedelta(seconds=config.lease_seconds))
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return "taken by another attempt"
+            .returning(m.endpoint_id, m.event_type, m.payload, m.created_at, m.attempts, m.trigger)
+        ).one_or_none()
+        if row is None:
+            return "not owed now (delivered, failed, not due, or being sent)"
+        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            session.execute(
+                update(m)
+                .where(m.id == message_id)
+                .values(status="failed", failed_at=now, lease_until=None)
+            )
+            return "endpoint disabled"
         secrets = [endpoint.secret]
         expires = endpoint.previous_secret_expires_at
         if endpoint.previous_secret and expires is not None and expires > now:
             secrets.append(endpoint.previous_secret)
         return _Claim(
-            message_id=message.id,
+            message_id=message_id,
             endpoint_id=endpoint.id,
             tenant=tenant,
             url=endpoint.url,
             secrets=secrets,
-            body=message_body(message),
-            attempt=message.attempts + 1,
-            trigger=message.trigger,
+            body=message_body(row.event_type, row.created_at, row.payload),
+            attempt=row.attempts + 1,
+            trigger=row.trigger,
         )
 
 
@@ -175,38 +178,54 @@ def _record(
     ok = reply.status is not None and 200 <= reply.status < 300
     gone = reply.status == 410
     next_at: datetime | None = None
+    m, e = WebhookMessage, WebhookEndpoint
     with sessions.begin() as session:
-        message = session.get(WebhookMessage, claim.message_id)
-        endpoint = session.get(WebhookEndpoint, claim.endpoint_id)
-        if message is None or endpoint is None:
-            return {"message_id": claim.message_id, "skipped": "deleted while sending"}
-        message.attempts = claim.attempt
-        message.lease_until = None
         if ok:
-            message.status, message.delivered_at = "delivered", now
-            endpoint.last_success_at, endpoint.failing_since = now, None
+            status = "delivered"
+            outcome: dict[str, Any] = {"delivered_at": now}
+            # Every delivery to an endpoint would otherwise queue on its row's
+            # lock; a healthy endpoint's row is touched at most once a second.
+            session.execute(
+                update(e)
+                .where(
+                    e.id == claim.endpoint_id,
+                    or_(
+                        e.failing_since.is_not(None),
+                        e.last_success_at.is_(None),
+                        e.last_success_at < now - _SUCCESS_RESOLUTION,
+                    ),
+                )
+                .values(last_success_at=now, failing_since=None)
+            )
         else:
-            endpoint.failing_since = endpoint.failing_since or now
+            failing = session.execute(
+                update(e)
+                .where(e.id == claim.endpoint_id)
+                .values(failing_since=func.coalesce(e.failing_since, now))
+                .returning(e.failing_since, e.enabled)
+            ).one_or_none()
             delay = (
                 None
                 if gone or claim.trigger != _RETRIED
                 else _next_delay(config, claim.attempt, reply.retry_after_seconds)
             )
             if delay is None:
-                message.status, message.failed_at = "failed", now
+                status, outcome = "failed", {"failed_at": now}
             else:
                 next_at = now + timedelta(seconds=delay)
-                message.status, message.next_attempt_at = "pending", next_at
-            failing_for = (now - endpoint.failing_since).total_seconds()
-            if gone:
-                _disable(session, endpoint, now, "the endpoint answered 410 Gone")
-            elif failing_for >= config.disable_after_seconds and endpoint.enabled:
-                _disable(
-                    session,
-                    endpoint,
-                    now,
-                    f"no successful delivery for {failing_for / 86_400:.1f} days",
-                )
+                status, outcome = "pending", {"next_attempt_at": next_at}
+            if failing is not None and failing.enabled:
+                failing_for = (now - failing.failing_since).total_seconds()
+                if gone:
+                    _disable(session, claim, now, "the endpoint answered 410 Gone")
+                elif failing_for >= config.disable_after_seconds:
+                    days = failing_for / 86_400
+                    _disable(session, claim, now, f"no successful delivery for {days:.1f} days")
+        session.execute(
+            update(m)
+            .where(m.id == claim.message_id)
+            .values(status=status, attempts=claim.attempt, lease_until=None, **outcome)
+        )
         session.add(
             WebhookAttempt(
                 id=str(uuid.uuid4()),
@@ -225,7 +244,6 @@ def _record(
                 created_at=now,
             )
         )
-        status = message.status
     return {
         "message_id": claim.message_id,
         "attempt": claim.attempt,
@@ -235,17 +253,21 @@ def _record(
     }
 
 
-def _disable(session: Session, endpoint: WebhookEndpoint, now: datetime, reason: str) -> None:
-    endpoint.enabled, endpoint.disabled_reason, endpoint.updated_at = False, reason, now
+def _disable(session: Session, claim: _Claim, now: datetime, reason: str) -> None:
+    session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == claim.endpoint_id)
+        .values(enabled=False, disabled_reason=reason, updated_at=now)
+    )
     # The notice a person looks for when deliveries stop: in the audit log.
     session.add(
         AuditEvent(
             id=str(uuid.uuid4()),
-            tenant_id=endpoint.tenant_id,
+            tenant_id=claim.tenant,
             actor="system:webhooks",
             action="endpoint.disabled",
             outcome="success",
-            detail={"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason},
+            detail={"endpoint_id": claim.endpoint_id, "url": claim.url, "reason": reason},
             created_at=now,
         )
     )

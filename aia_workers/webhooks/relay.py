@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -50,22 +50,24 @@ def lease_due(
         stmt = stmt.with_for_update(skip_locked=True)
     due = [(row.id, row.tenant_id) for row in session.execute(stmt)]
     if due:
+        # A rescued message is due again like any other: pending, and leased
+        # to the task about to be sent for it.
         session.execute(
             update(m)
             .where(m.id.in_([ident for ident, _ in due]))
-            .values(lease_until=now + timedelta(seconds=lease_seconds))
+            .values(status="pending", lease_until=now + timedelta(seconds=lease_seconds))
         )
     return due
 
 
 class Relay(threading.Thread):
-    """Polls the outbox and calls ``send(message_id, tenant)`` for each due message."""
+    """Polls the outbox and calls ``send([(message_id, tenant), ...])`` with the due messages."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         client: redis.Redis,
-        send: Callable[[str, str], None],
+        send: Callable[[Sequence[tuple[str, str]]], None],
         *,
         interval_seconds: float,
         lease_seconds: float,
@@ -86,8 +88,8 @@ class Relay(threading.Thread):
         """One look at the outbox; how many messages it handed out."""
         with self._sessions.begin() as session:
             due = lease_due(session, now=datetime.now(UTC), lease_seconds=self._lease)
-        for message_id, tenant in due:
-            self._send(message_id, tenant)
+        if due:
+            self._send(due)
         self.sent += len(due)
         return len(due)
 

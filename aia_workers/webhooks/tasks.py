@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Task, signals
@@ -62,10 +63,16 @@ def deliver_message(self: Task, message_id: str, tenant: str) -> dict[str, Any]:
     return deliver(state["sessions"], state["client"], state["config"], tenant, message_id)
 
 
-def _send(message_id: str, tenant: str) -> None:
-    app.send_task(
-        DELIVER, kwargs={"message_id": message_id, "tenant": tenant}, queue=Queue.WEBHOOKS.value
-    )
+def _send(due: Sequence[tuple[str, str]]) -> None:
+    # One producer (one broker connection) for the whole batch, not one each.
+    with app.producer_or_acquire() as producer:
+        for message_id, tenant in due:
+            app.send_task(
+                DELIVER,
+                kwargs={"message_id": message_id, "tenant": tenant},
+                queue=Queue.WEBHOOKS.value,
+                producer=producer,
+            )
 
 
 @signals.worker_ready.connect

@@ -146,3 +146,5 @@ def test_leases_hand_each_due_message_out_once(sessions: sessionmaker[Session]) 
         assert lease_due(session, now=now + timedelta(seconds=11), lease_seconds=10) == [
             (ident, "t1")
         ]
+    with sessions() as session:
+        assert session.get(WebhookMessage, ident).status == "pending"
