@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from aia_api.responses import PageLinks, TaskView
+from aia_api.responses import Closed, PageLinks, SelfLinks, TaskView
 from aia_workers.ml.payloads import MLTask
 
 __all__ = [
@@ -24,17 +24,7 @@ __all__ = [
 ]
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _Links(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    self_: str = Field(alias="self")
-
-
-class ExperimentView(_Closed):
+class ExperimentView(Closed):
     id: str
     name: str
     model_name: str = Field(description="Versions are registered under this name.")
@@ -48,16 +38,16 @@ class ExperimentView(_Closed):
     latest_version: int | None
     created_by: str | None
     created_at: datetime
-    links: _Links
+    links: SelfLinks
 
 
-class ExperimentPage(_Closed):
+class ExperimentPage(Closed):
     items: list[ExperimentView]
     next_cursor: str | None
     links: PageLinks
 
 
-class RunView(_Closed):
+class RunView(Closed):
     id: str
     experiment_id: str
     task_id: str | None = Field(description="The `ml.train` task doing the work.")
@@ -69,28 +59,28 @@ class RunView(_Closed):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    links: _Links
+    links: SelfLinks
 
 
 class RunAccepted(RunView):
     task: TaskView = Field(description="The queued task; follow links.events for progress.")
 
 
-class RunPage(_Closed):
+class RunPage(Closed):
     items: list[RunView]
     next_cursor: str | None
     links: PageLinks
 
 
-class _VersionSummary(_Closed):
+class _VersionSummary(Closed):
     version: int
     estimator: str
     metrics: dict[str, Any]
     created_at: datetime
-    links: _Links
+    links: SelfLinks
 
 
-class _AliasChange(_Closed):
+class _AliasChange(Closed):
     id: str
     alias: str
     from_version: int | None
@@ -100,22 +90,22 @@ class _AliasChange(_Closed):
     created_at: datetime
 
 
-class _ModelSummary(_Closed):
+class _ModelSummary(Closed):
     name: str
     task: MLTask
     experiment_id: str
     latest_version: int
     aliases: dict[str, int] = Field(description="Alias to version.")
-    links: _Links
+    links: SelfLinks
 
 
-class ModelPage(_Closed):
+class ModelPage(Closed):
     items: list[_ModelSummary]
     next_cursor: str | None
     links: PageLinks
 
 
-class ModelDetail(_Closed):
+class ModelDetail(Closed):
     name: str
     task: MLTask
     experiment_id: str
@@ -123,16 +113,16 @@ class ModelDetail(_Closed):
     aliases: dict[str, int]
     versions: list[_VersionSummary] = Field(description="Newest first.")
     alias_history: list[_AliasChange] = Field(description="Every alias move, newest first.")
-    links: _Links
+    links: SelfLinks
 
 
-class _Artifact(_Closed):
+class _Artifact(Closed):
     path: str = Field(description="The key in the artifact store.")
     sha256: str = Field(description="Checked before every load.")
     size_bytes: int
 
 
-class VersionView(_Closed):
+class VersionView(Closed):
     model_name: str
     version: int
     task: MLTask
@@ -153,10 +143,10 @@ class VersionView(_Closed):
     aliases: list[str]
     trained_by: str | None
     created_at: datetime
-    links: _Links
+    links: SelfLinks
 
 
-class AliasMoved(_Closed):
+class AliasMoved(Closed):
     alias: str
     version: int
     updated_by: str | None
@@ -164,7 +154,7 @@ class AliasMoved(_Closed):
     change: _AliasChange
 
 
-class _Prediction(_Closed):
+class _Prediction(Closed):
     id: str
     version: int
     task_id: str | None
@@ -173,7 +163,7 @@ class _Prediction(_Closed):
     created_at: datetime
 
 
-class PredictionPage(_Closed):
+class PredictionPage(Closed):
     """The latest logged (sampled) predictions, newest first."""
 
     items: list[_Prediction]

@@ -16,6 +16,7 @@ from aia_api.auth.roles import Role
 from aia_workers.states import Event, Queue, Status
 
 __all__ = [
+    "Closed",
     "DependencyCheck",
     "FieldError",
     "Health",
@@ -26,6 +27,7 @@ __all__ = [
     "NewKey",
     "PageLinks",
     "ProblemDetails",
+    "SelfLinks",
     "StatusReport",
     "TaskEvent",
     "TaskLinks",
@@ -37,16 +39,26 @@ __all__ = [
 ]
 
 
-class _Closed(BaseModel):
+class Closed(BaseModel):
+    """A response model that lists every field it may have."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class TaskLinks(_Closed):
+class SelfLinks(BaseModel):
+    """``links`` with at least ``self``; a view may add more."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    self_: str = Field(alias="self")
+
+
+class TaskLinks(Closed):
     self_: str = Field(alias="self", description="This task: `/v1/tasks/{id}`.")
     events: str = Field(description="Its event stream: `/v1/tasks/{id}/events` (SSE).")
 
 
-class TaskView(_Closed):
+class TaskView(Closed):
     """A task as its tenant sees it: the live record, or the recorded history once expired."""
 
     id: str
@@ -68,12 +80,12 @@ class TaskView(_Closed):
     links: TaskLinks
 
 
-class PageLinks(_Closed):
+class PageLinks(Closed):
     self_: str = Field(alias="self")
     next: str | None = Field(default=None, description="The next page, when there is one.")
 
 
-class TaskPage(_Closed):
+class TaskPage(Closed):
     """One page of the tenant's recorded tasks, newest first."""
 
     items: list[TaskView]
@@ -81,7 +93,7 @@ class TaskPage(_Closed):
     links: PageLinks
 
 
-class TokenResponse(_Closed):
+class TokenResponse(Closed):
     access_token: str = Field(description="A JWT; send as `Authorization: Bearer <token>`.")
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds the access token is valid.")
@@ -89,17 +101,17 @@ class TokenResponse(_Closed):
     refresh_expires_in: int = Field(description="Seconds the refresh token is valid.")
 
 
-class MfaEnrollment(_Closed):
+class MfaEnrollment(Closed):
     secret: str = Field(description="The TOTP secret (base32), not in force until verified.")
     otpauth_uri: str = Field(description="The same as an `otpauth://` URI, for a QR code.")
 
 
-class MfaEnabled(_Closed):
+class MfaEnabled(Closed):
     mfa_enabled: Literal[True]
     recovery_codes: list[str] = Field(description="One-time codes for a lost device; shown once.")
 
 
-class KeyView(_Closed):
+class KeyView(Closed):
     id: str
     name: str
     role: Role
@@ -109,18 +121,18 @@ class KeyView(_Closed):
     revoked_at: datetime | None
 
 
-class DatasetColumn(_Closed):
+class DatasetColumn(Closed):
     name: str
     kind: Literal["numeric", "categorical", "boolean", "datetime", "text"]
     missing: int = Field(description="Cells with no value (empty, NA, null, ...).")
     distinct: int
 
 
-class DatasetLinks(_Closed):
+class DatasetLinks(Closed):
     self_: str = Field(alias="self")
 
 
-class DatasetView(_Closed):
+class DatasetView(Closed):
     id: str
     name: str
     rows: int
@@ -131,7 +143,7 @@ class DatasetView(_Closed):
     links: DatasetLinks
 
 
-class DatasetPage(_Closed):
+class DatasetPage(Closed):
     """One page of the tenant's datasets, newest first."""
 
     items: list[DatasetView]
@@ -143,11 +155,11 @@ class NewKey(KeyView):
     key: str = Field(description="The key itself (`aia_...`), shown this once only.")
 
 
-class KeyList(_Closed):
+class KeyList(Closed):
     items: list[KeyView]
 
 
-class AuditEntry(_Closed):
+class AuditEntry(Closed):
     id: str
     action: str = Field(
         description="e.g. login, lockout, refresh.reuse, key.create, key.revoke, "
@@ -160,7 +172,7 @@ class AuditEntry(_Closed):
     created_at: str
 
 
-class AuditPage(_Closed):
+class AuditPage(Closed):
     """One page of the tenant's audit log, newest first."""
 
     items: list[AuditEntry]
@@ -168,7 +180,7 @@ class AuditPage(_Closed):
     links: PageLinks
 
 
-class Health(_Closed):
+class Health(Closed):
     status: Literal["ok"]
 
 
@@ -182,14 +194,14 @@ class DependencyCheck(BaseModel):
     error: str | None = Field(default=None, description="Why the check failed.")
 
 
-class StatusReport(_Closed):
+class StatusReport(Closed):
     status: Literal["ok", "degraded"]
     checks: dict[str, DependencyCheck] = Field(
         description="By dependency: `database`, `redis`, `broker`, `workers`."
     )
 
 
-class FieldError(_Closed):
+class FieldError(Closed):
     loc: list[str | int] = Field(description="Where: `body`/`query` path segments.")
     pointer: str = Field(description="The same place as a JSON pointer.")
     message: str
@@ -209,7 +221,7 @@ class ProblemDetails(BaseModel):
     errors: list[FieldError] | None = Field(default=None, description="One entry per field.")
 
 
-class TaskEvent(_Closed):
+class TaskEvent(Closed):
     """One event of a task: the `data:` of an SSE event, or a WebSocket `event` message."""
 
     task_id: str
@@ -220,7 +232,7 @@ class TaskEvent(_Closed):
     data: dict[str, Any] = Field(description="`progress`, `result`, `error`, `reason`, ...")
 
 
-class WsCommand(_Closed):
+class WsCommand(Closed):
     """What a WebSocket client sends: follow a task, or stop following it."""
 
     action: Literal["subscribe", "unsubscribe"]

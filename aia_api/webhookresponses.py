@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from aia_api.responses import PageLinks
+from aia_api.responses import Closed, PageLinks, SelfLinks
 
 __all__ = [
     "AttemptPage",
@@ -21,17 +21,7 @@ __all__ = [
 ]
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _Links(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    self_: str = Field(alias="self")
-
-
-class EndpointView(_Closed):
+class EndpointView(Closed):
     id: str
     url: str
     description: str | None
@@ -46,20 +36,20 @@ class EndpointView(_Closed):
     created_by: str | None
     created_at: datetime
     updated_at: datetime
-    links: _Links
+    links: SelfLinks
 
 
 class NewEndpoint(EndpointView):
     secret: str = Field(description="`whsec_...`: shown this once; verify signatures with it.")
 
 
-class EndpointPage(_Closed):
+class EndpointPage(Closed):
     items: list[EndpointView]
     next_cursor: str | None
     links: PageLinks
 
 
-class MessageView(_Closed):
+class MessageView(Closed):
     id: str = Field(description="The `webhook-id` header of every attempt.")
     endpoint_id: str
     event_type: str
@@ -71,16 +61,16 @@ class MessageView(_Closed):
     created_at: datetime
     delivered_at: datetime | None
     failed_at: datetime | None
-    links: _Links
+    links: SelfLinks
 
 
-class MessagePage(_Closed):
+class MessagePage(Closed):
     items: list[MessageView]
     next_cursor: str | None
     links: PageLinks
 
 
-class _Attempt(_Closed):
+class _Attempt(Closed):
     id: str
     message_id: str
     attempt: int
@@ -95,21 +85,21 @@ class _Attempt(_Closed):
     created_at: datetime
 
 
-class AttemptPage(_Closed):
+class AttemptPage(Closed):
     items: list[_Attempt]
     next_cursor: str | None
     links: PageLinks
 
 
-class Recovered(_Closed):
+class Recovered(Closed):
     resent: int = Field(description="How many failed messages were queued again.")
 
 
-class _EventType(_Closed):
+class _EventType(Closed):
     name: str
     description: str
     schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of `data`.")
 
 
-class EventTypeList(_Closed):
+class EventTypeList(Closed):
     items: list[_EventType]

@@ -194,6 +194,17 @@ def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _release(built.redis_url)
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The webhook stack with RabbitMQ as the broker (SQLite for the database)."""
+    tmp = tmp_path_factory.mktemp("stack-webhooks-rabbitmq")
+    built = _build_stack(tmp, "rabbitmq", f"sqlite:///{tmp / 'aia.db'}", WEBHOOK_ENV)
+    built.start_worker("webhooks-rabbitmq", "webhooks", pool="threads", concurrency=8)
+    yield built
+    built.stop()
+    _release(built.redis_url)
+
+
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client() as client:

@@ -6,18 +6,11 @@ from aia_api.openapi.components import (
     _SECURED,
     _WITH_BODY,
     Json,
+    _body,
     _json,
     _operation,
     _ref,
 )
-
-
-def _request(schema: str, description: str, *, required: bool = True) -> Json:
-    return {
-        "required": required,
-        "description": description,
-        "content": {"application/json": {"schema": _ref(schema)}},
-    }
 
 
 def _experiment_paths() -> Json:
@@ -35,7 +28,7 @@ def _experiment_paths() -> Json:
                     "target or too few rows is a 422 naming the column. 409 when the name is "
                     "taken."
                 ),
-                body=_request("ExperimentRequest", "What to learn."),
+                body=_body(_ref("ExperimentRequest"), "What to learn."),
             ),
             "get": _operation(
                 "listExperiments",
@@ -76,7 +69,7 @@ def _experiment_paths() -> Json:
                     "new version of the experiment's model."
                 ),
                 parameters=["ExperimentId"],
-                body=_request("RunRequest", "Seed and per-run options.", required=False),
+                body={**_body(_ref("RunRequest"), "Seed and per-run options."), "required": False},
             ),
             "get": _operation(
                 "listRuns",
@@ -147,7 +140,7 @@ def _model_paths() -> Json:
                 errors=(*_SECURED, *_WITH_BODY, "404"),
                 description="Needs `models:manage`.",
                 parameters=alias_params,
-                body=_request("AliasRequest", "The version to point at."),
+                body=_body(_ref("AliasRequest"), "The version to point at."),
             ),
             "delete": _operation(
                 "deleteAlias",
@@ -193,7 +186,7 @@ def _model_paths() -> Json:
                     "the row and column."
                 ),
                 parameters=["ModelName"],
-                body=_request("PredictRequest", "The rows, and which version."),
+                body=_body(_ref("PredictRequest"), "The rows, and which version."),
             ),
         },
         "/v1/ml/models/{name}/predictions": {

@@ -6,20 +6,13 @@ from aia_api.openapi.components import (
     _SECURED,
     _WITH_BODY,
     Json,
+    _body,
     _json,
     _operation,
     _ref,
 )
 
 _NEEDS = "Needs `webhooks:manage`."
-
-
-def _request(schema: str, description: str) -> Json:
-    return {
-        "required": True,
-        "description": description,
-        "content": {"application/json": {"schema": _ref(schema)}},
-    }
 
 
 def _webhook_paths() -> Json:
@@ -36,7 +29,7 @@ def _webhook_paths() -> Json:
                     f"{_NEEDS} Deliveries are signed per the Standard Webhooks spec "
                     "(`webhook-id`, `webhook-timestamp`, `webhook-signature`)."
                 ),
-                body=_request("EndpointRequest", "Where to send which events."),
+                body=_body(_ref("EndpointRequest"), "Where to send which events."),
             ),
             "get": _operation(
                 "listWebhooks",
@@ -76,7 +69,7 @@ def _webhook_paths() -> Json:
                 errors=(*_SECURED, *_WITH_BODY, "404"),
                 description=f"{_NEEDS} Enabling it again restarts the auto-disable clock.",
                 parameters=one,
-                body=_request("EndpointPatch", "The fields to change."),
+                body=_body(_ref("EndpointPatch"), "The fields to change."),
             ),
             "delete": _operation(
                 "deleteWebhook",
@@ -155,7 +148,7 @@ def _webhook_paths() -> Json:
                 errors=(*_SECURED, *_WITH_BODY, "404", "409"),
                 description=_NEEDS,
                 parameters=one,
-                body=_request("RecoverRequest", "Since when."),
+                body=_body(_ref("RecoverRequest"), "Since when."),
             )
         },
     }

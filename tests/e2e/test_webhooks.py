@@ -322,3 +322,17 @@ def test_a_worker_killed_mid_delivery_delivers_later_with_the_same_id(
     later = [r for r in receiver.requests if r is not first]
     assert later
     assert {r.headers["webhook-id"] for r in later} == {first.headers["webhook-id"]}
+
+
+def test_deliveries_and_retries_with_rabbitmq_as_the_broker(
+    rabbitmq_webhook_stack: Stack, receiver: Receiver
+) -> None:
+    receiver.respond(ReplySpec(500))
+    with rabbitmq_webhook_stack.client() as client:
+        endpoint = _endpoint(client, receiver.url, ["task.succeeded"])
+        task = submit(client, {"seconds": 0, "steps": 1})
+        first, second = receiver.wait_for_requests(2, timeout=30)
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+        body = _verify(endpoint["secret"], second)
+        assert body["data"]["task_id"] == task["id"]
+        _wait_message(client, endpoint, "delivered")
