@@ -39,6 +39,18 @@ class ApiMetrics:
             "Open SSE and WebSocket subscriptions in this process.",
             registry=self.registry,
         )
+        # Read from the database at each scrape: the same in every API process.
+        self.webhook_messages = Gauge(
+            "aia_webhook_messages",
+            "Webhook messages by status, all tenants (failed: dead letters kept for resending).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.webhook_endpoints_disabled = Gauge(
+            "aia_webhook_endpoints_disabled",
+            "Webhook endpoints disabled by a 410, a long run of failures, or a person.",
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

@@ -129,7 +129,8 @@ def _build_stack(
     stack.api_key = stack.create_key("admin")
     stack.start_api()
     stack.start_recorder()
-    stack.start_worker(f"default-{broker}")
+    # Named for its stack: two stacks on one broker must not share a node name.
+    stack.start_worker(f"default-{tmp.name}")
     return stack
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
+import sqlalchemy.exc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.requests import Request
@@ -22,10 +24,13 @@ from aia_api.problems import Problem
 from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_workers.broker import redis_queue_key
+from aia_workers.db.webhooks import outbox_counts
 from aia_workers.observability import WORKERS_KEY
 from aia_workers.states import Queue
 
 __all__ = ["routes"]
+
+log = logging.getLogger(__name__)
 
 # A worker that has not sent a heartbeat (every 2 s) for this long is gone.
 _WORKER_STALE_SECONDS = 10.0
@@ -140,7 +145,24 @@ async def metrics(request: Request) -> Response:
             ) from None
         if not principal.can(Permission.STATUS_READ):
             raise Problem(403, "forbidden", "Forbidden", "this needs the status:read permission")
+    await _refresh_webhook_gauges(svc)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh_webhook_gauges(svc: Services) -> None:
+    def count() -> tuple[dict[str, int], int]:
+        with svc.sessions() as session:
+            return outbox_counts(session)
+
+    try:
+        by_status, disabled = await anyio.to_thread.run_sync(count)
+    except sqlalchemy.exc.SQLAlchemyError:
+        # The scrape still answers; /status reports the database as down.
+        log.warning("metrics: could not count webhook messages", exc_info=True)
+        return
+    for status, value in by_status.items():
+        svc.metrics.webhook_messages.labels(status).set(value)
+    svc.metrics.webhook_endpoints_disabled.set(disabled)
 
 
 routes = [

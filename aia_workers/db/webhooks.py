@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
 from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.errors import ConflictError, NotFoundError
 
-__all__ = ["WebhookRepository"]
+__all__ = ["WebhookRepository", "outbox_counts"]
+
+STATUSES = ("pending", "sending", "delivered", "failed")
+
+
+def outbox_counts(session: Session) -> tuple[dict[str, int], int]:
+    """Messages by status and disabled endpoints, across tenants (for metrics)."""
+    m, e = WebhookMessage, WebhookEndpoint
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(select(m.status, func.count()).group_by(m.status)):
+        counts[status] = int(count)
+    disabled = session.scalar(select(func.count()).select_from(e).where(e.enabled.is_(False)))
+    return counts, int(disabled or 0)
 
 
 class WebhookRepository:

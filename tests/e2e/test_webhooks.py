@@ -327,12 +327,43 @@ def test_a_worker_killed_mid_delivery_delivers_later_with_the_same_id(
 def test_deliveries_and_retries_with_rabbitmq_as_the_broker(
     rabbitmq_webhook_stack: Stack, receiver: Receiver
 ) -> None:
+    # A test event, not a task: the RabbitMQ stacks share the broker's queues,
+    # and another stack's default worker could take a task of this one.
     receiver.respond(ReplySpec(500))
     with rabbitmq_webhook_stack.client() as client:
-        endpoint = _endpoint(client, receiver.url, ["task.succeeded"])
-        task = submit(client, {"seconds": 0, "steps": 1})
+        endpoint = _endpoint(client, receiver.url)
+        sent = client.post(f"/v1/webhooks/{endpoint['id']}/test")
+        assert sent.status_code == 202, sent.text
         first, second = receiver.wait_for_requests(2, timeout=30)
-        assert first.headers["webhook-id"] == second.headers["webhook-id"]
-        body = _verify(endpoint["secret"], second)
-        assert body["data"]["task_id"] == task["id"]
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == sent.json()["id"]
+        assert _verify(endpoint["secret"], second)["type"] == "webhook.test"
         _wait_message(client, endpoint, "delivered")
+
+
+def test_metrics_count_messages_and_disabled_endpoints(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    def scraped() -> dict[str, float]:
+        text = hooks.get("/metrics").text
+        values = {}
+        for line in text.splitlines():
+            if line.startswith(("aia_webhook_messages{", "aia_webhook_endpoints_disabled ")):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    before = scraped()
+    receiver.respond(ReplySpec(200), ReplySpec(410))
+    endpoint = _endpoint(hooks, receiver.url)
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "delivered")
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "failed")
+    after = scraped()
+    delivered = 'aia_webhook_messages{status="delivered"}'
+    failed = 'aia_webhook_messages{status="failed"}'
+    # Other tests' messages may settle meanwhile: at least this test's own.
+    assert after[delivered] >= before.get(delivered, 0) + 1
+    assert after[failed] >= before.get(failed, 0) + 1
+    disabled = "aia_webhook_endpoints_disabled"
+    assert after[disabled] >= before.get(disabled, 0) + 1
