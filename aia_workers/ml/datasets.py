@@ -22,6 +22,7 @@ __all__ = [
     "DatasetError",
     "DatasetProfile",
     "Table",
+    "cell_text",
     "profile_table",
     "read_csv",
     "read_rows",
@@ -132,7 +133,7 @@ def read_rows(records: Sequence[Any]) -> Table:
                 column=missing[0],
                 row=number,
             )
-        rows.append([_cell(record[c]) for c in columns])
+        rows.append([cell_text(record[c]) for c in columns])
     return Table(columns, rows)
 
 
@@ -178,7 +179,8 @@ def _check_header(header: Iterable[str]) -> list[str]:
     return columns
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A JSON value as the text a CSV cell would hold (None is empty, booleans lower-case)."""
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -14,6 +14,7 @@ from aia_workers.ml.datasets import (
     TRUE_VALUES,
     ColumnKind,
     DatasetError,
+    cell_text,
     read_csv,
 )
 
@@ -36,7 +37,7 @@ def frame_from_rows(
 ) -> pd.DataFrame:
     """JSON rows (as sent for a prediction) typed like the training data."""
     columns = list(kinds)
-    cells = [[_text(row.get(c)) for c in columns] for row in rows]
+    cells = [[cell_text(row.get(c)) for c in columns] for row in rows]
     return _typed(pd.DataFrame(cells, columns=columns, dtype=object), kinds)
 
 
@@ -82,11 +83,3 @@ def _boolean(value: str) -> str | None:
     if value in FALSE_VALUES:
         return "false"
     return None
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
