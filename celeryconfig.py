@@ -14,13 +14,19 @@ broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_connection_retry_on_startup = True
 broker_transport_options = {
-    # Redis: an unacknowledged message comes back after this long, so it must
-    # outlast the longest time limit plus the longest countdown.
+    # Redis: a message taken by a worker that died comes back after this long;
+    # live workers keep theirs from aging (aia_workers/visibility.py).
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # Sweep for messages abandoned by a dead worker every few seconds; kombu's
     # default throttle would make that up to 100 s.
-    "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_seconds // 2)),
+    "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_seconds // 4)),
     "unacked_restore_throttle": 1,
+    # A read that hears nothing for this long means a dead link, not a quiet
+    # queue: without it a silently dropped connection blocks a worker forever.
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
 }
 result_backend_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
 result_expires = _settings.result_expires_seconds
@@ -38,9 +44,9 @@ task_queues = [
         routing_key=q.value,
         queue_arguments={
             # RabbitMQ: priorities 0-9, and unacked deliveries kept as long as
-            # Redis keeps them invisible.
+            # the longest task may hold one.
             "x-max-priority": 10,
-            "x-consumer-timeout": _settings.visibility_timeout_seconds * 1000,
+            "x-consumer-timeout": _settings.rabbitmq_consumer_timeout_seconds * 1000,
         },
     )
     for q in AiaQueue

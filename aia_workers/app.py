@@ -13,11 +13,14 @@ from typing import Any
 from celery import Celery, signals
 
 from aia_workers.catalog import modules_for_queues
+from aia_workers.connection import AiaAMQP
+from aia_workers.visibility import VisibilityKeeper
 
 __all__ = ["app"]
 
-app = Celery("aia_workers")
+app = Celery("aia_workers", amqp=AiaAMQP)
 app.config_from_object("celeryconfig")
+app.steps["consumer"].add(VisibilityKeeper)
 
 # Signal handlers that publish task events and keep the worker registry.
 importlib.import_module("aia_workers.observability")

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery import Task, signals
+from celery.worker import state as worker_state
 
 from aia_workers.errors import TaskFailure
 from aia_workers.events import dumps
@@ -78,6 +79,11 @@ def _on_revoked(
     request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
 ) -> None:
     task_id = getattr(request, "id", None)
+    if not expired and task_id not in worker_state.revoked:
+        # Celery also terminates running late-ack tasks when the broker
+        # connection drops; nobody revoked those, and their messages come back.
+        log.info("task %s was stopped by the worker, not revoked; it will run again", task_id)
+        return
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
     _publish(task_id, Event.CANCELLED, data={"reason": reason})
 

@@ -93,9 +93,17 @@ class Settings(BaseSettings):
     # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)
-    # Longer than the longest task time limit plus the longest countdown, so the
-    # Redis transport never redelivers a task that is still running or waiting.
-    visibility_timeout_seconds: int = Field(default=21_600, ge=5)
+    # Redis as broker: how soon a message taken by a worker that has since died
+    # goes back on its queue. A live worker keeps re-scoring the messages it
+    # holds (aia_workers/visibility.py), so this need not outlast any task;
+    # only a worker cut off from Redis for longer than this has its tasks
+    # handed to another.
+    visibility_timeout_seconds: int = Field(default=120, ge=4)
+    # RabbitMQ closes a channel holding a delivery unacknowledged for longer than
+    # this, so it must outlast the longest time limit plus the longest countdown.
+    # A queue keeps the value it was declared with: changing it means deleting
+    # the queues (RabbitMQ refuses a redeclaration with other arguments).
+    rabbitmq_consumer_timeout_seconds: int = Field(default=21_600, ge=60)
     result_expires_seconds: int = Field(default=7 * 86_400, ge=60)
 
     task_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
