@@ -13,21 +13,28 @@ _settings = get_settings()
 broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 broker_connection_retry_on_startup = True
-broker_transport_options = {
-    # Redis: a message taken by a worker that died comes back after this long;
-    # live workers keep theirs from aging (aia_workers/visibility.py).
-    "visibility_timeout": _settings.visibility_timeout_seconds,
-    # Sweep for messages abandoned by a dead worker every few seconds; kombu's
-    # default throttle would make that up to 100 s.
-    "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_seconds // 4)),
-    "unacked_restore_throttle": 1,
-    # A read that hears nothing for this long means a dead link, not a quiet
-    # queue: without it a silently dropped connection blocks a worker forever.
-    "socket_timeout": 30,
-    "socket_connect_timeout": 5,
-    "socket_keepalive": True,
-    "health_check_interval": 10,
-}
+if _settings.broker_is_redis:
+    broker_transport_options = {
+        # A message taken by a worker that died comes back after this long;
+        # live workers keep theirs from aging (aia_workers/visibility.py).
+        "visibility_timeout": _settings.visibility_timeout_seconds,
+        # Sweep for messages abandoned by a dead worker every few seconds;
+        # kombu's default throttle would make that up to 100 s.
+        "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_seconds // 4)),
+        "unacked_restore_throttle": 1,
+        # A read that hears nothing for this long means a dead link, not a quiet
+        # queue: without it a silently dropped connection blocks a worker forever.
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 10,
+    }
+else:
+    broker_transport_options = {
+        # A 202 promises the task is queued: wait for RabbitMQ to confirm each
+        # message, or one sent into a connection that is about to drop is lost.
+        "confirm_publish": True,
+    }
 result_backend_transport_options = {"socket_timeout": 5, "socket_connect_timeout": 5}
 result_expires = _settings.result_expires_seconds
 

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.conftest import _claim_redis_db, _release
+from tests.chaos import wait_all_terminal
 from tests.support import Stack, sse_events, submit, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -77,3 +78,36 @@ def test_sigkilled_pool_process_is_requeued_at_once(lonely_stack: Stack) -> None
         assert view["status"] == "succeeded"
         assert view["attempts"] == 2
         assert worker.alive()
+
+
+def test_a_worker_sigkilled_during_a_thousand_tasks_loses_none(lonely_stack: Stack) -> None:
+    lonely_stack.start_recorder()
+    worker = lonely_stack.start_worker("first", concurrency=2)
+    events = lonely_stack.redis()
+    with lonely_stack.client() as client:
+        ids = [submit(client, {"seconds": 0.005})["id"] for _ in range(1000)]
+
+        def done() -> int:
+            statuses = [events.hget(f"aia:task:{t}", "status") for t in ids]
+            return sum(s == "succeeded" for s in statuses)
+
+        wait_for(lambda: done() >= 200, 60, 0.05, "a fifth of the tasks to finish")
+        worker.kill()  # main process and pool children, mid-stream
+        lonely_stack.start_worker("second", concurrency=2)
+
+        result = wait_all_terminal(events, ids, timeout=120)
+        assert result.unfinished == []
+        assert result.statuses == {"succeeded": 1000}
+        assert result.duplicated == []
+        # The recorder's history holds every one of them.
+        wait_for(lambda: ids_in_history(client) >= set(ids), 60, 1, "the history")
+
+
+def ids_in_history(client: httpx.Client) -> set[str]:
+    seen: set[str] = set()
+    url: str | None = "/v1/tasks?limit=200"
+    while url:
+        page = client.get(url).json()
+        seen.update(item["id"] for item in page["items"])
+        url = page["links"].get("next")
+    return seen

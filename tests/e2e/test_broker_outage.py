@@ -1,0 +1,126 @@
+"""Workers ride through a broker restart under submit load: nothing lost, nothing run twice."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.brokers import PrivateRabbitMQ, PrivateRedis
+from tests.chaos import SubmitLoad, wait_all_terminal
+from tests.support import Process, Stack, wait_for
+
+pytestmark = pytest.mark.e2e
+
+# Long enough to outlast Celery's first reconnect attempts; bench/chaos.py runs 60 s.
+OUTAGE_SECONDS = 8
+# Tasks terminated mid-run by the outage come back after this (see the README).
+VISIBILITY_SECONDS = 10
+
+
+def _stack(tmp: Path, redis_url: str, broker_url: str) -> Stack:
+    stack = Stack(
+        env={
+            "AIA_REDIS_URL": redis_url,
+            "AIA_BROKER_URL": broker_url,
+            "AIA_DATABASE_URL": f"sqlite:///{tmp / 'aia.db'}",
+            "AIA_DATA_HOME": str(tmp),
+            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+            "AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS),
+        },
+        workdir=tmp,
+    )
+    stack.migrate()
+    stack.api_key = stack.create_key("operator")
+    stack.start_api()
+    stack.start_recorder()
+    return stack
+
+
+def _workers(stack: Stack) -> list[Process]:
+    # Both pool kinds AIA runs: prefork (most queues) and threads (webhooks).
+    return [
+        stack.start_worker("prefork", concurrency=2),
+        stack.start_worker("threads", pool="threads", concurrency=4),
+    ]
+
+
+def _history_ids(client: httpx.Client) -> set[str]:
+    seen: set[str] = set()
+    url: str | None = "/v1/tasks?limit=200"
+    while url:
+        page = client.get(url).json()
+        seen.update(item["id"] for item in page["items"])
+        url = page["links"].get("next")
+    return seen
+
+
+def _ride_through(stack: Stack, workers: list[Process], stop: object, start: object) -> None:
+    load = SubmitLoad(stack).start()
+    wait_for(lambda: len(load.accepted) >= 50, 30, what="load to get going")
+    stop()  # type: ignore[operator]
+    time.sleep(OUTAGE_SECONDS)
+    start()  # type: ignore[operator]
+    resumed_from = len(load.accepted)
+    events = stack.redis()
+
+    def consuming() -> bool:
+        fresh = load.accepted[resumed_from:]
+        return any(events.hget(f"aia:task:{t}", "status") == "succeeded" for t in fresh[:50])
+
+    # Consumption resumes on its own, within 15 s of the broker coming back.
+    wait_for(consuming, 15, 0.2, "a task accepted after the restart to succeed")
+    time.sleep(2)
+    load.stop()
+
+    result = wait_all_terminal(events, load.accepted, timeout=VISIBILITY_SECONDS * 6)
+    assert not load.bad, f"answers other than 202/429/503+Retry-After: {load.answers}"
+    assert load.answers["503"] > 0, "the outage was not seen by the API"
+    assert result.unfinished == [], (
+        f"{result.lost} of {len(load.accepted)} never finished: {result.statuses}"
+    )
+    assert result.statuses == {"succeeded": len(load.accepted)}
+    assert result.duplicated == []
+    for worker in workers:
+        assert worker.alive(), worker.output()[-3000:]
+        assert "Unrecoverable error" not in worker.output()
+    with stack.client() as client:
+        missing = set(load.accepted) - _history_ids(client)
+        wait_for(lambda: not (set(load.accepted) - _history_ids(client)), 30, 1, "history")
+    del missing
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+def test_workers_ride_through_a_redis_restart(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    stack = _stack(tmp_path, private_redis.url, private_redis.url)
+    try:
+        workers = _workers(stack)
+        _ride_through(stack, workers, private_redis.shutdown, private_redis.start)
+    finally:
+        stack.stop()
+
+
+@pytest.mark.skipif(not PrivateRabbitMQ.available(), reason="rabbitmq-server is not installed")
+def test_workers_ride_through_a_rabbitmq_restart(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    rabbit = PrivateRabbitMQ()
+    rabbit.start()
+    stack = _stack(tmp_path, private_redis.url, rabbit.url)
+    try:
+        workers = _workers(stack)
+        _ride_through(stack, workers, rabbit.stop, rabbit.start)
+    finally:
+        stack.stop()
+        rabbit.close()
