@@ -12,8 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import _claim_redis_db, _release
 from tests.chaos import wait_all_terminal
+from tests.conftest import _claim_redis_db, _release
 from tests.support import Stack, sse_events, submit, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
