@@ -5,22 +5,58 @@ up to 30 s between attempts, so after a minute-long outage a worker could sit
 idle for half a minute with the broker back. Capping the wait keeps the time
 from "broker back" to "consuming again" within a few seconds; an attempt
 against a host that refuses connections costs next to nothing.
+
+It also carries the one repair AIA needs in kombu's Redis transport: see
+``_RedisChannel``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
+from kombu.transport import redis as kombu_redis
 
-__all__ = ["RECONNECT_MAX_INTERVAL_SECONDS", "AiaAMQP", "BrokerConnection"]
+__all__ = ["RECONNECT_MAX_INTERVAL_SECONDS", "AiaAMQP", "BrokerConnection", "RedisTransport"]
 
 RECONNECT_MAX_INTERVAL_SECONDS = 2.0
 
 
+class _RedisChannel(kombu_redis.Channel):
+    """Answers a detached transport with a connection error, which kombu and Celery expect.
+
+    When Redis goes away while the consumer waits on BRPOP, closing its channel
+    fails half-way; Celery then closes the whole connection, which detaches the
+    transport (``transport.client = None``) and closes the channel again. That
+    second close puts the channel's unacknowledged messages back, and building
+    a Redis client from the detached transport raised ``AttributeError:
+    'NoneType' object has no attribute 'hostname'`` (kombu#582), an error
+    Celery does not expect there, so the worker exited. As a connection error
+    it is ignored like any other failure to reach Redis while closing; the
+    messages are still in Redis's unacked set and come back after the
+    visibility timeout.
+    """
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
+        return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with ``_RedisChannel``."""
+
+    Channel = _RedisChannel
+
+
 class BrokerConnection(Connection):
     """A kombu Connection whose reconnect loop waits at most a couple of seconds."""
+
+    def get_transport_cls(self) -> Any:
+        transport = super().get_transport_cls()  # type: ignore[no-untyped-call]
+        return RedisTransport if transport is kombu_redis.Transport else transport
 
     def ensure_connection(
         self,

@@ -34,7 +34,6 @@ class AiaTask(Task):  # type: ignore[misc]
     only here does it go out before the retried message can start elsewhere.
     """
 
-    Request = "aia_workers.acks:AiaRequest"
     acks_late = True
     reject_on_worker_lost = True
     autoretry_for = (TransientError,)
