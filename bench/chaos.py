@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import sys
 import tempfile
@@ -34,26 +33,14 @@ sys.path.insert(0, str(REPO))
 
 from tests.brokers import PrivateRabbitMQ, PrivateRedis  # noqa: E402
 from tests.chaos import SubmitLoad, wait_all_terminal  # noqa: E402
-from tests.support import Process, Stack  # noqa: E402
+from tests.support import Process, Stack, private_stack  # noqa: E402
 
 VISIBILITY_SECONDS = 20
 
 
 def _stack(tmp: Path, redis_url: str, broker_url: str) -> tuple[Stack, list[Process]]:
-    stack = Stack(
-        env={
-            "AIA_REDIS_URL": redis_url,
-            "AIA_BROKER_URL": broker_url,
-            "AIA_DATABASE_URL": f"sqlite:///{tmp / 'aia.db'}",
-            "AIA_DATA_HOME": str(tmp),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
-            "AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS),
-        },
-        workdir=tmp,
-    )
-    stack.migrate()
-    stack.api_key = stack.create_key("operator")
-    stack.start_api()
+    env = {"AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS)}
+    stack = private_stack(tmp, redis_url, broker_url=broker_url, env=env)
     stack.start_recorder()
     workers = [
         stack.start_worker("prefork", concurrency=2),

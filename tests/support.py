@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -314,3 +315,41 @@ def record_submit(
         eta=None,
     )
     return client.register_script(SUBMIT_LUA)(keys=keys, args=args)  # type: ignore[no-any-return]
+
+
+def private_stack(
+    workdir: Path,
+    redis_url: str,
+    *,
+    broker_url: str | None = None,
+    database_url: str | None = None,
+    role: str = "operator",
+    env: Mapping[str, str] | None = None,
+) -> Stack:
+    """A migrated stack with an API key of ``role`` and a running API; no worker yet."""
+    stack = Stack(
+        env={
+            "AIA_REDIS_URL": redis_url,
+            "AIA_BROKER_URL": broker_url or redis_url,
+            "AIA_DATABASE_URL": database_url or f"sqlite:///{workdir / 'aia.db'}",
+            "AIA_DATA_HOME": str(workdir),
+            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+            **(env or {}),
+        },
+        workdir=workdir,
+    )
+    stack.migrate()
+    stack.api_key = stack.create_key(role)
+    stack.start_api()
+    return stack
+
+
+def history_ids(client: httpx.Client) -> set[str]:
+    """Every task id ``GET /v1/tasks`` lists, following its pages."""
+    seen: set[str] = set()
+    url: str | None = "/v1/tasks?limit=200"
+    while url:
+        page = client.get(url).json()
+        seen.update(item["id"] for item in page["items"])
+        url = page["links"].get("next")
+    return seen

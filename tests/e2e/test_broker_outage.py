@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.brokers import PrivateRabbitMQ, PrivateRedis
 from tests.chaos import SubmitLoad, wait_all_terminal
-from tests.support import Process, Stack, wait_for
+from tests.support import Process, Stack, history_ids, private_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -23,20 +21,8 @@ VISIBILITY_SECONDS = 10
 
 
 def _stack(tmp: Path, redis_url: str, broker_url: str) -> Stack:
-    stack = Stack(
-        env={
-            "AIA_REDIS_URL": redis_url,
-            "AIA_BROKER_URL": broker_url,
-            "AIA_DATABASE_URL": f"sqlite:///{tmp / 'aia.db'}",
-            "AIA_DATA_HOME": str(tmp),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
-            "AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS),
-        },
-        workdir=tmp,
-    )
-    stack.migrate()
-    stack.api_key = stack.create_key("operator")
-    stack.start_api()
+    env = {"AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS)}
+    stack = private_stack(tmp, redis_url, broker_url=broker_url, env=env)
     stack.start_recorder()
     return stack
 
@@ -49,22 +35,14 @@ def _workers(stack: Stack) -> list[Process]:
     ]
 
 
-def _history_ids(client: httpx.Client) -> set[str]:
-    seen: set[str] = set()
-    url: str | None = "/v1/tasks?limit=200"
-    while url:
-        page = client.get(url).json()
-        seen.update(item["id"] for item in page["items"])
-        url = page["links"].get("next")
-    return seen
-
-
-def _ride_through(stack: Stack, workers: list[Process], stop: object, start: object) -> None:
+def _ride_through(
+    stack: Stack, workers: list[Process], stop: Callable[[], None], start: Callable[[], None]
+) -> None:
     load = SubmitLoad(stack).start()
     wait_for(lambda: len(load.accepted) >= 50, 30, what="load to get going")
-    stop()  # type: ignore[operator]
+    stop()
     time.sleep(OUTAGE_SECONDS)
-    start()  # type: ignore[operator]
+    start()
     resumed_from = len(load.accepted)
     events = stack.redis()
 
@@ -89,9 +67,7 @@ def _ride_through(stack: Stack, workers: list[Process], stop: object, start: obj
         assert worker.alive(), worker.output()[-3000:]
         assert "Unrecoverable error" not in worker.output()
     with stack.client() as client:
-        missing = set(load.accepted) - _history_ids(client)
-        wait_for(lambda: not (set(load.accepted) - _history_ids(client)), 30, 1, "history")
-    del missing
+        wait_for(lambda: history_ids(client) >= set(load.accepted), 30, 1, "the history")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import _claim_redis_db, _release
-from tests.support import Stack, sse_events, submit, wait_for, wait_status
+from tests.support import Stack, private_stack, sse_events, submit, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -22,20 +21,8 @@ VISIBILITY_SECONDS = 4
 def short_visibility_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack whose Redis transport would redeliver anything held for 4 s untouched."""
     url = _claim_redis_db()
-    stack = Stack(
-        env={
-            "AIA_REDIS_URL": url,
-            "AIA_BROKER_URL": url,
-            "AIA_DATABASE_URL": f"sqlite:///{tmp_path / 'aia.db'}",
-            "AIA_DATA_HOME": str(tmp_path),
-            "AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
-        },
-        workdir=tmp_path,
-    )
-    stack.migrate()
-    stack.api_key = stack.create_key("operator")
-    stack.start_api()
+    env = {"AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS)}
+    stack = private_stack(tmp_path, url, env=env)
     yield stack
     stack.stop()
     _release(url)

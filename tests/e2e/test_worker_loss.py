@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,15 @@ import pytest
 
 from tests.chaos import wait_all_terminal
 from tests.conftest import _claim_redis_db, _release
-from tests.support import Stack, sse_events, submit, wait_for, wait_status
+from tests.support import (
+    Stack,
+    history_ids,
+    private_stack,
+    sse_events,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,20 +30,7 @@ pytestmark = pytest.mark.e2e
 def lonely_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack with no worker yet and a short visibility timeout, so redelivery is quick."""
     url = _claim_redis_db()
-    stack = Stack(
-        env={
-            "AIA_REDIS_URL": url,
-            "AIA_BROKER_URL": url,
-            "AIA_DATABASE_URL": f"sqlite:///{tmp_path / 'aia.db'}",
-            "AIA_DATA_HOME": str(tmp_path),
-            "AIA_VISIBILITY_TIMEOUT_SECONDS": "5",
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
-        },
-        workdir=tmp_path,
-    )
-    stack.migrate()
-    stack.api_key = stack.create_key("operator")
-    stack.start_api()
+    stack = private_stack(tmp_path, url, env={"AIA_VISIBILITY_TIMEOUT_SECONDS": "5"})
     yield stack
     stack.stop()
     _release(url)
@@ -96,18 +90,11 @@ def test_a_worker_sigkilled_during_a_thousand_tasks_loses_none(lonely_stack: Sta
         lonely_stack.start_worker("second", concurrency=2)
 
         result = wait_all_terminal(events, ids, timeout=120)
-        assert result.unfinished == []
+        assert result.unfinished == [], (
+            result.statuses,
+            {t: events.hgetall(f"aia:task:{t}") for t in result.unfinished[:3]},
+        )
         assert result.statuses == {"succeeded": 1000}
         assert result.duplicated == []
         # The recorder's history holds every one of them.
-        wait_for(lambda: ids_in_history(client) >= set(ids), 60, 1, "the history")
-
-
-def ids_in_history(client: httpx.Client) -> set[str]:
-    seen: set[str] = set()
-    url: str | None = "/v1/tasks?limit=200"
-    while url:
-        page = client.get(url).json()
-        seen.update(item["id"] for item in page["items"])
-        url = page["links"].get("next")
-    return seen
+        wait_for(lambda: history_ids(client) >= set(ids), 60, 1, "the history")
