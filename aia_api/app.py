@@ -28,6 +28,7 @@ from aia_api.problems import exception_handlers
 from aia_api.routes import (
     audit,
     datasets,
+    deadletters,
     docs,
     experiments,
     keys,
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> Starlette:
             *auth_routes.routes,
             *keys.routes,
             *tasks.routes,
+            *deadletters.routes,
             *streams.routes,
             *ops.routes,
             *docs.routes,

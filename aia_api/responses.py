@@ -17,6 +17,9 @@ from aia_workers.states import Event, Queue, Status
 
 __all__ = [
     "Closed",
+    "DeadLetterLinks",
+    "DeadLetterPage",
+    "DeadLetterView",
     "DependencyCheck",
     "FieldError",
     "Health",
@@ -89,6 +92,38 @@ class TaskPage(Closed):
     """One page of the tenant's recorded tasks, newest first."""
 
     items: list[TaskView]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+    links: PageLinks
+
+
+class DeadLetterLinks(Closed):
+    self_: str = Field(alias="self", description="This dead letter: `/v1/dead-letters/{id}`.")
+    task: str = Field(description="The quarantined task: `/v1/tasks/{id}`.")
+    replay: str = Field(description="POST here to run it again as a new task.")
+
+
+class DeadLetterView(Closed):
+    """A task quarantined because its worker process was lost too many times."""
+
+    id: str = Field(description="The quarantined task's id.")
+    type: str = Field(description="The task type, a key of the catalog.")
+    queue: str = Field(description="The queue it was delivered on.")
+    payload: Any = Field(description="The task's payload, as a replay submits it again.")
+    reason: str = Field(description="Why it was quarantined, and what to do about it.")
+    losses: int = Field(ge=1, description="Times its worker was lost while running it.")
+    attempts: int = Field(ge=0, description="Times it started before it was quarantined.")
+    replay_of: str | None = Field(
+        description="The dead letter this task was a replay of, if it was one."
+    )
+    created_at: datetime | None = Field(description="When the task was submitted.")
+    dead_lettered_at: datetime = Field(description="When it was quarantined.")
+    links: DeadLetterLinks
+
+
+class DeadLetterPage(Closed):
+    """One page of the tenant's dead letters, newest first."""
+
+    items: list[DeadLetterView]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
     links: PageLinks
 

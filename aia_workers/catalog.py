@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
-from aia_workers.diagnostics.payloads import SleepPayload
+from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.states import Queue
@@ -48,6 +48,18 @@ _TYPES = (
         module="aia_workers.diagnostics.tasks",
         time_limit_seconds=660,
         description="Sleeps in steps, reporting progress at each; fails on request.",
+    ),
+    TaskType(
+        name="diagnostics.worker_crash",
+        queue=Queue.DEFAULT,
+        payload=CrashPayload,
+        # It kills the worker process that runs it (in a thread pool, the whole
+        # worker and everything else it is running): admins only.
+        permission="diagnostics:crash",
+        module="aia_workers.diagnostics.tasks",
+        time_limit_seconds=60,
+        description="Kills the worker process that runs it (exit, segfault or abort), to see "
+        "a poison task quarantined as a dead letter. Admins only.",
     ),
     TaskType(
         name="ml.train",

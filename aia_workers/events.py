@@ -6,13 +6,17 @@ event to the task's capped replay stream, publishes it for live subscribers and
 appends it to the recorder stream that feeds the database. Submit and
 transition share the key layout and the event shape defined here; the API runs
 them on an asyncio client and workers on a blocking one.
+
+A start may quarantine instead: a task whose worker process keeps dying is
+failed in the same call and filed in its tenant's dead letters, from which the
+API shows, replays or discards it (see PoisonPolicy and DeadLetter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import orjson
 
@@ -20,16 +24,23 @@ from aia_workers.settings import Settings
 from aia_workers.states import Event
 
 __all__ = [
+    "DEAD_LETTERS_PER_TENANT",
     "RECORDER_STREAM",
     "SUBMIT_LUA",
     "TRANSITION_LUA",
+    "DeadLetter",
+    "Outcome",
+    "PoisonPolicy",
     "StreamLimits",
     "TransitionOutcome",
     "channel",
+    "dead_letter_entries_key",
+    "dead_letters_key",
     "dumps",
     "events_key",
     "idempotency_key",
     "inflight_key",
+    "quarantine_message",
     "submit_args",
     "task_key",
     "transition_args",
@@ -58,6 +69,21 @@ def idempotency_key(tenant: str, key_digest: str) -> str:
     return f"aia:idem:{tenant}:{key_digest}"
 
 
+def dead_letters_key(tenant: str) -> str:
+    """The tenant's quarantined task ids, scored by the time each was quarantined."""
+    return f"aia:deadletters:{tenant}"
+
+
+def dead_letter_entries_key(tenant: str) -> str:
+    """The tenant's dead letters by task id: JSON with what showing and replaying need."""
+    return f"aia:deadletters:{tenant}:entries"
+
+
+# Dead letters do not expire (the task's own record does, after task_ttl); a
+# tenant keeps this many, the oldest dropped first.
+DEAD_LETTERS_PER_TENANT = 10_000
+
+
 def dumps(value: Any) -> str:
     """Compact JSON as stored in Redis and sent on the wire."""
     return orjson.dumps(value, default=str).decode()
@@ -83,19 +109,100 @@ class StreamLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class TransitionOutcome:
-    """What a transition did: ``ok`` with the new sequence number, or why not."""
+class PoisonPolicy:
+    """When a task that keeps losing its worker is quarantined instead of run again.
 
-    outcome: str  # ok | terminal | ignored | missing
+    A start that finds the task still ``running`` means its last run never
+    reached an outcome (its process was killed, crashed or ran out of memory);
+    the start that finds ``max_losses`` such losses fails the task and files it
+    as a dead letter. ``max_losses`` 0 never quarantines.
+    """
+
+    max_losses: int
+    dead_letters_per_tenant: int = DEAD_LETTERS_PER_TENANT
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoisonPolicy:
+        return cls(max_losses=settings.poison_max_losses)
+
+
+Outcome = Literal["ok", "quarantined", "terminal", "ignored", "missing"]
+_OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    """What a transition did: ``ok`` with the new sequence number, or why not.
+
+    ``quarantined``: a start found the task had lost its worker too often, so
+    the task was failed and filed as a dead letter instead (``losses`` says how
+    often); its body must not run.
+    """
+
+    outcome: Outcome
     seq: int | None
     status: str | None
+    losses: int | None = None
 
     @classmethod
     def from_reply(cls, reply: Sequence[Any]) -> TransitionOutcome:
         kind = _text(reply[0])
-        if kind == "ok":
-            return cls("ok", int(reply[1]), _text(reply[2]))
-        return cls(kind, None, _text(reply[1]) or None)
+        if kind not in _OUTCOMES:
+            raise ValueError(f"unexpected reply from the transition script: {kind!r}")
+        outcome = cast(Outcome, kind)
+        if outcome == "ok":
+            return cls(outcome, int(reply[1]), _text(reply[2]))
+        if outcome == "quarantined":
+            return cls(outcome, int(reply[1]), _text(reply[2]), int(reply[3]))
+        return cls(outcome, None, _text(reply[1]) or None)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A quarantined task as TRANSITION_LUA files it: what showing and replaying it need."""
+
+    id: str
+    type: str
+    queue: str
+    payload: Any
+    reason: str
+    losses: int
+    attempts: int
+    created_at: float | None  # unix seconds
+    dead_lettered_at: float  # unix seconds
+    replay_of: str | None
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> DeadLetter:
+        entry = orjson.loads(raw)
+        return cls(
+            id=entry["id"],
+            type=entry["type"],
+            queue=entry["queue"],
+            payload=entry["payload"],
+            reason=entry["error"]["message"],
+            losses=int(entry["losses"]),
+            attempts=int(entry["attempts"]),
+            created_at=entry.get("created_at"),
+            dead_lettered_at=float(entry["dead_lettered_at"]),
+            replay_of=entry.get("replay_of"),
+        )
+
+
+def quarantine_message(task_id: str, losses: int) -> str:
+    """Why a quarantined task failed, and what to do about it."""
+    prefix, suffix = _quarantine_message_parts(task_id)
+    return f"{prefix}{losses}{suffix}"
+
+
+def _quarantine_message_parts(task_id: str) -> tuple[str, str]:
+    # The script puts the count between the two, so the message states the
+    # losses it found even when the setting changed while the task was lost.
+    return (
+        "the worker running this task was lost ",
+        " times (killed, crashed or out of memory); it was quarantined and will not run "
+        f"again by itself; replay it with POST /v1/dead-letters/{task_id}/replay",
+    )
 
 
 def _text(value: Any) -> str:
@@ -137,6 +244,17 @@ if ARGV[18] ~= '' then redis.call('PUBLISH', ARGV[17], ARGV[18]) end
 return {'created', ARGV[1]}
 """
 
+# KEYS: 1 the task's hash, 2 its event stream, 3 the recorder stream; with a
+# poison policy also 4 the tenant's dead-letter index and 5 its dead-letter
+# entries (dead_letters_key, dead_letter_entries_key).
+# ARGV: 1 task id, 2 event, 3 new status ('' keeps it), 4 now (unix seconds),
+# 5 ttl seconds, 6 events kept per task, 7 recorder stream length, 8 pub/sub
+# channel, 9 event data JSON, 10-12 tenant, type and queue for a task with no
+# record yet (10 is also the tenant of KEYS 4-5), 13 losses that quarantine
+# ('0': never), 14 dead letters kept per tenant, 15-16 the quarantine message
+# before and after the count, 17... hash fields to set, as name/value pairs.
+# (The tenant's in-flight counter is named from the record: the callers that
+# publish outcomes do not know the tenant.)
 TRANSITION_LUA = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -151,13 +269,30 @@ if current == 'succeeded' or current == 'failed' or current == 'cancelled' then
   return {'terminal', current}
 end
 if ARGV[2] == 'progress' and current ~= 'running' then return {'ignored', current} end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local name = ARGV[2]
 local status = current
 if ARGV[3] ~= '' then status = ARGV[3] end
+local losses = 0
+if name == 'started' and current == 'running' then
+  -- Nothing recorded how the last run ended: its process died or was stopped.
+  losses = redis.call('HINCRBY', KEYS[1], 'lost', 1)
+  if #KEYS >= 5 and tonumber(ARGV[13]) > 0 and losses >= tonumber(ARGV[13]) then
+    name = 'failed'
+    status = 'failed'
+  end
+end
+local quarantined = name ~= ARGV[2]
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'status', status, 'updated_at', ARGV[4])
-if #ARGV > 12 then redis.call('HSET', KEYS[1], unpack(ARGV, 13)) end
+if #ARGV > 16 then redis.call('HSET', KEYS[1], unpack(ARGV, 17)) end
 local data = ARGV[9]
-if ARGV[2] == 'started' then
+local err = ''
+if quarantined then
+  err = '{"type":"WorkerLost","message":' .. cjson.encode(ARGV[15] .. losses .. ARGV[16])
+    .. ',"losses":' .. losses .. '}'
+  redis.call('HSET', KEYS[1], 'error', err)
+  data = '{"error":' .. err .. '}'
+elseif name == 'started' then
   local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
   data = '{"attempt":' .. attempt .. '}'
@@ -169,16 +304,36 @@ if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
     redis.call('DECR', 'aia:inflight:' .. redis.call('HGET', KEYS[1], 'tenant'))
   end
 end
-local event = '{"task_id":"' .. ARGV[1] .. '","seq":' .. seq .. ',"event":"' .. ARGV[2]
+local event = '{"task_id":"' .. ARGV[1] .. '","seq":' .. seq .. ',"event":"' .. name
   .. '","status":"' .. status .. '","time":' .. ARGV[4] .. ',"data":' .. data .. '}'
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. seq, 'e', event)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[8], event)
-local meta = redis.call('HMGET', KEYS[1], 'tenant', 'type', 'queue')
+local meta = redis.call('HMGET', KEYS[1], 'tenant', 'type', 'queue', 'payload', 'attempts',
+  'created_at', 'replay_of')
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'task', ARGV[1], 'tenant', meta[1],
   'type', meta[2], 'queue', meta[3], 'e', event)
-return {'ok', seq, status}
+if not quarantined then return {'ok', seq, status} end
+-- The dead letter keeps what a replay needs: the record expires after its ttl.
+-- It is filed only when KEYS 4-5 are the record's tenant's, so that no other
+-- tenant can ever see it.
+if meta[1] == ARGV[10] then
+  local entry = '{"id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(meta[2])
+    .. ',"queue":' .. cjson.encode(meta[3]) .. ',"payload":' .. (meta[4] or 'null')
+    .. ',"error":' .. err .. ',"losses":' .. losses .. ',"attempts":' .. (meta[5] or '0')
+    .. ',"created_at":' .. (meta[6] or 'null') .. ',"dead_lettered_at":' .. ARGV[4]
+    .. ',"replay_of":' .. (meta[7] and cjson.encode(meta[7]) or 'null') .. '}'
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+  redis.call('HSET', KEYS[5], ARGV[1], entry)
+  local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[14])
+  if excess > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[4], 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, excess - 1)
+    redis.call('HDEL', KEYS[5], unpack(oldest))
+  end
+end
+return {'quarantined', seq, status, losses}
 """
 
 
@@ -251,14 +406,23 @@ def transition_args(
     data: Mapping[str, Any] | None = None,
     fields: Mapping[str, str] | None = None,
     fallback: tuple[str, str, str] = ("", "", ""),
+    poison: PoisonPolicy | None = None,
 ) -> tuple[list[str], list[str | int | float]]:
     """KEYS and ARGV for TRANSITION_LUA.
 
     ``fields`` are extra hash fields to set (result, error, progress) and
     ``fallback`` the (tenant, type, queue) for a task that has no record yet.
+    A ``started`` event with a ``poison`` policy and a tenant in ``fallback``
+    may quarantine the task instead (the ``quarantined`` outcome).
     """
     status = event.status
+    tenant = fallback[0]
     keys = [task_key(task_id), events_key(task_id), RECORDER_STREAM]
+    max_losses, kept, before, after = 0, 0, "", ""
+    if event is Event.STARTED and poison is not None and tenant:
+        keys += [dead_letters_key(tenant), dead_letter_entries_key(tenant)]
+        max_losses, kept = poison.max_losses, poison.dead_letters_per_tenant
+        before, after = _quarantine_message_parts(task_id)
     args: list[str | int | float] = [
         task_id,
         event.value,
@@ -270,6 +434,10 @@ def transition_args(
         channel(task_id),
         dumps(data or {}),
         *fallback,
+        max_losses,
+        kept,
+        before,
+        after,
     ]
     for name, value in (fields or {}).items():
         args.extend((name, value))

@@ -7,6 +7,10 @@ needs no answer, so it is buffered for a few milliseconds: a background
 thread sends it, or the task's next transition carries it in the same
 pipeline, ahead of itself. One lock orders all sends, so a task's progress
 never lands after its outcome.
+
+A start carries the poison policy: the script that records it quarantines,
+in the same step, a task whose worker was lost too often, so that the task
+cannot start again on any worker.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from redis.exceptions import NoScriptError
 
 from aia_workers.events import (
     TRANSITION_LUA,
+    PoisonPolicy,
     StreamLimits,
     TransitionOutcome,
     transition_args,
@@ -43,10 +48,16 @@ class EventPublisher:
     """Moves tasks between states and publishes the events, from worker code."""
 
     def __init__(
-        self, client: redis.Redis, limits: StreamLimits, *, progress_linger_seconds: float = 0.02
+        self,
+        client: redis.Redis,
+        limits: StreamLimits,
+        *,
+        poison: PoisonPolicy | None = None,
+        progress_linger_seconds: float = 0.02,
     ) -> None:
         self.client = client
         self._limits = limits
+        self._poison = poison
         self._linger = progress_linger_seconds
         self._send_lock = threading.Lock()
         self._pending: list[_Call] = []
@@ -61,7 +72,11 @@ class EventPublisher:
             socket_connect_timeout=settings.redis_timeout_seconds,
             health_check_interval=30,
         )
-        return cls(client, StreamLimits.from_settings(settings))
+        return cls(
+            client,
+            StreamLimits.from_settings(settings),
+            poison=PoisonPolicy.from_settings(settings),
+        )
 
     def transition(
         self,
@@ -72,7 +87,11 @@ class EventPublisher:
         fields: Mapping[str, str] | None = None,
         fallback: tuple[str, str, str] = ("", "", ""),
     ) -> TransitionOutcome:
-        """Apply ``event`` to the task now; a terminal task is left as it is."""
+        """Apply ``event`` to the task now; a terminal task is left as it is.
+
+        A start may come back ``quarantined`` (see PoisonPolicy): the task is
+        failed and filed as a dead letter, and its body must not run.
+        """
         call = self._call(task_id, event, data, fields, fallback)
         with self._send_lock:
             pending, self._pending = self._pending, []
@@ -112,6 +131,7 @@ class EventPublisher:
             data=data,
             fields=fields,
             fallback=fallback,
+            poison=self._poison,
         )
 
     def _execute(self, calls: Sequence[_Call]) -> list[Any]:

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)
+    # A task whose worker process is lost this many times (killed, crashed, out
+    # of memory) is failed and kept as a dead letter instead of redelivered
+    # forever; 0 never quarantines.
+    poison_max_losses: int = Field(default=3, ge=0, le=1_000)
     # Redis as broker: how soon a message taken by a worker that has since died
     # goes back on its queue. A live worker keeps re-scoring the messages it
     # holds (aia_workers/visibility.py), so this need not outlast any task;

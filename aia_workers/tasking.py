@@ -56,6 +56,16 @@ class AiaTask(Task):  # type: ignore[misc]
                 # The work matters more than its telemetry; run it anyway.
                 log.exception("could not record the start of task %s", task_id)
             else:
+                if outcome.outcome == "quarantined":
+                    # Acknowledged without running: under late acks a body that
+                    # kills its process would otherwise come back forever.
+                    log.error(
+                        "quarantined task %s: its worker was lost %s times; it is a dead letter "
+                        "now and runs again only when replayed",
+                        task_id,
+                        outcome.losses,
+                    )
+                    raise Ignore()
                 if outcome.outcome == "terminal":
                     log.info("skipping task %s: it is already %s", task_id, outcome.status)
                     raise Ignore()

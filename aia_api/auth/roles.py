@@ -20,6 +20,8 @@ class Permission(StrEnum):
     ML_PREDICT = "ml:predict"
     MODELS_MANAGE = "models:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    # Running diagnostics.worker_crash, which kills the worker process it runs in.
+    DIAGNOSTICS_CRASH = "diagnostics:crash"
 
 
 class Role(StrEnum):
@@ -58,6 +60,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.USERS_MANAGE,
             Permission.AUDIT_READ,
             Permission.WEBHOOKS_MANAGE,
+            Permission.DIAGNOSTICS_CRASH,
         }
     ),
 }

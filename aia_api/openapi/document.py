@@ -15,6 +15,7 @@ from aia_api.openapi.components import (
     _ref,
     _submit_variants,
 )
+from aia_api.openapi.deadletter_paths import _dead_letter_paths
 from aia_api.openapi.ml_paths import _ml_paths
 from aia_api.openapi.paths import (
     _audit_paths,
@@ -66,6 +67,11 @@ def build_openapi() -> Json:
         },
         "tags": [
             {"name": "tasks", "description": "Submit, read, list and cancel tasks."},
+            {
+                "name": "dead-letters",
+                "description": "Tasks quarantined because their worker process kept dying: "
+                "read, replay or discard them.",
+            },
             {"name": "streams", "description": "Task events, as SSE or over a WebSocket."},
             {"name": "auth", "description": "Tokens for users."},
             {"name": "keys", "description": "API keys for services."},
@@ -83,6 +89,7 @@ def build_openapi() -> Json:
         ],
         "paths": {
             **_task_paths(submit_schema),
+            **_dead_letter_paths(),
             **_stream_paths(),
             **_auth_paths(),
             **_key_paths(),

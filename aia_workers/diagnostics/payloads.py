@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SleepPayload"]
+__all__ = ["CrashMode", "CrashPayload", "SleepPayload"]
+
+CrashMode = Literal["exit", "segfault", "abort"]
 
 
 class SleepPayload(BaseModel):
@@ -20,4 +24,17 @@ class SleepPayload(BaseModel):
         ge=0,
         le=5,
         description="Fail with a retryable error on the first N attempts, to exercise retries.",
+    )
+
+
+class CrashPayload(BaseModel):
+    """Kill the worker process that runs the task, the way ``mode`` says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: CrashMode = Field(
+        default="exit",
+        description="`exit`: the process exits at once, skipping all cleanup (as when it is "
+        "killed); `segfault`: it dies of SIGSEGV, as a crashing native library does; "
+        "`abort`: it dies of SIGABRT.",
     )

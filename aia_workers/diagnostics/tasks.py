@@ -7,11 +7,12 @@ from typing import Any
 from celery import Task
 
 from aia_workers.catalog import get_task_type
-from aia_workers.diagnostics.payloads import SleepPayload
+from aia_workers.diagnostics.crash import crash_process
+from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.diagnostics.sleep import sleep_in_steps
 from aia_workers.tasking import aia_task, progress_reporter
 
-__all__ = ["sleep"]
+__all__ = ["sleep", "worker_crash"]
 
 
 @aia_task(get_task_type("diagnostics.sleep"))
@@ -25,3 +26,8 @@ def sleep(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
         attempt=self.request.retries,
         transient_failures=params.transient_failures,
     )
+
+
+@aia_task(get_task_type("diagnostics.worker_crash"))
+def worker_crash(self: Task, payload: dict[str, Any], tenant: str) -> None:
+    crash_process(CrashPayload.model_validate(payload).mode)
