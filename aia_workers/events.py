@@ -40,6 +40,7 @@ __all__ = [
     "events_key",
     "idempotency_key",
     "inflight_key",
+    "pending_key",
     "quarantine_message",
     "submit_args",
     "task_key",
@@ -67,6 +68,11 @@ def inflight_key(tenant: str) -> str:
 
 def idempotency_key(tenant: str, key_digest: str) -> str:
     return f"aia:idem:{tenant}:{key_digest}"
+
+
+def pending_key(queue: str) -> str:
+    """Tasks the API queued on Redis and no worker has started, scored by submit time."""
+    return f"aia:pending:{queue}"
 
 
 def dead_letters_key(tenant: str) -> str:
@@ -239,7 +245,13 @@ redis.call('EXPIRE', KEYS[2], ARGV[6])
 -- No PUBLISH: the id is new, so nobody can be subscribed yet; streams replay it.
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'task', ARGV[1], 'tenant', ARGV[2],
   'type', ARGV[3], 'queue', ARGV[4], 'e', event, 'payload', ARGV[10])
-if ARGV[13] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[13]) end
+if ARGV[13] ~= '' then
+  redis.call('LPUSH', KEYS[5], ARGV[13])
+  -- Kept until the task starts, so a message lost with its worker can be
+  -- queued again (aia_workers/rescue.py).
+  redis.call('HSET', KEYS[1], 'message', ARGV[13], 'broker_key', KEYS[5])
+  redis.call('ZADD', KEYS[7], ARGV[5], ARGV[1])
+end
 if ARGV[18] ~= '' then redis.call('PUBLISH', ARGV[17], ARGV[18]) end
 return {'created', ARGV[1]}
 """
@@ -282,6 +294,12 @@ if name == 'started' and current == 'running' then
   end
 end
 local quarantined = name ~= ARGV[2]
+if current == 'queued' and status ~= 'queued' then
+  -- Out of the pending index kept for aia_workers/rescue.py, named like the
+  -- in-flight counter from the record.
+  redis.call('ZREM', 'aia:pending:' .. redis.call('HGET', KEYS[1], 'queue'), ARGV[1])
+  redis.call('HDEL', KEYS[1], 'message', 'broker_key')
+end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'status', status, 'updated_at', ARGV[4])
 if #ARGV > 16 then redis.call('HSET', KEYS[1], unpack(ARGV, 17)) end
@@ -372,6 +390,7 @@ def submit_args(
         idempotency_key or "aia:idem:none",
         broker_key or "aia:broker:none",
         inflight_key(tenant),
+        pending_key(queue),
     ]
     args: list[str | int | float] = [
         task_id,

@@ -9,6 +9,9 @@ trade-off: while the worker is alive it re-scores every message it holds a
 few times per timeout, so only the messages of a worker that is gone (or cut
 off from Redis for longer than the timeout) age past it, and they come back
 within about one timeout.
+
+The same thread sweeps the worker's queues for tasks whose message a dead
+worker took without recording it (``aia_workers.rescue``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 import redis
 from celery import bootsteps
+
+from aia_workers.rescue import Rescuer
 
 __all__ = ["VisibilityKeeper", "refresh_interval"]
 
@@ -42,6 +47,7 @@ class VisibilityKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: redis.Redis | None = None
+        self._rescuer: Rescuer | None = None
 
     def start(self, c: Any) -> None:
         self._consumer = c
@@ -60,6 +66,7 @@ class VisibilityKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
             if channel is not None and timeout:
                 try:
                     self.refresh(channel)
+                    self.rescue(channel, timeout)
                 except redis.RedisError as exc:
                     # The consumer sees the same outage and reconnects; try again next time.
                     log.debug("could not refresh held messages: %s", exc)
@@ -77,15 +84,30 @@ class VisibilityKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
         tags = _snapshot(qos._delivered)
         if not tags:
             return 0
+        key = getattr(channel, "global_keyprefix", "") + channel.unacked_index_key
+        now = time.time()
+        # XX: a message acknowledged meanwhile has left the index and must not come back.
+        self._redis().zadd(key, dict.fromkeys(tags, now), xx=True)
+        return len(tags)
+
+    def rescue(self, channel: Any, visibility_timeout: float) -> list[str]:
+        """Queue again the lost tasks of the queues this worker consumes."""
+        if self._rescuer is None:
+            unacked = getattr(channel, "global_keyprefix", "") + channel.unacked_key
+            # A message held by a worker that died is back after one timeout;
+            # one lost outright is given the same time before it counts as lost.
+            self._rescuer = Rescuer(
+                self._redis(), grace_seconds=visibility_timeout, unacked_key=unacked
+            )
+        queues = sorted(getattr(self._consumer.task_consumer, "queues", None) or [], key=str)
+        return self._rescuer.sweep([q.name for q in queues])
+
+    def _redis(self) -> redis.Redis:
         if self._client is None:
             self._client = redis.Redis.from_url(
                 self._consumer.app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5
             )
-        key = getattr(channel, "global_keyprefix", "") + channel.unacked_index_key
-        now = time.time()
-        # XX: a message acknowledged meanwhile has left the index and must not come back.
-        self._client.zadd(key, dict.fromkeys(tags, now), xx=True)
-        return len(tags)
+        return self._client
 
 
 def _snapshot(delivered: Any) -> list[Any]:
