@@ -6,12 +6,17 @@ on the recorder stream, so several can run side by side. An entry is
 acknowledged only after its batch is committed, and entries left pending by
 a recorder that died are claimed by another, so each event reaches the
 database at least once; the upsert makes that idempotent.
+
+While the database is unreachable nothing is acknowledged and nothing is
+parked: the entries wait, pending or unread, in the stream, and the recorder
+tries again with backoff, starting from the batch it could not write.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -19,10 +24,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-import sqlalchemy.exc
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.recorder import apply_rows, merge_events
+from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.events import RECORDER_STREAM
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish_many
 from aia_workers.webhooks.task_events import task_finished_events
@@ -32,11 +38,14 @@ __all__ = ["DEAD_LETTERS", "GROUP", "Recorder"]
 log = logging.getLogger(__name__)
 
 GROUP = "recorder"
-# Entries the recorder could not write, kept for a person to look at.
+# Entries the recorder could not write because they are bad, kept for a
+# person to look at; never entries that met a database that was down.
 DEAD_LETTERS = "aia:recorder:dead"
-_DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 _CLAIM_IDLE_MS = 60_000
 _CLAIM_EVERY_SECONDS = 30.0
+_FIRST_RETRY_SECONDS = 0.5
+# Short enough that history catches up within seconds of the database's return.
+_DATABASE_RETRY_MAX_SECONDS = 2.0
 
 
 class Recorder:
@@ -59,10 +68,15 @@ class Recorder:
         self._claim_idle_ms = claim_idle_ms
         self._linger = linger_seconds
         self.recorded = 0
+        # Entries this consumer read and has not acknowledged: after a failed
+        # batch they are read again first, rather than left for claim_abandoned
+        # to find once they have been idle for a minute.
+        self._own_pending = True
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        backoff = _FIRST_RETRY_SECONDS
         while not stop.is_set():
+            delay = backoff
             try:
                 self._ensure_group()
                 next_claim = 0.0
@@ -75,12 +89,21 @@ class Recorder:
                         # A part batch: let more events gather rather than
                         # paying a transaction for every few of them.
                         stop.wait(self._linger)
-                    backoff = 0.5
+                    backoff = _FIRST_RETRY_SECONDS
+            except DATABASE_DOWN as exc:
+                delay = min(backoff, _DATABASE_RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2)
+                log.warning(
+                    "recorder: the database is unreachable (%s); entries wait in the stream, "
+                    "retrying in %.1f s",
+                    _first_line(exc),
+                    delay,
+                )
             except (redis.RedisError, OSError) as exc:
                 log.warning("recorder: %s; retrying in %.1f s", exc, backoff)
             except Exception:
                 log.exception("recorder: batch failed; retrying in %.1f s", backoff)
-            stop.wait(backoff)
+            self._own_pending = True
+            stop.wait(delay)
             backoff = min(backoff * 2, 30.0)
 
     def _ensure_group(self) -> None:
@@ -112,13 +135,24 @@ class Recorder:
 
     def step(self, block_ms: int) -> int:
         """Record the next batch; returns how many entries it held."""
+        if self._own_pending:
+            # "0" reads this consumer's unacknowledged entries, oldest first, without blocking.
+            count = self._read("0", None)
+            if count:
+                return count
+            self._own_pending = False
+        return self._read(">", block_ms)
+
+    def _read(self, start: str, block_ms: int | None) -> int:
         reply: list[Any] = self._redis.xreadgroup(  # type: ignore[assignment]
-            GROUP, self._consumer, {RECORDER_STREAM: ">"}, count=self._batch, block=block_ms
+            GROUP, self._consumer, {RECORDER_STREAM: start}, count=self._batch, block=block_ms
         )
         count = 0
         for _, entries in reply or []:
-            self._record(entries)
-            count += len(entries)
+            # Reading from "0" answers the stream with no entries once none are pending.
+            if entries:
+                self._record(entries)
+                count += len(entries)
         return count
 
     def _record(self, entries: Sequence[tuple[Any, dict[str, str]]]) -> None:
@@ -127,9 +161,12 @@ class Recorder:
         if rows:
             try:
                 self._write(rows)
-            except _DATABASE_DOWN:
+            except DATABASE_DOWN:
                 raise  # nothing is acknowledged; the batch is read again later
             except Exception:
+                # A database going away mid-batch can fail in other ways too:
+                # unless it still answers, no entry is to blame.
+                self._ping()
                 # One bad entry must not hold back every entry after it forever:
                 # write them one by one and park the ones that still fail.
                 rows = [row for row in rows if self._write_or_park(row)]
@@ -151,9 +188,10 @@ class Recorder:
     def _write_or_park(self, row: dict[str, str]) -> bool:
         try:
             self._write([row])
-        except _DATABASE_DOWN:
+        except DATABASE_DOWN:
             raise
         except Exception as exc:
+            self._ping()
             log.error("recorder: parking an entry it cannot write: %s", exc)
             parked: dict[Any, Any] = {**row, "error": f"{type(exc).__name__}: {exc}"[:500]}
             self._redis.xadd(
@@ -164,3 +202,14 @@ class Recorder:
             )
             return False
         return True
+
+    def _ping(self) -> None:
+        """Raise the database's error when it does not answer."""
+        with self._sessions() as session:
+            session.execute(text("SELECT 1"))
+
+
+def _first_line(exc: Exception) -> str:
+    # SQLAlchemy appends a paragraph and a link to the driver's message.
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

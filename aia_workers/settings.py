@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300)
     # How long a process trusts a cached API key or account; revocation clears it at once.
     auth_cache_seconds: float = Field(default=30.0, ge=0)
+    # While the database cannot be reached, a credential it verified up to this
+    # long ago still serves, so callers seen recently ride out an outage; one
+    # never verified, or verified longer ago, gets 503 until it is back.
+    auth_stale_seconds: float = Field(default=300.0, ge=0)
     # When set, Prometheus may scrape /metrics with this bearer token alone.
     metrics_token: str = ""
 

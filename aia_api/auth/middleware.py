@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import sqlalchemy.exc
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_api.auth.principal import Principal, Unauthenticated
 from aia_api.problems import Problem, problem_response, unavailable
 from aia_api.services import Services
+from aia_workers.db.session import DATABASE_DOWN
 
 __all__ = ["AuthMiddleware"]
-
-_DATABASE_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 class AuthMiddleware:
@@ -48,11 +46,11 @@ class AuthMiddleware:
                 quota = services.limiter.hit(
                     f"{principal.kind}:{principal.id}", settings.rate_limit_per_minute
                 )
-        except _DATABASE_DOWN:
+        except DATABASE_DOWN:
+            # Only a caller not verified recently gets here (see Authenticator).
             # Outside the app's exception handlers, so answered here.
-            await self._refuse(
-                scope, receive, send, unavailable("The database", settings.retry_after_seconds)
-            )
+            problem = unavailable("The database", settings.retry_after_seconds)
+            await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
         except Unauthenticated as exc:
             problem = Problem(
@@ -92,7 +90,9 @@ class AuthMiddleware:
             # Browsers cannot set headers on a WebSocket handshake.
             token = QueryParams(scope.get("query_string", b"")).get("access_token")
             authorization = f"Bearer {token}" if token else None
-        return await services.auth.authenticate(authorization, api_key)
+        return await services.auth.authenticate(
+            authorization, api_key, stale_seconds=services.settings.auth_stale_seconds
+        )
 
     @staticmethod
     async def _refuse(

@@ -3,10 +3,16 @@
 Resolution stays off the database on the hot path: API keys and users are
 cached for a short while in this process, and a revocation clears the entry
 at once here and, through Redis pub/sub, in every other API process.
+
+Submitting, reading and cancelling tasks need only Redis, so a database
+outage must not lock out callers it verified a moment ago: an entry past its
+freshness that cannot be checked again because the database is unreachable
+is still served, for a bounded time after its last successful check.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,42 +23,53 @@ from aia_api.auth.credentials import API_KEY_PREFIX, digest
 from aia_api.auth.identity import Principal
 from aia_api.auth.store import ActiveKey, ActiveUser, IdentityStore
 from aia_api.auth.tokens import AccessClaims, InvalidTokenError, TokenCodec
+from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.errors import AiaError
 
 __all__ = ["INVALIDATION_CHANNEL", "Authenticator", "Principal", "Unauthenticated"]
 
+log = logging.getLogger(__name__)
+
 INVALIDATION_CHANNEL = "aia:auth:invalidate"
 _MAX_VERIFIED = 10_000
+# After the database was found unreachable, entries past their freshness are
+# served without asking it again for this long: an outage then costs one
+# connection attempt a second, not one per request.
+_DATABASE_RECHECK_SECONDS = 1.0
 
 
 class Unauthenticated(AiaError):
     """Raised when a request carries no usable credentials."""
 
 
-class _TTLCache:
-    """A small map whose entries lapse after ``ttl`` seconds."""
+class _CheckedCache:
+    """Looked-up credentials, each with the monotonic time it was last checked."""
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self._ttl = ttl
+    def __init__(self, max_entries: int = 10_000) -> None:
         self._max = max_entries
         self._entries: dict[str, tuple[float, Any]] = {}
+        # Bumped by every drop: a lookup that started before a revocation
+        # must not put back what the revocation removed.
+        self.generation = 0
+        self.refreshing: set[str] = set()
 
-    def get(self, key: str) -> tuple[bool, Any]:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
+    def get(self, key: str) -> tuple[float, Any] | None:
+        return self._entries.get(key)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any, generation: int) -> None:
+        if generation != self.generation:
+            return
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[key] = (time.monotonic() + self._ttl, value)
+        self._entries[key] = (time.monotonic(), value)
 
     def drop(self, key: str) -> None:
         self._entries.pop(key, None)
+        self.generation += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self.generation += 1
 
 
 class Authenticator:
@@ -68,13 +85,24 @@ class Authenticator:
     ) -> None:
         self.codec = codec
         self._store = store
-        self._keys = _TTLCache(cache_seconds)
-        self._users = _TTLCache(cache_seconds)
+        self._fresh = cache_seconds
+        self._keys = _CheckedCache()
+        self._users = _CheckedCache()
         # A client sends the same token until it expires: verify its signature once.
         self._verified: dict[str, AccessClaims] = {}
         self._publish = publish
+        self._recheck_database_at = 0.0
 
-    async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+    async def authenticate(
+        self, authorization: str | None, api_key: str | None, *, stale_seconds: float = 0.0
+    ) -> Principal:
+        """The caller; Unauthenticated when the credentials are missing or not valid.
+
+        ``stale_seconds`` bounds how long after its last check against the
+        database a cached key or account still serves while the database is
+        unreachable. Without a usable entry the database error is raised, for
+        the caller to answer 503.
+        """
         credential = api_key
         if credential is None and authorization:
             scheme, _, value = authorization.partition(" ")
@@ -86,22 +114,18 @@ class Authenticator:
                 "this route needs credentials: 'Authorization: Bearer <token>' or 'X-API-Key'"
             )
         if credential.startswith(API_KEY_PREFIX):
-            return await self._key_principal(credential)
-        return await self._token_principal(credential)
+            return await self._key_principal(credential, stale_seconds)
+        return await self._token_principal(credential, stale_seconds)
 
-    async def _key_principal(self, key: str) -> Principal:
-        key_hash = digest(key)
-        hit, active = self._keys.get(key_hash)
-        if not hit:
-            active = await anyio.to_thread.run_sync(self._store.active_key, key_hash)
-            self._keys.put(key_hash, active)
+    async def _key_principal(self, key: str, stale_seconds: float) -> Principal:
+        active = await self._lookup(self._keys, digest(key), self._store.active_key, stale_seconds)
         if not isinstance(active, ActiveKey):
             raise Unauthenticated("the API key is not valid, or was revoked or has expired")
         if active.expires_at is not None and active.expires_at.timestamp() <= time.time():
             raise Unauthenticated("the API key has expired")
         return active.principal
 
-    async def _token_principal(self, token: str) -> Principal:
+    async def _token_principal(self, token: str, stale_seconds: float) -> Principal:
         claims = self._verified.get(token)
         if claims is None or claims.expires_at <= time.time():
             try:
@@ -112,14 +136,58 @@ class Authenticator:
             if len(self._verified) >= _MAX_VERIFIED:
                 self._verified.clear()
             self._verified[token] = claims
-        hit, active = self._users.get(claims.subject)
-        if not hit:
-            active = await anyio.to_thread.run_sync(self._store.active_user, claims.subject)
-            self._users.put(claims.subject, active)
+        # The signature and expiry need no database; the account behind them does.
+        active = await self._lookup(
+            self._users, claims.subject, self._store.active_user, stale_seconds
+        )
         if not isinstance(active, ActiveUser) or active.tenant != claims.tenant:
             raise Unauthenticated("the account behind this token no longer exists")
         # The role is read from the account, so a demotion takes effect before expiry.
         return active.principal
+
+    async def _lookup(
+        self,
+        cache: _CheckedCache,
+        key: str,
+        load: Callable[[str], Any],
+        stale_seconds: float,
+    ) -> Any:
+        entry = cache.get(key)
+        now = time.monotonic()
+        if entry is not None:
+            age = now - entry[0]
+            if age < self._fresh:
+                return entry[1]
+            # One refresh per credential at a time; meanwhile, and while the
+            # database is known to be down, the others use what is cached.
+            if age < stale_seconds and (key in cache.refreshing or now < self._recheck_database_at):
+                return entry[1]
+        generation = cache.generation
+        cache.refreshing.add(key)
+        try:
+            value = await anyio.to_thread.run_sync(load, key)
+        except DATABASE_DOWN as exc:
+            self._database_down(exc)
+            # Read again: a revocation that came in meanwhile has removed it.
+            entry = cache.get(key)
+            if entry is not None and time.monotonic() - entry[0] < stale_seconds:
+                return entry[1]
+            raise
+        finally:
+            cache.refreshing.discard(key)
+        if self._recheck_database_at:
+            log.warning("the database answers again; credentials are checked against it")
+            self._recheck_database_at = 0.0
+        cache.put(key, value, generation)
+        return value
+
+    def _database_down(self, exc: Exception) -> None:
+        if not self._recheck_database_at:
+            log.warning(
+                "the database is unreachable (%s); credentials checked recently still serve",
+                exc.__class__.__name__,
+            )
+        self._recheck_database_at = time.monotonic() + _DATABASE_RECHECK_SECONDS
 
     # -- invalidation -------------------------------------------------------------
 

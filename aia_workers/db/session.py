@@ -5,18 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.settings import Settings
 
-__all__ = ["make_engine", "make_sessionmaker"]
+__all__ = ["DATABASE_DOWN", "make_engine", "make_sessionmaker"]
+
+# The errors that mean the database cannot be reached right now (stopped,
+# restarting, a connection cut, or every pooled connection taken), as opposed
+# to a statement it refused: whoever meets one waits and tries again.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
 
 
 def make_engine(settings: Settings) -> Engine:
     """An engine for ``settings.database_url`` that fails fast when the database is down."""
     url = settings.database_url
     connect_args: dict[str, Any] = {}
+    # A pooled connection that outlived a database restart is found dead when
+    # it is checked out and replaced, rather than failing the request it serves.
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
