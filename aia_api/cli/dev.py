@@ -1,4 +1,4 @@
-"""``aia dev``: the whole system on one machine, stopped together with Ctrl-C."""
+"""``aia dev``: the whole system on one machine, kept running, stopped together with Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import httpx
 
+from aia_api.cli.supervisor import Supervisor
 from aia_workers.profiles import PROFILES
 from aia_workers.settings import Settings
 
@@ -44,76 +42,24 @@ def find_redis_server() -> str | None:
     return str(shipped) if shipped and Path(shipped).exists() else None
 
 
-@dataclass
-class _Proc:
-    name: str
-    argv: Sequence[str]
-    popen: subprocess.Popen[bytes] | None = None
-    pump: threading.Thread | None = field(default=None, repr=False)
+class _StopRequest:
+    """A signal handler that records the request; the main loop acts on it.
+
+    Not a threading.Event: its ``set`` takes a lock, and a signal that lands
+    while the main thread holds it (in ``wait``, or in the ``set`` of an earlier
+    signal's handler) would deadlock the process.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
 
 
-class _Supervisor:
-    """Starts processes, prefixes their output, and stops them all together."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = dict(env)
-        self.procs: list[_Proc] = []
-        self._width = 16
-
-    def start(self, name: str, argv: Sequence[str]) -> _Proc:
-        proc = _Proc(name, argv)
-        proc.popen = subprocess.Popen(
-            argv,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Own process group: Ctrl-C reaches us, and we stop children in order.
-            start_new_session=True,
-        )
-        proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
-        proc.pump.start()
-        self.procs.append(proc)
-        return proc
-
-    def _pump(self, proc: _Proc) -> None:
-        assert proc.popen is not None
-        assert proc.popen.stdout is not None
-        for raw in proc.popen.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            sys.stdout.write(f"{proc.name:<{self._width}}| {line}\n")
-            sys.stdout.flush()
-
-    def exited(self) -> _Proc | None:
-        for proc in self.procs:
-            if proc.popen is not None and proc.popen.poll() is not None:
-                return proc
-        return None
-
-    def stop(self, grace_seconds: float = 15.0) -> None:
-        # Redis goes last, so workers can still acknowledge and deregister.
-        self._stop([p for p in self.procs if p.name != "redis"], grace_seconds)
-        self._stop([p for p in self.procs if p.name == "redis"], grace_seconds)
-
-    @staticmethod
-    def _stop(procs: Sequence[_Proc], grace_seconds: float) -> None:
-        for proc in procs:
-            if proc.popen is not None and proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        for proc in procs:
-            if proc.popen is None:
-                continue
-            try:
-                proc.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait()
-
-
-def _wait_http(url: str, procs: _Supervisor) -> bool:
+def _wait_http(url: str, procs: Supervisor, stop: _StopRequest) -> bool:
     deadline = time.monotonic() + _READY_TIMEOUT
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.requested:
         if procs.exited() is not None:
             return False
         try:
@@ -121,12 +67,20 @@ def _wait_http(url: str, procs: _Supervisor) -> bool:
                 return True
         except httpx.HTTPError:
             pass
-        time.sleep(0.25)
+        procs.pump(0.25)
     return False
 
 
 def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
-    """Run Redis (if needed), the API, a worker per queue, the recorder, beat and Flower."""
+    """Run Redis (if needed), the API, a worker per queue, the recorder, beat and Flower.
+
+    A process that exits is started again after a backoff. Ctrl-C, SIGTERM and
+    SIGHUP (the terminal closed) stop everything in order; should ``aia dev``
+    itself be killed, its children get SIGTERM from the kernel.
+    """
+    stop = _StopRequest()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     env = dict(os.environ)
     env["AIA_DEV"] = "1"
     base = Settings(dev=True)
@@ -138,7 +92,8 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     env["AIA_API_PORT"] = str(api_port)
     env["AIA_FLOWER_PORT"] = str(flower_port)
 
-    procs = _Supervisor(env)
+    # Redis goes last, so workers can still acknowledge and deregister.
+    procs = Supervisor(env, prog="aia dev", stop_last={"redis"})
     if "AIA_REDIS_URL" not in os.environ:
         server = find_redis_server()
         if server is None:
@@ -170,7 +125,7 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         env["AIA_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         # Processes started from now on use the private Redis.
         procs.env.update(env)
-        if not _wait_redis(port):
+        if not _wait_redis(port, procs):
             procs.stop()
             print("the private Redis did not start", file=sys.stderr)
             return 1
@@ -217,50 +172,46 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     procs.start("beat", [py, "-m", "aia_api.cli", "beat"])
     procs.start("flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)])
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-
-    ready = _wait_http(f"{api_url}/health", procs) and _wait_http(
-        f"http://127.0.0.1:{flower_port}/healthcheck", procs
+    ready = _wait_http(f"{api_url}/health", procs, stop) and _wait_http(
+        f"http://127.0.0.1:{flower_port}/healthcheck", procs, stop
     )
     if not ready:
-        dead = procs.exited()
-        print(f"aia dev: {dead.name if dead else 'a process'} failed to start", file=sys.stderr)
+        code = 0
+        if not stop.requested:
+            # Restarting would hide the reason (a port in use, a bad setting).
+            dead = procs.exited()
+            why = (
+                f"{dead[0]} exited with {dead[1]}"
+                if dead
+                else f"not ready after {_READY_TIMEOUT:g} s"
+            )
+            procs.say(f"aia dev: failed to start: {why}", err=True)
+            code = 1
         procs.stop()
-        return 1
-    print(
+        return code
+    procs.say(
         f"\nAIA is running.\n  API:    {api_url}  (try: aia submit diagnostics.sleep "
         f'--data \'{{"seconds": 2, "steps": 4}}\' --watch)\n'
         f"  Flower: http://127.0.0.1:{flower_port}\n  Data:   {data_home}\n"
-        "Press Ctrl-C to stop.\n",
-        flush=True,
+        "Press Ctrl-C to stop.\n"
     )
     if created is not None:
-        print(
+        procs.say(
             "First start: created an admin and an API key (shown once; the CLI reads them "
             f"from {credentials_path(settings)}):\n"
             f"  username: admin\n  password: {created['password']}\n"
-            f"  API key:  {created['api_key']}\n",
-            flush=True,
+            f"  API key:  {created['api_key']}\n"
         )
-    code = 0
-    while not stop.wait(0.5):
-        dead = procs.exited()
-        if dead is not None:
-            print(
-                f"aia dev: {dead.name} exited with {dead.popen.returncode if dead.popen else '?'}"
-                "; stopping everything",
-                file=sys.stderr,
-            )
-            code = 1
-            break
-    print("stopping...", file=sys.stderr, flush=True)
+    # Restarts happen here, on the main thread, and end as soon as a stop is asked for.
+    while not stop.requested:
+        procs.tend()
+        procs.pump(0.5)
+    procs.say("stopping...", err=True)
     procs.stop()
-    return code
+    return 0
 
 
-def _wait_redis(port: int) -> bool:
+def _wait_redis(port: int, procs: Supervisor) -> bool:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -269,5 +220,5 @@ def _wait_redis(port: int) -> bool:
                 if s.recv(16).startswith(b"+PONG"):
                     return True
         except OSError:
-            time.sleep(0.1)
+            procs.pump(0.1)
     return False
