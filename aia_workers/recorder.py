@@ -127,10 +127,18 @@ class Recorder:
                 count=self._batch,
             )
             start, claimed = reply[0], reply[1]
-            if claimed:
-                self._record(claimed)
-                claimed_total += len(claimed)
+            # Redis 6.2 answers an entry trimmed from the stream as nil, id
+            # and all (7.0 drops it from the pending list itself); it is ours
+            # now, and reading our own pending entries names it, to be acked.
+            live = [entry for entry in claimed if entry and entry[0] is not None]
+            if len(live) < len(claimed):
+                self._own_pending = True
+            if live:
+                self._record(live)
+                claimed_total += len(live)
             if start in ("0-0", b"0-0"):
+                while self._own_pending:
+                    self._own_pending = self._read("0", None) > 0
                 return claimed_total
 
     def step(self, block_ms: int) -> int:
