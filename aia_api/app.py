@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
             ),
             identity,
             cache_seconds=settings.auth_cache_seconds,
+            stale_seconds=settings.auth_stale_seconds,
             publish=announce,
         )
         limiter = RateLimiter(client)

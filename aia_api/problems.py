@@ -195,6 +195,8 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
         redis.exceptions.TimeoutError: on_redis,
         sqlalchemy.exc.OperationalError: on_database,
         sqlalchemy.exc.InterfaceError: on_database,
+        # Every pooled connection is waiting on a database that does not answer.
+        sqlalchemy.exc.TimeoutError: on_database,
         TimeoutError: on_redis,
         InvalidCursorError: _on_bad_cursor,
         NotFoundError: _on_not_found,

@@ -90,9 +90,7 @@ class AuthMiddleware:
             # Browsers cannot set headers on a WebSocket handshake.
             token = QueryParams(scope.get("query_string", b"")).get("access_token")
             authorization = f"Bearer {token}" if token else None
-        return await services.auth.authenticate(
-            authorization, api_key, stale_seconds=services.settings.auth_stale_seconds
-        )
+        return await services.auth.authenticate(authorization, api_key)
 
     @staticmethod
     async def _refuse(

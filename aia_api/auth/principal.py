@@ -81,11 +81,13 @@ class Authenticator:
         store: IdentityStore,
         *,
         cache_seconds: float,
+        stale_seconds: float = 0.0,
         publish: Callable[[str], Any] | None = None,
     ) -> None:
         self.codec = codec
         self._store = store
         self._fresh = cache_seconds
+        self._stale = stale_seconds
         self._keys = _CheckedCache()
         self._users = _CheckedCache()
         # A client sends the same token until it expires: verify its signature once.
@@ -94,15 +96,17 @@ class Authenticator:
         self._recheck_database_at = 0.0
 
     async def authenticate(
-        self, authorization: str | None, api_key: str | None, *, stale_seconds: float = 0.0
+        self, authorization: str | None, api_key: str | None, *, stale_seconds: float | None = None
     ) -> Principal:
         """The caller; Unauthenticated when the credentials are missing or not valid.
 
-        ``stale_seconds`` bounds how long after its last check against the
-        database a cached key or account still serves while the database is
-        unreachable. Without a usable entry the database error is raised, for
-        the caller to answer 503.
+        ``stale_seconds`` (by default the one this Authenticator was made with)
+        bounds how long after its last check against the database a cached key
+        or account still serves while the database is unreachable. Without a
+        usable entry the database error is raised, for the caller to answer 503.
         """
+        if stale_seconds is None:
+            stale_seconds = self._stale
         credential = api_key
         if credential is None and authorization:
             scheme, _, value = authorization.partition(" ")

@@ -103,9 +103,17 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
     logging.getLogger("aia.recorder").info(
         "recording task events to %s", engine.url.render_as_string()
     )
+    # The recorder runs on a thread of its own so that the signal handlers,
+    # which run on the main thread, never call stop.set() while that thread
+    # holds the Event's lock inside stop.wait(): that deadlocked the process.
+    worker = threading.Thread(target=recorder.run, args=(stop,), name="aia-recorder")
+    worker.start()
     try:
-        recorder.run(stop)
+        while worker.is_alive():
+            worker.join(0.5)
     finally:
+        stop.set()
+        worker.join()
         engine.dispose()
         client.close()
     return 0
