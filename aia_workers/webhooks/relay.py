@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import redis
-import sqlalchemy.exc
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,11 +77,11 @@ class Relay(threading.Thread):
         self._send = send
         self._interval = interval_seconds
         self._lease = lease_seconds
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self.sent = 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def pass_once(self) -> int:
         """One look at the outbox; how many messages it handed out."""
@@ -99,11 +98,15 @@ class Relay(threading.Thread):
             pubsub.subscribe(WAKE_CHANNEL)
         except redis.RedisError:
             log.warning("webhook relay: no wake-ups from Redis; polling only", exc_info=True)
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 if self.pass_once() >= _BATCH:
                     continue
-            except (sqlalchemy.exc.SQLAlchemyError, redis.RedisError, OSError):
+            except Exception:
+                # The broker (kombu's OperationalError while it is away), the
+                # database or Redis: whatever failed, the leased messages go
+                # back to pending when their lease runs out, and only a relay
+                # that is still running hands them out again.
                 log.exception("webhook relay: pass failed; trying again")
             self._wait(pubsub)
         pubsub.close()
@@ -118,4 +121,4 @@ class Relay(threading.Thread):
                 return
         except redis.RedisError:
             log.warning("webhook relay: lost the wake-up channel", exc_info=True)
-        self._stop.wait(self._interval)
+        self._stopping.wait(self._interval)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
+from kombu.exceptions import OperationalError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,8 +19,9 @@ from aia_workers.db.recorder import apply_rows, merge_events
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import Settings
 from aia_workers.webhooks.outbox import publish, publish_many
-from aia_workers.webhooks.relay import lease_due
+from aia_workers.webhooks.relay import Relay, lease_due
 from aia_workers.webhooks.task_events import task_finished_events
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +151,34 @@ def test_leases_hand_each_due_message_out_once(sessions: sessionmaker[Session]) 
         ]
     with sessions() as session:
         assert session.get(WebhookMessage, ident).status == "pending"
+
+
+def test_the_relay_outlives_a_broker_outage(
+    sessions: sessionmaker[Session], redis_url: str
+) -> None:
+    _endpoint(sessions, "t1", ["task.failed"])
+    payload = {"task_id": "x", "type": "t", "queue": "default", "status": "failed"}
+    with sessions.begin() as session:
+        [ident] = publish(session, "t1", "task.failed", payload)
+    handed_out: list[str] = []
+
+    def send(due: Sequence[tuple[str, str]]) -> None:
+        if not handed_out:
+            handed_out.append("refused")
+            raise OperationalError("the broker is away")  # what kombu raises then
+        handed_out.extend(message_id for message_id, _ in due)
+
+    relay = Relay(
+        sessions,
+        redis.Redis.from_url(redis_url),
+        send,
+        interval_seconds=0.05,
+        lease_seconds=0.2,
+    )
+    relay.start()
+    try:
+        wait_for(lambda: ident in handed_out, 10, 0.05, "the message once the broker is back")
+        assert relay.is_alive()
+    finally:
+        relay.stop()
+        relay.join(5)
