@@ -6,6 +6,8 @@ client threads submit ``diagnostics.sleep`` over HTTP:
 
   redis     Redis (broker, events) is shut down for --outage seconds, then started again
   rabbitmq  RabbitMQ is the broker; it is stopped for --outage seconds, then started
+  postgres  a private PostgreSQL (the history and identities) is stopped for --outage
+            seconds, then started
   worker    the prefork worker is SIGKILLed (its whole process group) mid-load and a
             replacement starts two seconds later, as a supervisor would do
 
@@ -14,7 +16,7 @@ For each it prints: accepted (202), lost (accepted, never finished), duplicated
 accepted task succeeding, and every answer that was not 202 by kind. The
 reference is the same stack's acceptance rate before the fault, in the same run.
 
-    .venv/bin/python bench/chaos.py [--faults redis,rabbitmq,worker] [--outage 60]
+    .venv/bin/python bench/chaos.py [--faults redis,rabbitmq,postgres,worker] [--outage 60]
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ sys.path.insert(0, str(REPO))
 
 from tests.brokers import PrivateRabbitMQ, PrivateRedis  # noqa: E402
 from tests.chaos import SubmitLoad, wait_all_terminal  # noqa: E402
-from tests.support import Process, Stack, private_stack  # noqa: E402
+from tests.pgserver import running_postgres  # noqa: E402
+from tests.support import Process, Stack, history_ids, private_stack  # noqa: E402
 
 VISIBILITY_SECONDS = 20
 
 
-def _stack(tmp: Path, redis_url: str, broker_url: str) -> tuple[Stack, list[Process]]:
+def _stack(
+    tmp: Path, redis_url: str, broker_url: str, database_url: str | None = None
+) -> tuple[Stack, list[Process]]:
     env = {"AIA_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_SECONDS)}
-    stack = private_stack(tmp, redis_url, broker_url=broker_url, env=env)
+    stack = private_stack(tmp, redis_url, broker_url=broker_url, database_url=database_url, env=env)
     stack.start_recorder()
     workers = [
         stack.start_worker("prefork", concurrency=2),
@@ -69,14 +74,27 @@ def _measure(
     time.sleep(3)
     load.stop()
     result = wait_all_terminal(events, load.accepted, timeout=VISIBILITY_SECONDS * 6)
+    missing = _missing_from_history(stack, set(load.accepted))
     others = {k: v for k, v in sorted(load.answers.items()) if k != "202"}
     recovery = f"{recovered:.1f} s" if recovered is not None else "not within 60 s"
     print(
         f"{name:<9} accepted {len(load.accepted):>6}  lost {result.lost:>4}  "
-        f"duplicated {len(result.duplicated):>3}  resumed after {recovery:>14}  "
+        f"duplicated {len(result.duplicated):>3}  not in history {missing:>4}  "
+        f"resumed after {recovery:>14}  "
         f"reference {before:.0f} accepted/s before the fault  other answers {others}",
         flush=True,
     )
+
+
+def _missing_from_history(stack: Stack, accepted: set[str], wait_seconds: float = 60) -> int:
+    """How many accepted tasks the recorded history still lacks after ``wait_seconds``."""
+    deadline = time.monotonic() + wait_seconds
+    with stack.client() as client:
+        while True:
+            missing = len(accepted - history_ids(client))
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(1)
 
 
 def _redis_fault(tmp: Path, outage: float) -> None:
@@ -116,6 +134,24 @@ def _rabbitmq_fault(tmp: Path, outage: float) -> None:
         server.close()
 
 
+def _postgres_fault(tmp: Path, outage: float) -> None:
+    server = PrivateRedis(tmp / "redis")
+    server.start()
+    with running_postgres() as database:
+        stack, _ = _stack(tmp, server.url, server.url, database.createdb("aia"))
+        try:
+
+            def fault() -> None:
+                database.stop()
+                time.sleep(outage)
+                database.start()
+
+            _measure("postgres", stack, fault)
+        finally:
+            stack.stop()
+            server.close()
+
+
 def _worker_fault(tmp: Path, _outage: float) -> None:
     server = PrivateRedis(tmp / "redis")
     server.start()
@@ -133,12 +169,17 @@ def _worker_fault(tmp: Path, _outage: float) -> None:
         server.close()
 
 
-FAULTS = {"redis": _redis_fault, "rabbitmq": _rabbitmq_fault, "worker": _worker_fault}
+FAULTS = {
+    "redis": _redis_fault,
+    "rabbitmq": _rabbitmq_fault,
+    "postgres": _postgres_fault,
+    "worker": _worker_fault,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faults", default="redis,rabbitmq,worker")
+    parser.add_argument("--faults", default="redis,rabbitmq,postgres,worker")
     parser.add_argument("--outage", type=float, default=60.0, help="seconds a service is down")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU cores; outage {args.outage:.0f} s; 4 submitting clients")
