@@ -12,7 +12,7 @@ from tests.brokers import PrivateRabbitMQ, PrivateRedis
 from tests.chaos import SubmitLoad, wait_all_terminal
 from tests.support import Process, Stack, history_ids, private_stack, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 # Long enough to outlast Celery's first reconnect attempts; bench/chaos.py runs 60 s.
 OUTAGE_SECONDS = 8

@@ -31,7 +31,7 @@ from tests.support import (
     wait_status,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 # bench/ holds the database down for 60 s; here long enough for cached
 # credentials to lapse and the recorder to back off a few times.

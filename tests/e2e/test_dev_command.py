@@ -29,7 +29,7 @@ import pytest
 from aia_workers.profiles import PROFILES
 from tests.support import free_port, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 _BIN = Path(sys.executable).parent
 
