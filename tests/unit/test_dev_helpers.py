@@ -95,13 +95,23 @@ def test_stop_ends_the_stop_last_processes_after_the_others(tmp_path: Path) -> N
 
     def on_term(name: str) -> list[str]:
         # Each leaves a line on SIGTERM; sleep runs in the background so the trap fires.
-        return ["sh", "-c", f"trap 'echo {name} >> {order}; exit 0' TERM; sleep 300 & wait"]
+        trap = f"trap 'echo {name} >> {order}; exit 0' TERM"
+        return ["sh", "-c", f"{trap}; echo trapped-{name}; sleep 300 & wait"]
 
-    procs = Supervisor(os.environ, prog="dev", out=io.StringIO(), stop_last={"redis"})
+    out = io.StringIO()
+    procs = Supervisor(os.environ, prog="dev", out=out, stop_last={"redis"})
     procs.start("redis", on_term("redis"))
     procs.start("api", on_term("api"))
-    wait_for(lambda: len(psutil.Process().children(recursive=True)) >= 4, 10, 0.05)
-    tree = psutil.Process().children(recursive=True)
+
+    def trapped() -> bool:
+        # Not before both traps are set: a TERM earlier would end a shell silently.
+        procs.pump(0.05)
+        return out.getvalue().count("trapped-") == 2
+
+    wait_for(trapped, 10, 0.01, "both shells to set their traps")
+    # Only this test's: in a full run the test process has the stacks' too.
+    tree = [p for p in psutil.Process().children(recursive=True) if "300" in " ".join(p.cmdline())]
+    assert len(tree) >= 4
     procs.stop(grace_seconds=10)
     assert order.read_text().split() == ["api", "redis"]
     # The background sleeps went with their groups.
