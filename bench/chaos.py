@@ -74,6 +74,9 @@ def _measure(
     time.sleep(3)
     load.stop()
     result = wait_all_terminal(events, load.accepted, timeout=VISIBILITY_SECONDS * 6)
+    for task_id in result.unfinished[:5]:
+        record = events.hgetall(f"aia:task:{task_id}")
+        print(f"  unfinished {task_id}: {record.get('status')}, attempts {record.get('attempts')}")
     missing = _missing_from_history(stack, set(load.accepted))
     others = {k: v for k, v in sorted(load.answers.items()) if k != "202"}
     recovery = f"{recovered:.1f} s" if recovered is not None else "not within 60 s"
