@@ -70,6 +70,10 @@ class VisibilityKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
                 except redis.RedisError as exc:
                     # The consumer sees the same outage and reconnects; try again next time.
                     log.debug("could not refresh held messages: %s", exc)
+                except Exception:
+                    # kombu's channel may be half torn down while it reconnects;
+                    # a dead keeper would let long tasks go to a second worker.
+                    log.warning("could not refresh held messages", exc_info=True)
             self._stop.wait(refresh_interval(timeout or 60.0))
 
     def _channel(self) -> Any:
