@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
+from aia_api.views import iso_time
 from aia_workers.db.models import (
     AliasChange,
     Experiment,
@@ -25,10 +25,6 @@ __all__ = [
     "version_summary",
     "version_view",
 ]
-
-
-def _when(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def experiment_view(experiment: Experiment) -> dict[str, Any]:
@@ -72,8 +68,8 @@ def run_view(run: TrainingRun, model_name: str) -> dict[str, Any]:
         "error": run.error,
         "created_by": run.created_by,
         "created_at": run.created_at.isoformat(),
-        "started_at": _when(run.started_at),
-        "finished_at": _when(run.finished_at),
+        "started_at": iso_time(run.started_at),
+        "finished_at": iso_time(run.finished_at),
         "links": links,
     }
 

@@ -10,14 +10,15 @@ import orjson
 
 from aia_workers.db.models import TaskRecord
 
-__all__ = ["links", "view_from_hash", "view_from_record"]
+__all__ = ["iso_time", "links", "view_from_hash", "view_from_record"]
 
 
 def links(task_id: str) -> dict[str, str]:
     return {"self": f"/v1/tasks/{task_id}", "events": f"/v1/tasks/{task_id}/events"}
 
 
-def _iso(value: str | float | datetime | None) -> str | None:
+def iso_time(value: str | float | datetime | None) -> str | None:
+    """ISO 8601 for a datetime or unix seconds (as a number or a string); None for none."""
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
@@ -44,10 +45,10 @@ def view_from_hash(h: Mapping[str, str]) -> dict[str, Any]:
         "error": _json(h.get("error")),
         "priority": int(h["priority"]) if h.get("priority") else None,
         "eta": h.get("eta") or None,
-        "created_at": _iso(h.get("created_at")),
-        "started_at": _iso(h.get("started_at")),
-        "finished_at": _iso(h.get("finished_at")),
-        "updated_at": _iso(h.get("updated_at")),
+        "created_at": iso_time(h.get("created_at")),
+        "started_at": iso_time(h.get("started_at")),
+        "finished_at": iso_time(h.get("finished_at")),
+        "updated_at": iso_time(h.get("updated_at")),
         "links": links(task_id),
     }
 
@@ -66,9 +67,9 @@ def view_from_record(r: TaskRecord) -> dict[str, Any]:
         "error": r.error,
         "priority": None,
         "eta": None,
-        "created_at": _iso(r.created_at),
-        "started_at": _iso(r.started_at),
-        "finished_at": _iso(r.finished_at),
-        "updated_at": _iso(r.updated_at),
+        "created_at": iso_time(r.created_at),
+        "started_at": iso_time(r.started_at),
+        "finished_at": iso_time(r.finished_at),
+        "updated_at": iso_time(r.updated_at),
         "links": links(r.id),
     }

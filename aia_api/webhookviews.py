@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from aia_api.views import iso_time
 from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = ["attempt_view", "endpoint_view", "message_view"]
-
-
-def _when(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def endpoint_view(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -23,9 +19,9 @@ def endpoint_view(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "events": endpoint.events,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
-        "failing_since": _when(endpoint.failing_since),
-        "last_success_at": _when(endpoint.last_success_at),
-        "previous_secret_expires_at": _when(endpoint.previous_secret_expires_at),
+        "failing_since": iso_time(endpoint.failing_since),
+        "last_success_at": iso_time(endpoint.last_success_at),
+        "previous_secret_expires_at": iso_time(endpoint.previous_secret_expires_at),
         "created_by": endpoint.created_by,
         "created_at": endpoint.created_at.isoformat(),
         "updated_at": endpoint.updated_at.isoformat(),
@@ -47,10 +43,12 @@ def message_view(message: WebhookMessage) -> dict[str, Any]:
         "status": message.status,
         "attempts": message.attempts,
         "trigger": message.trigger,
-        "next_attempt_at": _when(message.next_attempt_at) if message.status == "pending" else None,
+        "next_attempt_at": iso_time(message.next_attempt_at)
+        if message.status == "pending"
+        else None,
         "created_at": message.created_at.isoformat(),
-        "delivered_at": _when(message.delivered_at),
-        "failed_at": _when(message.failed_at),
+        "delivered_at": iso_time(message.delivered_at),
+        "failed_at": iso_time(message.failed_at),
         "links": {
             "self": f"{base}/messages?status={message.status}",
             "attempts": f"{base}/attempts?message_id={message.id}",
@@ -71,6 +69,6 @@ def attempt_view(attempt: WebhookAttempt) -> dict[str, Any]:
         "duration_ms": attempt.duration_ms,
         "response_body": attempt.response_body,
         "error": attempt.error,
-        "next_attempt_at": _when(attempt.next_attempt_at),
+        "next_attempt_at": iso_time(attempt.next_attempt_at),
         "created_at": attempt.created_at.isoformat(),
     }

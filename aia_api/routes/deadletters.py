@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,6 +30,7 @@ from aia_api.problems import Problem
 from aia_api.replies import json_reply, page_reply
 from aia_api.services import services
 from aia_api.tenancy import require
+from aia_api.views import iso_time
 from aia_workers.db.cursors import InvalidCursorError
 from aia_workers.events import DeadLetter, dead_letter_entries_key, dead_letters_key, task_key
 
@@ -116,10 +116,6 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
     return float(score), task_id
 
 
-def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
 def _view(letter: DeadLetter) -> dict[str, Any]:
     path = f"/v1/dead-letters/{letter.id}"
     return {
@@ -131,8 +127,8 @@ def _view(letter: DeadLetter) -> dict[str, Any]:
         "losses": letter.losses,
         "attempts": letter.attempts,
         "replay_of": letter.replay_of,
-        "created_at": _iso(letter.created_at),
-        "dead_lettered_at": _iso(letter.dead_lettered_at),
+        "created_at": iso_time(letter.created_at),
+        "dead_lettered_at": iso_time(letter.dead_lettered_at),
         "links": {"self": path, "task": f"/v1/tasks/{letter.id}", "replay": f"{path}/replay"},
     }
 
