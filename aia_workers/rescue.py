@@ -57,6 +57,7 @@ _BATCH = 200
 @dataclass(frozen=True, slots=True)
 class _Suspect:
     task_id: str
+    queue: str
     broker_key: str
 
 
@@ -88,8 +89,8 @@ class Rescuer:
         time.sleep(self._recheck)
         rescued = []
         for suspect in suspects:
-            queue_key = pending_key(_queue_of(suspect.broker_key))
-            keys = [task_key(suspect.task_id), self._unacked, suspect.broker_key, queue_key]
+            pending = pending_key(suspect.queue)
+            keys = [task_key(suspect.task_id), self._unacked, suspect.broker_key, pending]
             if self._script(keys=keys, args=[suspect.task_id, repr(time.time())]):
                 rescued.append(suspect.task_id)
         if rescued:
@@ -118,7 +119,7 @@ class Rescuer:
             if status != "queued" or broker_key is None:
                 self._client.zrem(key, task_id)
             elif not held and not self._may_still_be_queued(broker_key, created):
-                suspects.append(_Suspect(task_id, broker_key))
+                suspects.append(_Suspect(task_id, queue, broker_key))
         return suspects
 
     def _may_still_be_queued(self, broker_key: str, created: str | None) -> bool:
@@ -133,11 +134,6 @@ class Rescuer:
         if tail_created is None:
             return True
         return float(_text(tail_created)) <= float(created)
-
-
-def _queue_of(broker_key: str) -> str:
-    # kombu names a priority list "<queue>\x06\x16<step>".
-    return broker_key.split("\x06\x16", 1)[0]
 
 
 def _message_task_id(raw: Any) -> str | None:

@@ -25,6 +25,7 @@ import redis
 from celery import bootsteps
 
 from aia_workers.rescue import Rescuer
+from aia_workers.settings import get_settings
 
 __all__ = ["VisibilityKeeper", "refresh_interval"]
 
@@ -51,7 +52,7 @@ class VisibilityKeeper(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def start(self, c: Any) -> None:
         self._consumer = c
-        if not _is_redis(c.app.conf.broker_url) or self._thread is not None:
+        if not get_settings().broker_is_redis or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._run, name="aia-visibility", daemon=True)
         self._thread.start()
@@ -122,7 +123,3 @@ def _snapshot(delivered: Any) -> list[Any]:
         except RuntimeError:
             continue
     return []
-
-
-def _is_redis(url: str) -> bool:
-    return str(url).startswith(("redis://", "rediss://", "unix://"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 import redis
 
 from tests.support import Stack
@@ -120,8 +121,6 @@ def audit(client: redis.Redis, task_ids: list[str]) -> Audit:
 
 
 def _event_name(fields: dict[Any, Any]) -> str:
-    import orjson
-
     raw = fields.get(b"e") or fields.get("e") or b"{}"
     return str(orjson.loads(raw).get("event", ""))
 
