@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -112,7 +113,10 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
-    mfa_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Encrypted at rest (aia_workers/secretbox.py), so longer than the secret.
+    mfa_secret: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # The last TOTP time step accepted, so no code is accepted twice (RFC 6238 §5.2).
+    mfa_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # SHA-256 digests of the unused one-time recovery codes.
     recovery_codes: Mapped[Any | None] = mapped_column(JSON(none_as_null=True), nullable=True)
@@ -259,6 +263,9 @@ class ModelVersion(Base):
     signature: Mapped[Any] = mapped_column(JSON)
     artifact_key: Mapped[str] = mapped_column(String(300))
     artifact_sha256: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 of the file under a key the database does not hold, so write
+    # access to this table alone cannot make a worker load a file of its choosing.
+    artifact_mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     trained_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -326,9 +333,10 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
     events: Mapped[Any] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    secret: Mapped[str] = mapped_column(String(120))
+    # Encrypted at rest (aia_workers/secretbox.py), as is the previous one.
+    secret: Mapped[str] = mapped_column(String(512))
     # During a rotation the old secret also signs, until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    previous_secret: Mapped[str | None] = mapped_column(String(512), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime(), nullable=True
     )
