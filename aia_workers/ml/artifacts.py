@@ -7,13 +7,16 @@ when it was written, so a file changed behind AIA's back is refused.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from aia_workers.errors import AiaError
 
 __all__ = ["ArtifactStore", "IntegrityError", "LocalArtifactStore"]
+
+_CHUNK = 1 << 20
 
 
 class IntegrityError(AiaError):
@@ -23,6 +26,10 @@ class IntegrityError(AiaError):
 class ArtifactStore(Protocol):
     def put(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key``; returns its SHA-256 (hex)."""
+        ...
+
+    def put_file(self, key: str, source: BinaryIO) -> str:
+        """Store what ``source`` holds from its start, a chunk at a time; its SHA-256 (hex)."""
         ...
 
     def get(self, key: str, sha256: str) -> bytes:
@@ -43,16 +50,23 @@ class LocalArtifactStore:
         return path
 
     def put(self, key: str, data: bytes) -> str:
+        return self.put_file(key, io.BytesIO(data))
+
+    def put_file(self, key: str, source: BinaryIO) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(path.suffix + ".partial")
+        digest = hashlib.sha256()
+        source.seek(0)
         with partial.open("wb") as handle:
-            handle.write(data)
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         # A reader never sees half a file.
         partial.replace(path)
-        return hashlib.sha256(data).hexdigest()
+        return digest.hexdigest()
 
     def get(self, key: str, sha256: str) -> bytes:
         data = self._path(key).read_bytes()
