@@ -17,6 +17,8 @@ __all__ = [
     "Destination",
     "Resolver",
     "block_reason",
+    "check_literal",
+    "literal_address",
     "parse_url",
     "resolve",
     "system_resolver",
@@ -53,6 +55,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 class BlockedDestination(AiaError):
     """Raised when a webhook URL resolves to an address deliveries must not reach."""
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        super().__init__(message)
+        # Which range the address fell in ("loopback", "metadata", ...); None
+        # when the name gave no usable address at all.
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,24 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def literal_address(host: str) -> IPAddress | None:
+    """The address ``host`` spells out, or None if it is a name to look up.
+
+    Besides dotted quads and IPv6, every form the system resolver reads as an
+    IPv4 address counts (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``):
+    getaddrinfo connects to those without asking DNS, so they are addresses,
+    not names. ``inet_aton`` is the parser it uses for them.
+    """
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     """The host's addresses from the system resolver (getaddrinfo), in its order."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -161,6 +187,36 @@ def _parse_allow(allow: Sequence[str]) -> list[Network]:
         raise ValueError(f"a webhook allow entry is not an IP address or CIDR: {exc}") from None
 
 
+def _check(host: str, text: str, allow: Sequence[Network], *, literal: bool = False) -> None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise BlockedDestination(
+            f"webhook host {host!r} resolved to {text!r}, which is not an IP address"
+        ) from None
+    why = block_reason(address)
+    if why is not None and not _is_allowed(address, why, allow):
+        found = f"is the address {text}" if literal else f"resolves to {text}"
+        raise BlockedDestination(
+            f"webhook host {host!r} {found}, which is blocked ({why})", rule=why
+        )
+
+
+def check_literal(url: str, *, allow: Sequence[str] = ()) -> None:
+    """Refuse ``url`` now if its host is an address deliveries must not reach.
+
+    For registering an endpoint: an address written in the URL cannot change,
+    so it is refused at once (BlockedDestination, its ``rule`` naming the
+    range). A host name passes here; ``resolve`` checks what it resolves to on
+    every attempt, since DNS answers change. ``allow`` is as for ``resolve``.
+    Raises ValueError if the URL is unfit (see ``parse_url``).
+    """
+    _, host, _, _ = parse_url(url)
+    address = literal_address(host)
+    if address is not None:
+        _check(host, str(address), _parse_allow(allow), literal=True)
+
+
 def resolve(
     url: str, *, allow: Sequence[str] = (), resolver: Resolver | None = None
 ) -> Destination:
@@ -175,8 +231,9 @@ def resolve(
     """
     scheme, host, port, path_and_query = parse_url(url)
     networks = _parse_allow(allow)
-    if _is_ip_literal(host):
-        found = [host]
+    literal = literal_address(host)
+    if literal is not None:
+        found = [str(literal)]
     else:
         try:
             found = (resolver or system_resolver)(host, port)
@@ -185,15 +242,5 @@ def resolve(
     if not found:
         raise BlockedDestination(f"webhook host {host!r} did not resolve to any address")
     for text in found:
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            raise BlockedDestination(
-                f"webhook host {host!r} resolved to {text!r}, which is not an IP address"
-            ) from None
-        why = block_reason(address)
-        if why is not None and not _is_allowed(address, why, networks):
-            raise BlockedDestination(
-                f"webhook host {host!r} resolves to {text}, which is blocked ({why})"
-            )
+        _check(host, text, networks, literal=literal is not None)
     return Destination(scheme, host, port, path_and_query, tuple(found))

@@ -176,3 +176,87 @@ def test_parse_url(url: str, parts: tuple[str, str, int, str]) -> None:
 def test_parse_url_rejections(url: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         parse_url(url)
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "why"),
+    [
+        ("169.254.169.254", "169.254.169.254", "metadata"),
+        ("[::ffff:127.0.0.1]", "::ffff:7f00:1", "loopback"),
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe", "metadata"),
+        ("0.0.0.0", "0.0.0.0", "unspecified"),
+        ("[::1]", "::1", "loopback"),
+        ("[::]", "::", "unspecified"),
+        ("2130706433", "127.0.0.1", "loopback"),
+        ("0x7f000001", "127.0.0.1", "loopback"),
+        ("0x7f.1", "127.0.0.1", "loopback"),
+        ("0177.0.0.1", "127.0.0.1", "loopback"),
+        ("127.1", "127.0.0.1", "loopback"),
+        ("0", "0.0.0.0", "unspecified"),
+        ("0xa9.0xfe.0xa9.0xfe", "169.254.169.254", "metadata"),
+        ("012.0.0.1", "10.0.0.1", "private"),
+        ("[fe80::1%25eth0]", "fe80::1%25eth0", "link-local"),
+    ],
+)
+def test_a_forbidden_address_in_the_url_is_refused_at_once(
+    host: str, address: str, why: str
+) -> None:
+    with pytest.raises(BlockedDestination) as caught:
+        ssrf.check_literal(f"http://{host}:8080/hook")
+    assert caught.value.rule == why
+    assert f"is the address {address}, which is blocked ({why})" in str(caught.value)
+    # A delivery to such a URL reaches the same verdict without asking DNS.
+    with pytest.raises(BlockedDestination, match=f"blocked \\({why}\\)"):
+        resolve(f"http://{host}:8080/hook", resolver=_no_lookup)
+
+
+def _no_lookup(host: str, port: int) -> list[str]:
+    raise AssertionError(f"{host} is an address and needs no lookup")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{PUBLIC}/hook",
+        "https://[2606:2800:21f:cb07::1]/hook",
+        "https://hooks.example.com/hook",
+        # Names are checked at delivery, when they are resolved: DNS may change.
+        "http://localhost/hook",
+        "http://internal.corp/hook",
+        "http://1.2.3.4.5/hook",
+        "http://0x7f.example/hook",
+    ],
+)
+def test_public_addresses_and_names_pass_the_literal_check(url: str) -> None:
+    ssrf.check_literal(url)
+
+
+def test_the_allow_list_exempts_literals_too() -> None:
+    ssrf.check_literal("http://2130706433:9000/hook", allow=["127.0.0.1"])
+    ssrf.check_literal("http://10.1.2.3/hook", allow=["10.0.0.0/8"])
+    dest = resolve("http://2130706433:9000/hook", allow=["127.0.0.1"], resolver=_no_lookup)
+    assert dest.addresses == ("127.0.0.1",)
+    with pytest.raises(BlockedDestination, match="metadata"):
+        ssrf.check_literal("http://169.254.169.254/", allow=["169.254.0.0/16"])
+    ssrf.check_literal("http://169.254.169.254/", allow=["169.254.169.254"])
+
+
+def test_the_literal_check_refuses_unfit_urls() -> None:
+    with pytest.raises(ValueError, match="http or https"):
+        ssrf.check_literal("ftp://127.0.0.1/")
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("example.com", None),
+        ("1.2.3.4.5", None),
+        ("0x7f.example", None),
+    ],
+)
+def test_literal_address(host: str, address: str | None) -> None:
+    found = ssrf.literal_address(host)
+    assert (None if found is None else str(found)) == address
