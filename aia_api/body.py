@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -11,23 +12,51 @@ from starlette.requests import Request
 from aia_api.params import parse_count
 from aia_api.problems import Problem, field_errors
 
-__all__ = ["media_type", "parse_model", "read_bytes", "read_json"]
+__all__ = ["media_type", "parse_model", "read_bytes", "read_json", "spool_body"]
+
+# Spooled writes go to disk in batches of this size, each on a worker thread.
+_SPOOL_BATCH = 1 << 20
 
 _M = TypeVar("_M", bound=BaseModel)
 
 
 async def read_bytes(request: Request, max_bytes: int) -> bytes:
     """The whole body, or a 413 Problem as soon as it passes ``max_bytes``."""
-    declared = request.headers.get("content-length")
-    size = parse_count(declared) if declared is not None else None
-    if size is not None and size > max_bytes:
-        raise _too_large(max_bytes)
+    _refuse_declared_excess(request, max_bytes)
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
         if len(chunks) > max_bytes:
             raise _too_large(max_bytes)
     return bytes(chunks)
+
+
+async def spool_body(request: Request, sink: BinaryIO, max_bytes: int) -> int:
+    """Copy the body into ``sink`` (a file) under ``max_bytes``; its size, or a 413 Problem.
+
+    Only one batch is ever in memory, whatever the body's size.
+    """
+    _refuse_declared_excess(request, max_bytes)
+    total = 0
+    batch = bytearray()
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        batch += chunk
+        if len(batch) >= _SPOOL_BATCH:
+            await anyio.to_thread.run_sync(sink.write, bytes(batch))
+            batch.clear()
+    if batch:
+        await anyio.to_thread.run_sync(sink.write, bytes(batch))
+    return total
+
+
+def _refuse_declared_excess(request: Request, max_bytes: int) -> None:
+    declared = request.headers.get("content-length")
+    size = parse_count(declared) if declared is not None else None
+    if size is not None and size > max_bytes:
+        raise _too_large(max_bytes)
 
 
 def media_type(request: Request) -> str:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_dataset_bytes: int = Field(default=50 * 1_048_576, ge=1024)
+    # What one tenant may keep on the artifact store (datasets and model files);
+    # an upload that would pass it is refused.
+    tenant_storage_bytes: int = Field(default=10 * 1024**3, ge=1024)
     # Models each ml worker process keeps loaded, most recently used first.
     model_cache_size: int = Field(default=8, ge=1, le=1_000)
     # The share of predicted rows logged for drift checks, and how many are kept per version.

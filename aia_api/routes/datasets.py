@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -18,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from aia_api.auth.roles import Permission
-from aia_api.body import media_type, parse_model, read_bytes
+from aia_api.body import media_type, spool_body
 from aia_api.params import page_limit
 from aia_api.problems import Problem, dataset_problem
 from aia_api.replies import page_reply
@@ -26,11 +29,14 @@ from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_workers.db.datasets import DatasetRepository
 from aia_workers.db.models import Dataset
-from aia_workers.ml.datasets import DatasetError, Table, profile_table, read_csv, read_rows, to_csv
+from aia_workers.db.quotas import lock_tenant, storage_used
+from aia_workers.ml.datasets import DatasetError, DatasetProfile
+from aia_workers.ml.ingest import JsonRowsError, MalformedJson, json_rows_to_csv, profile_csv
 
 __all__ = ["DatasetRows", "routes"]
 
 _MAX_PAGE = 200
+_T = TypeVar("_T")
 # Room for the form's boundaries and part headers around a file at the size limit.
 _FORM_OVERHEAD = 64 * 1024
 
@@ -61,59 +67,81 @@ async def upload(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
     limit = svc.settings.max_dataset_bytes
+    tenant = principal.tenant
+    actor = f"{principal.kind}:{principal.id}"
     kind = media_type(request)
-    if kind in ("text/csv", "application/csv"):
-        name = request.query_params.get("name") or "dataset"
-        if len(name) > 200:
-            raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
-        data = await read_bytes(request, limit)
-        table = await _parse(lambda: read_csv(data))
-        stored = data
-    elif kind == "application/json":
-        raw = await read_bytes(request, limit)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+    # Every upload is spooled to a temporary file and read from there in one
+    # pass, so the API's memory does not grow with the size of the table.
+    with tempfile.TemporaryFile() as spool:
+        if kind in ("text/csv", "application/csv"):
+            name = _checked_name(request.query_params.get("name") or "dataset")
+            size = await spool_body(request, spool, limit)
+            await _check_quota(svc, tenant, size)
+            profile = await _parse(lambda: profile_csv(_rewound(spool)))
+            dataset = await anyio.to_thread.run_sync(
+                _store, svc, tenant, name, profile, spool, actor
+            )
+        elif kind == "application/json":
+            size = await spool_body(request, spool, limit)
+            await _check_quota(svc, tenant, size)
+            with tempfile.TemporaryFile() as table:
+                rows = await _parse(lambda: json_rows_to_csv(_rewound(spool), table))
+                dataset = await anyio.to_thread.run_sync(
+                    _store, svc, tenant, rows.name, rows.profile, table, actor
+                )
+        elif kind == "multipart/form-data":
+            form, file, name = await _multipart(request, limit)
+            async with form_closing(form):
+                await _check_quota(svc, tenant, file.size or 0)
+                profile = await _parse(lambda: profile_csv(_rewound(file.file)))
+                dataset = await anyio.to_thread.run_sync(
+                    _store, svc, tenant, name, profile, file.file, actor
+                )
+        else:
             raise Problem(
-                400, "malformed-json", "Malformed JSON", f"not valid JSON: {exc}"
-            ) from None
-        request_rows = parse_model(DatasetRows, body)
-        name = request_rows.name
-        table = await _parse(lambda: read_rows(request_rows.rows))
-        stored = to_csv(table)
-    elif kind == "multipart/form-data":
-        data, name = await _multipart(request, limit)
-        table = await _parse(lambda: read_csv(data))
-        stored = data
-    else:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            f"send text/csv (with ?name=), multipart/form-data (a `file` part) or "
-            f"application/json rows (got {kind or 'nothing'})",
-        )
-    dataset = await anyio.to_thread.run_sync(
-        _store, svc, principal.tenant, name, table, stored, f"{principal.kind}:{principal.id}"
-    )
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                f"send text/csv (with ?name=), multipart/form-data (a `file` part) or "
+                f"application/json rows (got {kind or 'nothing'})",
+            )
     return JSONResponse(
         view(dataset), status_code=201, headers={"Location": f"/v1/ml/datasets/{dataset.id}"}
     )
 
 
-async def _multipart(request: Request, limit: int) -> tuple[bytes, str]:
-    """The CSV file of a form upload (its ``file`` part), and a name for it."""
-    # The whole body is read under the limit first, so an oversized upload is
-    # refused while it streams in rather than after it has been spooled to disk.
-    body = await read_bytes(request, limit + _FORM_OVERHEAD)
-    replayed = False
+def _checked_name(name: str) -> str:
+    if len(name) > 200:
+        raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
+    return name
+
+
+def _rewound(source: BinaryIO) -> BinaryIO:
+    source.seek(0)
+    return source
+
+
+@contextlib.asynccontextmanager
+async def form_closing(form: FormData) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await form.close()
+
+
+async def _multipart(request: Request, limit: int) -> tuple[FormData, UploadFile, str]:
+    """The form of an upload, its CSV file (the ``file`` part) and a name for it."""
+    # Counted as it streams in, so an oversized upload is refused early; the
+    # parser spools the file part to disk.
+    received = 0
 
     async def receive() -> Message:
-        nonlocal replayed
-        if replayed:
-            return {"type": "http.disconnect"}
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limit + _FORM_OVERHEAD:
+            raise _file_too_large(limit)
+        return message
 
     try:
         form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
@@ -122,6 +150,7 @@ async def _multipart(request: Request, limit: int) -> tuple[bytes, str]:
         raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
+        await form.close()
         raise Problem(
             422,
             "validation-error",
@@ -136,48 +165,101 @@ async def _multipart(request: Request, limit: int) -> tuple[bytes, str]:
                 }
             ],
         )
-    data = await upload.read()
-    await form.close()
-    if len(data) > limit:
-        raise Problem(
-            413,
-            "payload-too-large",
-            "Payload too large",
-            f"the file is larger than the limit of {limit} bytes",
-            max_bytes=limit,
-        )
+    if (upload.size or 0) > limit:
+        await form.close()
+        raise _file_too_large(limit)
     field = form.get("name")
     name = field if isinstance(field, str) and field else (upload.filename or "dataset")
     if len(name) > 200:
-        raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
-    return data, name
+        await form.close()
+    return form, upload, _checked_name(name)
 
 
-async def _parse(read: Any) -> Table:
+def _file_too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"the file is larger than the limit of {limit} bytes",
+        max_bytes=limit,
+    )
+
+
+async def _parse(read: Callable[[], _T]) -> _T:
     try:
-        table: Table = await anyio.to_thread.run_sync(read)
+        return await anyio.to_thread.run_sync(read)
     except DatasetError as exc:
         raise dataset_problem(exc) from None
-    return table
+    except MalformedJson as exc:
+        raise Problem(400, "malformed-json", "Malformed JSON", str(exc)) from None
+    except JsonRowsError as exc:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            str(exc),
+            errors=[
+                {
+                    "loc": ["body", *[p for p in exc.pointer.split("/") if p]],
+                    "pointer": exc.pointer,
+                    "message": str(exc),
+                    "type": exc.kind,
+                }
+            ],
+        ) from None
 
 
-def _store(svc: Services, tenant: str, name: str, table: Table, data: bytes, actor: str) -> Dataset:
+async def _check_quota(svc: Services, tenant: str, size: int) -> None:
+    def used() -> int:
+        with svc.sessions() as session:
+            return storage_used(session, tenant)
+
+    _within_quota(svc, await anyio.to_thread.run_sync(used), size)
+
+
+def _within_quota(svc: Services, used: int, size: int) -> None:
+    quota = svc.settings.tenant_storage_bytes
+    if used + size > quota:
+        raise Problem(
+            413,
+            "storage-quota-exceeded",
+            "Storage quota exceeded",
+            f"this upload of {size} bytes would take the tenant's datasets and models past "
+            f"its storage quota ({used} of {quota} bytes used); delete some first",
+            used_bytes=used,
+            quota_bytes=quota,
+        )
+
+
+def _store(
+    svc: Services,
+    tenant: str,
+    name: str,
+    profile: DatasetProfile,
+    source: BinaryIO,
+    actor: str,
+) -> Dataset:
     dataset_id = str(uuid.uuid4())
     key = f"{tenant}/datasets/{dataset_id}.csv"
-    digest = svc.artifacts.put(key, data)
-    dataset = Dataset(
-        id=dataset_id,
-        tenant_id=tenant,
-        name=name,
-        rows=len(table.rows),
-        columns=profile_table(table).as_json()["columns"],
-        size_bytes=len(data),
-        artifact_key=key,
-        sha256=digest,
-        created_by=actor,
-        created_at=datetime.now(UTC),
-    )
+    size = source.seek(0, os.SEEK_END)
     with svc.sessions.begin() as session:
+        # Checked again under the tenant's lock: two uploads racing past the
+        # first check cannot both land beyond the quota.
+        lock_tenant(session, tenant)
+        _within_quota(svc, storage_used(session, tenant), size)
+        digest = svc.artifacts.put_file(key, source)
+        dataset = Dataset(
+            id=dataset_id,
+            tenant_id=tenant,
+            name=name,
+            rows=profile.rows,
+            columns=profile.as_json()["columns"],
+            size_bytes=size,
+            artifact_key=key,
+            sha256=digest,
+            created_by=actor,
+            created_at=datetime.now(UTC),
+        )
         DatasetRepository(session, tenant).add(dataset)
     return dataset
 

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from aia_workers.ml.artifacts import IntegrityError, LocalArtifactStore
@@ -137,3 +138,72 @@ def test_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
         store.get("t/datasets/x.csv", digest)
     with pytest.raises(ValueError, match="leaves the store"):
         store.put("../escape.csv", b"x")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def _tiny_cells(rows: int) -> bytes:
+    # Two-character cells: the case where Python objects dwarf the file.
+    return b"a,b,c,d,e,f,g,h,i,j\n" + b"".join(
+        ",".join(str(10 + (i + c) % 89) for c in range(10)).encode() + b"\n" for i in range(rows)
+    )
+
+
+def test_a_large_upload_does_not_grow_the_api_process(redis_stack: Stack) -> None:
+    proc, url = redis_stack.start_api()
+    auth = {"Authorization": f"Bearer {redis_stack.api_key}"}
+    try:
+        csv_body = _tiny_cells(600_000)
+        json_body = orjson.dumps(
+            {
+                "name": "json",
+                "rows": [dict.fromkeys("abcdefghij", 10 + i % 89) for i in range(300_000)],
+            }
+        )
+        before = _peak_rss_mb(proc.popen.pid)
+        for body, kind in ((csv_body, "text/csv"), (json_body, "application/json")):
+            response = httpx.post(
+                f"{url}/v1/ml/datasets",
+                params={"name": "large"},
+                content=body,
+                headers={**auth, "content-type": kind},
+                timeout=120,
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["rows"] in (600_000, 300_000)
+        growth = _peak_rss_mb(proc.popen.pid) - before
+        # Read into Python objects, these 18 MB and 28 MB bodies took 300-500 MB.
+        assert growth < 64, f"the API grew by {growth:.0f} MB"
+    finally:
+        proc.stop()
+
+
+def test_uploads_stop_at_the_tenant_storage_quota(redis_stack: Stack) -> None:
+    proc, url = redis_stack.start_api(env={"AIA_TENANT_STORAGE_BYTES": "4096"})
+    tenant = f"quota-{uuid.uuid4().hex[:6]}"
+    headers = {
+        "Authorization": f"Bearer {redis_stack.create_key('operator', tenant=tenant)}",
+        "content-type": "text/csv",
+    }
+    try:
+        first = httpx.post(f"{url}/v1/ml/datasets", content=b"a\n" + b"1\n" * 1500, headers=headers)
+        assert first.status_code == 201, first.text
+        over = httpx.post(f"{url}/v1/ml/datasets", content=b"a\n" + b"2\n" * 600, headers=headers)
+        assert over.status_code == 413, over.text
+        assert over.headers["content-type"] == PROBLEM
+        problem = over.json()
+        assert problem["type"].endswith("storage-quota-exceeded")
+        assert (problem["used_bytes"], problem["quota_bytes"]) == (3002, 4096)
+        listed = httpx.get(f"{url}/v1/ml/datasets", headers=headers).json()["items"]
+        assert [d["id"] for d in listed] == [first.json()["id"]]
+        # What fits still goes in.
+        small = httpx.post(f"{url}/v1/ml/datasets", content=b"a\n1\n", headers=headers)
+        assert small.status_code == 201, small.text
+    finally:
+        proc.stop()
