@@ -77,6 +77,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _spend(session: Session, token_id: str, now: datetime) -> bool:
+    """Mark a refresh token used, unless it already is (or was revoked); whether it was."""
+    result = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _revoke_family(session: Session, family_id: str, now: datetime) -> None:
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
 class IdentityStore:
     """Identity records; every method opens and commits its own transaction."""
 
@@ -267,56 +290,56 @@ class IdentityStore:
 
     # -- refresh tokens -----------------------------------------------------------
 
-    def issue_refresh(self, user_id: str, family_id: str | None = None) -> str:
+    def _add_refresh(self, session: Session, user_id: str, family_id: str) -> str:
         plaintext = new_refresh_token()
         now = _now()
-        with self._sessions.begin() as session:
-            session.add(
-                RefreshToken(
-                    id=str(uuid.uuid4()),
-                    family_id=family_id or str(uuid.uuid4()),
-                    user_id=user_id,
-                    token_hash=digest(plaintext),
-                    created_at=now,
-                    expires_at=now + self._refresh_ttl,
-                )
+        session.add(
+            RefreshToken(
+                id=str(uuid.uuid4()),
+                family_id=family_id,
+                user_id=user_id,
+                token_hash=digest(plaintext),
+                created_at=now,
+                expires_at=now + self._refresh_ttl,
             )
+        )
         return plaintext
+
+    def issue_refresh(self, user_id: str, family_id: str | None = None) -> str:
+        with self._sessions.begin() as session:
+            return self._add_refresh(session, user_id, family_id or str(uuid.uuid4()))
 
     def rotate_refresh(self, plaintext: str) -> tuple[ActiveUser, str]:
         """Spend ``plaintext`` for a new token of the same family.
 
         A token that was already spent means it was stolen (or replayed): the
-        whole family is revoked, committed, and RefreshReuseError raised.
+        whole family is revoked, committed, and RefreshReuseError raised. Two
+        refreshes of one token at the same moment are no different: the spend
+        is an update conditional on the token being unspent, so exactly one
+        wins, on SQLite (which has no FOR UPDATE) as on PostgreSQL, and the
+        other revokes the family. The new token is written in the spend's
+        transaction, so that revocation cannot miss it.
         """
         now = _now()
         refusal: RefreshError | None = None
         with self._sessions.begin() as session:
             token = session.scalars(
-                select(RefreshToken)
-                .where(RefreshToken.token_hash == digest(plaintext))
-                .with_for_update()
+                select(RefreshToken).where(RefreshToken.token_hash == digest(plaintext))
             ).first()
             if token is None:
                 raise RefreshError("the refresh token is not known")
             user = session.get(User, token.user_id)
+            reuse = RefreshReuseError(
+                "this refresh token was already used; every session it belongs to "
+                "has been revoked. Log in again.",
+                user_id=token.user_id,
+                tenant=user.tenant_id if user is not None else "",
+            )
             if token.used_at is not None or token.revoked_at is not None:
-                session.execute(
-                    update(RefreshToken)
-                    .where(
-                        RefreshToken.family_id == token.family_id,
-                        RefreshToken.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=now)
-                )
+                _revoke_family(session, token.family_id, now)
                 # Raised after the commit, so the revocation stands.
                 refusal = (
-                    RefreshReuseError(
-                        "this refresh token was already used; every session it belongs to "
-                        "has been revoked. Log in again.",
-                        user_id=token.user_id,
-                        tenant=user.tenant_id if user is not None else "",
-                    )
+                    reuse
                     if token.used_at is not None
                     else RefreshError("the refresh token was revoked; log in again")
                 )
@@ -324,13 +347,16 @@ class IdentityStore:
                 refusal = RefreshError("the refresh token has expired; log in again")
             elif user is None or user.deleted_at is not None:
                 refusal = RefreshError("the account no longer exists")
+            elif not _spend(session, token.id, now):
+                # Spent (or revoked) by another request since it was read above.
+                _revoke_family(session, token.family_id, now)
+                refusal = reuse
             else:
-                token.used_at = now
-                family = token.family_id
                 active = ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+                rotated = self._add_refresh(session, user.id, token.family_id)
         if refusal is not None:
             raise refusal
-        return active, self.issue_refresh(active.id, family)
+        return active, rotated
 
     def revoke_refresh(self, plaintext: str) -> bool:
         """Log out: revoke the family of ``plaintext``; False when it is unknown."""
