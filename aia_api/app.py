@@ -44,6 +44,7 @@ from aia_api.services import Services
 from aia_api.taskservice import TaskService
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import LocalArtifactStore
+from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings, get_settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -65,9 +66,11 @@ def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
 def create_app(settings: Settings) -> Starlette:
     """The API for ``settings``; clients and pools are made when it starts.
 
-    Refuses (InsecureSettingsError) a missing or placeholder secret outside dev mode.
+    Refuses (InsecureSettingsError) a missing or placeholder secret, or missing
+    encryption keys, outside dev mode.
     """
     settings.check_secret()
+    box = SecretBox.from_settings(settings)
     # Dev mode without a secret: tokens last as long as this process.
     secret = settings.secret_key or secrets.token_urlsafe(48)
     metrics = ApiMetrics()
@@ -82,7 +85,9 @@ def create_app(settings: Settings) -> Starlette:
         engine = make_engine(settings)
         sessions = make_sessionmaker(engine)
         hub = Hub(hub_client)
-        identity = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+        identity = IdentityStore(
+            sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds, box=box
+        )
 
         async def announce(message: str) -> None:
             await client.publish(INVALIDATION_CHANNEL, orjson.dumps({"m": message}))
@@ -114,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
             audit=AuditLog(sessions),
             sessions=sessions,
             artifacts=LocalArtifactStore(settings.artifact_root),
+            box=box,
             lockouts=Lockouts(
                 client,
                 LockoutPolicy(

@@ -18,6 +18,7 @@ from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics
 from aia_api.taskservice import TaskService
 from aia_workers.ml.artifacts import ArtifactStore
+from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 
 __all__ = ["Services", "services"]
@@ -39,6 +40,7 @@ class Services:
     audit: AuditLog
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore
+    box: SecretBox
 
 
 def services(conn: HTTPConnection) -> Services:

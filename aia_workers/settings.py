@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     broker_url: str = ""
     result_backend: str = ""
     secret_key: str = ""
+    # Fernet keys for the secrets kept in the database (TOTP seeds, webhook
+    # signing secrets), so that a dump alone reveals none. The first encrypts,
+    # every one decrypts: rotate by putting a new key first and running
+    # `aia secrets rotate`. A JSON list in the env; required outside dev mode.
+    encryption_keys: list[str] = Field(default_factory=list)
+    # Signs each model file (HMAC-SHA256), so that write access to the database
+    # alone cannot make an ml worker unpickle a file of its choosing. Only the
+    # ml workers and the API hold it; required outside dev mode.
+    artifact_key: str = ""
     dev: bool = False
 
     jwt_issuer: str = "aia"

@@ -26,6 +26,7 @@ from typing import IO
 
 import httpx
 import redis
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -146,6 +147,8 @@ class Stack:
             AIA_DATA_HOME=str(self.home),
             AIA_DATABASE_URL=f"sqlite:///{self.home / 'aia.db'}",
             AIA_SECRET_KEY=secrets.token_urlsafe(48),
+            AIA_ENCRYPTION_KEYS=json.dumps([Fernet.generate_key().decode()]),
+            AIA_ARTIFACT_KEY=secrets.token_urlsafe(48),
             # One key drives thousands of requests a second and queues tens of
             # thousands of tasks: lift the per-principal and per-tenant limits.
             AIA_RATE_LIMIT_PER_MINUTE="1000000000",

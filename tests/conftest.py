@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from tests.support import POSTGRES_ADMIN, RABBITMQ_URL, REDIS_HOST, Stack
+from tests.support import POSTGRES_ADMIN, RABBITMQ_URL, REDIS_HOST, Stack, stack_keys
 
 # Each stack gets a Redis database of its own so that queues and events never
 # mix, also with another test session on the same machine: a database is
@@ -116,7 +115,7 @@ def _build_stack(
         "AIA_DATABASE_URL": database_url,
         "AIA_DATA_HOME": str(tmp),
         "AIA_BROKER_URL": RABBITMQ_URL if broker == "rabbitmq" else redis_url,
-        "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+        **stack_keys(),
         # Every test logs in from 127.0.0.1; test_limits.py checks the real limits.
         "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "100000",
         "AIA_LOGIN_ADDRESS_MAX_FAILURES": "100000",

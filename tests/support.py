@@ -20,6 +20,7 @@ import httpx
 import redis
 
 from aia_workers.events import StreamLimits
+from aia_workers.secretbox import new_key
 
 REDIS_HOST = "127.0.0.1:6379"
 TEST_PASSWORD = "correct horse battery staple"
@@ -157,7 +158,10 @@ class Stack:
             base_url=self.api_url, headers={"Authorization": f"Bearer {key}"}, **kwargs
         )
 
-    def start_api(self, env: Mapping[str, str] | None = None) -> tuple[Process, str]:
+    def start_api(
+        self, env: Mapping[str, str] | None = None, *, log_level: str = "warning"
+    ) -> tuple[Process, str]:
+        """Another API process on a free port; at ``log_level`` info it logs every request."""
         port = free_port()
         proc = self._spawn(
             f"api-{port}",
@@ -169,7 +173,7 @@ class Stack:
                 "--port",
                 str(port),
                 "--log-level",
-                "warning",
+                log_level,
             ],
             env,
         )
@@ -317,6 +321,16 @@ def record_submit(
     return client.register_script(SUBMIT_LUA)(keys=keys, args=args)  # type: ignore[no-any-return]
 
 
+def stack_keys() -> dict[str, str]:
+    """Fresh keys every stack needs outside dev mode: the JWT secret, the key that
+    encrypts secrets at rest, and the one that signs model files."""
+    return {
+        "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+        "AIA_ENCRYPTION_KEYS": json.dumps([new_key()]),
+        "AIA_ARTIFACT_KEY": secrets.token_urlsafe(48),
+    }
+
+
 def private_stack(
     workdir: Path,
     redis_url: str,
@@ -333,7 +347,7 @@ def private_stack(
             "AIA_BROKER_URL": broker_url or redis_url,
             "AIA_DATABASE_URL": database_url or f"sqlite:///{workdir / 'aia.db'}",
             "AIA_DATA_HOME": str(workdir),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+            **stack_keys(),
             **(env or {}),
         },
         workdir=workdir,

@@ -22,6 +22,7 @@ from aia_api.auth.passwords import hash_password, verify_password
 from aia_api.auth.roles import Role
 from aia_workers.db.models import ApiKey, RefreshToken, Tenant, User
 from aia_workers.errors import AiaError, ConflictError
+from aia_workers.secretbox import SecretBox, SecretBoxError
 
 __all__ = [
     "ActiveKey",
@@ -103,9 +104,22 @@ def _revoke_family(session: Session, family_id: str, now: datetime) -> None:
 class IdentityStore:
     """Identity records; every method opens and commits its own transaction."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, refresh_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        refresh_ttl_seconds: int,
+        box: SecretBox | None = None,
+    ) -> None:
+        """``box`` encrypts TOTP secrets; a store without one refuses the MFA methods."""
         self._sessions = sessions
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+        self._box = box
+
+    def _mfa_box(self) -> SecretBox:
+        if self._box is None:
+            raise SecretBoxError("TOTP secrets are encrypted at rest: give IdentityStore a box")
+        return self._box
 
     # -- tenants and users ------------------------------------------------------
 
@@ -196,7 +210,7 @@ class IdentityStore:
                 raise ConflictError("the account no longer exists")
             if user.mfa_enabled:
                 raise ConflictError("MFA is already on for this account")
-            user.mfa_secret = secret
+            user.mfa_secret = self._mfa_box().seal(secret)
             uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="AIA")
         return secret, uri
 
@@ -206,7 +220,7 @@ class IdentityStore:
             user = session.get(User, user_id)
             if user is None or user.mfa_enabled or not user.mfa_secret:
                 return None
-            if not pyotp.TOTP(user.mfa_secret).verify(code, valid_window=1):
+            if not pyotp.TOTP(self._mfa_box().open(user.mfa_secret)).verify(code, valid_window=1):
                 return None
             codes = [secrets.token_hex(5) for _ in range(_RECOVERY_CODES)]
             user.recovery_codes = [digest(c) for c in codes]
@@ -219,7 +233,8 @@ class IdentityStore:
             user = session.get(User, user_id)
             if user is None or not user.mfa_enabled or not user.mfa_secret:
                 return False
-            if pyotp.TOTP(user.mfa_secret).verify(code.replace(" ", ""), valid_window=1):
+            totp = pyotp.TOTP(self._mfa_box().open(user.mfa_secret))
+            if totp.verify(code.replace(" ", ""), valid_window=1):
                 return True
             remaining = list(user.recovery_codes or [])
             if digest(code.strip().lower()) in remaining:

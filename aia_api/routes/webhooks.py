@@ -23,7 +23,7 @@ from aia_api.services import Services, services
 from aia_api.tenancy import require
 from aia_api.webhookviews import attempt_view, endpoint_view, message_view
 from aia_workers.db.models import WebhookEndpoint
-from aia_workers.db.webhooks import WebhookRepository
+from aia_workers.db.webhooks import WebhookRepository, store_secret
 from aia_workers.webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
 from aia_workers.webhooks.signing import new_secret
@@ -105,6 +105,7 @@ async def create_endpoint(request: Request) -> Response:
     svc = services(request)
     body = parse_model(EndpointRequest, await read_json(request, svc.settings.max_body_bytes))
     now = datetime.now(UTC)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         id=str(uuid.uuid4()),
         tenant_id=tenant,
@@ -112,18 +113,18 @@ async def create_endpoint(request: Request) -> Response:
         description=body.description,
         events=body.events,
         enabled=True,
-        secret=new_secret(),
         created_by=actor,
         created_at=now,
         updated_at=now,
     )
+    store_secret(endpoint, svc.box, secret)
 
     def store() -> None:
         with svc.sessions.begin() as session:
             WebhookRepository(session, tenant).add(endpoint)
 
     await anyio.to_thread.run_sync(store)
-    view = {**endpoint_view(endpoint), "secret": endpoint.secret}
+    view = {**endpoint_view(endpoint), "secret": secret}
     return json_reply(view, 201, {"Location": view["links"]["self"]})
 
 
@@ -201,11 +202,10 @@ async def rotate_secret(request: Request) -> Response:
         now = datetime.now(UTC)
         with svc.sessions.begin() as session:
             endpoint = WebhookRepository(session, tenant).endpoint(endpoint_id)
-            endpoint.previous_secret = endpoint.secret
-            endpoint.previous_secret_expires_at = now + grace
-            endpoint.secret = new_secret()
+            secret = new_secret()
+            store_secret(endpoint, svc.box, secret, keep_previous_until=now + grace)
             endpoint.updated_at = now
-            return {**endpoint_view(endpoint), "secret": endpoint.secret}
+            return {**endpoint_view(endpoint), "secret": secret}
 
     return json_reply(await anyio.to_thread.run_sync(rotate))
 

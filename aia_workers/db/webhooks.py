@@ -1,4 +1,8 @@
-"""Tenant-scoped reads and writes of webhook endpoints, messages and attempts."""
+"""Tenant-scoped reads and writes of webhook endpoints, messages and attempts.
+
+An endpoint's signing secrets are stored encrypted (``aia_workers.secretbox``):
+``store_secret`` and ``signing_secrets`` are the only ways in and out.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from sqlalchemy.orm import Session
 from aia_workers.db.cursors import keyset_page
 from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.errors import ConflictError, NotFoundError
+from aia_workers.secretbox import SecretBox
 
-__all__ = ["WebhookRepository", "outbox_counts"]
+__all__ = ["WebhookRepository", "outbox_counts", "signing_secrets", "store_secret"]
 
 STATUSES = ("pending", "sending", "delivered", "failed")
 
@@ -25,6 +30,35 @@ def outbox_counts(session: Session) -> tuple[dict[str, int], int]:
         counts[status] = int(count)
     disabled = session.scalar(select(func.count()).select_from(e).where(e.enabled.is_(False)))
     return counts, int(disabled or 0)
+
+
+def store_secret(
+    endpoint: WebhookEndpoint,
+    box: SecretBox,
+    secret: str,
+    *,
+    keep_previous_until: datetime | None = None,
+) -> None:
+    """Make ``secret`` the endpoint's signing secret, encrypted.
+
+    With ``keep_previous_until`` (a rotation) the current secret also signs
+    until then.
+    """
+    if keep_previous_until is not None:
+        # Re-encrypted on the way: a row from before encryption leaves no plaintext behind.
+        endpoint.previous_secret = box.reseal(endpoint.secret)
+        endpoint.previous_secret_expires_at = keep_previous_until
+    endpoint.secret = box.seal(secret)
+
+
+def signing_secrets(endpoint: WebhookEndpoint, box: SecretBox, now: datetime) -> list[str]:
+    """The secrets that sign a delivery to ``endpoint`` at ``now``, decrypted: the
+    current one, and the previous one while its rotation's grace lasts."""
+    secrets = [box.open(endpoint.secret)]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets.append(box.open(endpoint.previous_secret))
+    return secrets
 
 
 class WebhookRepository:

@@ -21,6 +21,8 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.models import AuditEvent, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from aia_workers.db.webhooks import signing_secrets
+from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.signing import signed_headers
@@ -44,6 +46,8 @@ class DeliveryConfig:
     schedule: Sequence[float]
     disable_after_seconds: float
     allow: Sequence[str]
+    # Decrypts the endpoints' signing secrets.
+    box: SecretBox
 
     @property
     def lease_seconds(self) -> float:
@@ -58,6 +62,7 @@ class DeliveryConfig:
             schedule=tuple(settings.webhook_retry_schedule),
             disable_after_seconds=settings.webhook_disable_after_seconds,
             allow=tuple(settings.webhook_allowed_networks),
+            box=SecretBox.from_settings(settings),
         )
 
 
@@ -144,10 +149,7 @@ def _claim(
                 .values(status="failed", failed_at=now, lease_until=None)
             )
             return "endpoint disabled"
-        secrets = [endpoint.secret]
-        expires = endpoint.previous_secret_expires_at
-        if endpoint.previous_secret and expires is not None and expires > now:
-            secrets.append(endpoint.previous_secret)
+        secrets = signing_secrets(endpoint, config.box, now)
         return _Claim(
             message_id=message_id,
             endpoint_id=endpoint.id,

@@ -8,7 +8,6 @@ such a task would kill worker processes forever.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,15 @@ from aia_workers.events import SUBMIT_LUA, PoisonPolicy, submit_args, task_key
 from aia_workers.publisher import EventPublisher
 from aia_workers.states import Event
 from tests.conftest import _claim_redis_db, _release
-from tests.support import TEST_LIMITS, Process, Stack, sse_events, submit, wait_status
+from tests.support import (
+    TEST_LIMITS,
+    Process,
+    Stack,
+    sse_events,
+    stack_keys,
+    submit,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +49,7 @@ def poison_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "AIA_BROKER_URL": url,
             "AIA_DATABASE_URL": f"sqlite:///{tmp / 'aia.db'}",
             "AIA_DATA_HOME": str(tmp),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+            **stack_keys(),
         },
         workdir=tmp,
     )

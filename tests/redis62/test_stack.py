@@ -5,7 +5,6 @@ Redis is its broker, event store and pub/sub; SQLite holds the task history.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,15 @@ import httpx
 import pytest
 
 from tests.redis_servers import server_version
-from tests.support import TEST_PASSWORD, Stack, sse_events, submit, wait_for, wait_status
+from tests.support import (
+    TEST_PASSWORD,
+    Stack,
+    sse_events,
+    stack_keys,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +36,7 @@ def stack(redis62_for_stack: str, tmp_path_factory: pytest.TempPathFactory) -> I
             "AIA_BROKER_URL": redis62_for_stack,
             "AIA_DATABASE_URL": f"sqlite:///{tmp / 'aia.db'}",
             "AIA_DATA_HOME": str(tmp),
-            "AIA_SECRET_KEY": secrets.token_urlsafe(48),
+            **stack_keys(),
             "AIA_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
             # Every test logs in from 127.0.0.1: only accounts should lock here.
             "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "100000",
