@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     webhook_disable_after_seconds: float = Field(default=5 * 86_400, gt=0)
     webhook_secret_grace_seconds: float = Field(default=86_400, ge=0)
     webhook_relay_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The whole of one delivery attempt (DNS, connect, TLS, request and reply),
+    # however slowly the receiver sends: the timeout above bounds each wait
+    # only, and a threads pool enforces no task time limit. At most 150 s, under
+    # the task's soft limit of 170 s that a prefork pool does enforce.
+    webhook_deadline_seconds: float = Field(default=30.0, gt=0, le=150)
     # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)

@@ -23,7 +23,9 @@ class ReplySpec:
     """How the receiver answers one request.
 
     ``hang`` never answers until close(); ``trickle_seconds`` pauses before
-    each byte of the body, for clients that must give up on a slow body.
+    each byte of the body, and ``trickle_head_seconds`` before each byte of
+    the status line and headers, for clients that must give up on a reply
+    that keeps coming, each byte well inside any read timeout.
     """
 
     status: int = 200
@@ -32,6 +34,7 @@ class ReplySpec:
     delay_seconds: float = 0.0
     hang: bool = False
     trickle_seconds: float = 0.0
+    trickle_head_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,23 +84,40 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if spec.delay_seconds and receiver._closing.wait(spec.delay_seconds):
             return
-        self.send_response(spec.status)
         names = {k.lower() for k in spec.headers}
-        for name, value in spec.headers.items():
-            self.send_header(name, value)
+        headers = dict(spec.headers)
         if "content-length" not in names:
-            self.send_header("Content-Length", str(len(spec.body)))
-        self.end_headers()
+            headers["Content-Length"] = str(len(spec.body))
         try:
+            if spec.trickle_head_seconds:
+                if not self._trickle(self._head(spec.status, headers), spec.trickle_head_seconds):
+                    return
+            else:
+                self.send_response(spec.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
             if not spec.trickle_seconds:
                 self.wfile.write(spec.body)
-            for i in range(len(spec.body) if spec.trickle_seconds else 0):
-                if receiver._closing.wait(spec.trickle_seconds):
-                    break
-                self.wfile.write(spec.body[i : i + 1])
-                self.wfile.flush()
+            else:
+                self._trickle(spec.body, spec.trickle_seconds)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _head(self, status: int, headers: Mapping[str, str]) -> bytes:
+        reason = self.responses.get(status, ("",))[0]
+        lines = [f"{self.protocol_version} {status} {reason}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _trickle(self, data: bytes, pause_seconds: float) -> bool:
+        """Send ``data`` a byte at a time; False if close() stopped it first."""
+        for i in range(len(data)):
+            if self.server.receiver._closing.wait(pause_seconds):
+                return False
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+        return True
 
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
 

@@ -24,6 +24,7 @@ from aia_workers.db.models import AuditEvent, WebhookAttempt, WebhookEndpoint, W
 from aia_workers.db.webhooks import signing_secrets
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
+from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.signing import signed_headers
 from aia_workers.webhooks.ssrf import BlockedDestination, resolve
@@ -37,11 +38,14 @@ _EARLY = timedelta(milliseconds=250)
 _SUCCESS_RESOLUTION = timedelta(seconds=1)
 # A Retry-After longer than this is taken as this: a receiver cannot park a message forever.
 _MAX_RETRY_AFTER_SECONDS = 86_400.0
+# The database writes around an attempt, on top of its deadline.
+_BOOKKEEPING_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     timeout_seconds: float
+    deadline_seconds: float
     max_body_bytes: int
     schedule: Sequence[float]
     disable_after_seconds: float
@@ -52,12 +56,13 @@ class DeliveryConfig:
     @property
     def lease_seconds(self) -> float:
         """How long a claimed message is left alone before it counts as lost."""
-        return self.timeout_seconds * 2 + 5
+        return self.deadline_seconds + _BOOKKEEPING_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryConfig:
         return cls(
             timeout_seconds=settings.webhook_timeout_seconds,
+            deadline_seconds=settings.webhook_deadline_seconds,
             max_body_bytes=settings.webhook_response_body_bytes,
             schedule=tuple(settings.webhook_retry_schedule),
             disable_after_seconds=settings.webhook_disable_after_seconds,
@@ -97,6 +102,8 @@ def deliver(
     claim = _claim(sessions, config, tenant, message_id)
     if isinstance(claim, str):
         return {"message_id": message_id, "skipped": claim}
+    # Started before the lookup: the name's resolution is part of the attempt.
+    deadline = Deadline(config.deadline_seconds)
     try:
         destination = resolve(claim.url, allow=config.allow, resolver=resolver)
     except (BlockedDestination, ValueError) as exc:
@@ -114,6 +121,7 @@ def deliver(
             headers,
             timeout_seconds=config.timeout_seconds,
             max_body_bytes=config.max_body_bytes,
+            deadline=deadline,
         )
     return _record(sessions, config, claim, reply)
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpcore
 import httpx
 
+from aia_workers.webhooks.deadline import Deadline, DeadlineBackend, within
 from aia_workers.webhooks.ssrf import Destination
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
 USER_AGENT = "AIA-Webhooks/1"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DELTA_SECONDS = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,23 @@ def new_client() -> httpx.Client:
 
     A proxy would resolve the host itself, undoing the address pinning; a
     cookie jar keyed by the pinned IP would leak cookies between endpoints.
+    Its network backend holds each attempt made through ``post`` to that
+    attempt's deadline (deadline.py).
     """
     jar = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    # The request goes out as headers then body: without TCP_NODELAY the body
-    # waits for the receiver's delayed ACK of the headers (~40 ms each time).
-    transport = httpx.HTTPTransport(
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], retries=0
+    transport = httpx.HTTPTransport(retries=0)
+    # httpx 0.28 cannot be handed a network backend, so the pool it built is
+    # replaced by one with its default limits and ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=_LIMITS.max_connections,
+        max_keepalive_connections=_LIMITS.max_keepalive_connections,
+        keepalive_expiry=_LIMITS.keepalive_expiry,
+        retries=0,
+        # The request goes out as headers then body: without TCP_NODELAY the
+        # body waits for the receiver's delayed ACK of the headers (~40 ms).
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        network_backend=DeadlineBackend(),
     )
     return httpx.Client(trust_env=False, cookies=jar, follow_redirects=False, transport=transport)
 
@@ -101,7 +115,12 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _describe(exc: Exception, timeout_seconds: float) -> str:
+def _describe(exc: Exception, timeout_seconds: float, deadline: Deadline) -> str:
+    if deadline.reached:
+        return (
+            f"deadline exceeded: no complete reply within {deadline.seconds:g} s "
+            "(AIA_WEBHOOK_DEADLINE_SECONDS)"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return f"timeout after {timeout_seconds} s"
     cause: BaseException | None = exc
@@ -120,15 +139,17 @@ def post(
     *,
     timeout_seconds: float,
     max_body_bytes: int,
+    deadline: Deadline,
 ) -> Reply:
     """POST ``body`` to ``destination``; never raises for network errors.
 
     The connection goes to the first checked address, so a DNS answer that
     changed since the check cannot redirect it; the Host header and, for
     https, SNI and certificate checks use the real host name. Redirects are
-    not followed. Each network wait is bounded by ``timeout_seconds``, and body
-    reading stops at that deadline (seconds since the start) or after
-    ``max_body_bytes`` bytes, whichever comes first.
+    not followed. Each network wait is bounded by ``timeout_seconds`` and the
+    whole attempt by ``deadline`` (with a client from ``new_client``): one
+    that passes it before a status arrives is an error, and the body read
+    stops there, or after ``max_body_bytes`` bytes, keeping what came.
     """
     if timeout_seconds <= 0:
         raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds}")
@@ -152,29 +173,32 @@ def post(
         # host name on the same address would reuse one verified for this name.
         request_headers["connection"] = "close"
     started = time.monotonic()
-    deadline = started + timeout_seconds
     status: int | None = None
     retry_after: float | None = None
     received = bytearray()
     try:
-        with client.stream(
-            "POST",
-            pinned_url(destination),
-            content=body,
-            headers=request_headers,
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
-            extensions=extensions,
-        ) as response:
+        with (
+            within(deadline),
+            client.stream(
+                "POST",
+                pinned_url(destination),
+                content=body,
+                headers=request_headers,
+                timeout=httpx.Timeout(timeout_seconds),
+                follow_redirects=False,
+                extensions=extensions,
+            ) as response,
+        ):
             status = response.status_code
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
             for chunk in response.iter_raw() if max_body_bytes else ():
                 received += chunk
-                if len(received) >= max_body_bytes or time.monotonic() >= deadline:
+                if len(received) >= max_body_bytes:
                     break
     except (httpx.HTTPError, OSError) as exc:
         if status is None:
-            return Reply(None, _elapsed_ms(started), "", None, _describe(exc, timeout_seconds))
+            error = _describe(exc, timeout_seconds, deadline)
+            return Reply(None, _elapsed_ms(started), "", None, error)
         # The status decided the outcome already; a body cut short changes nothing.
     text = bytes(received[:max_body_bytes]).decode("utf-8", errors="replace")
     return Reply(status, _elapsed_ms(started), text, retry_after, None)

@@ -54,7 +54,9 @@ def _resources() -> dict[str, Any]:
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    # The longest request timeout allowed, plus the bookkeeping around it.
+    # The longest delivery deadline allowed (150 s), plus the bookkeeping around
+    # it. Only a prefork pool enforces these: in the threads pool that webhooks
+    # workers run, each attempt's own deadline (deadline.py) is what ends it.
     time_limit=180,
     soft_time_limit=170,
 )
