@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aia_workers.settings import get_settings
 from aia_workers.states import Queue
@@ -13,10 +13,11 @@ from aia_workers.states import Queue
 __all__ = ["main"]
 
 
-def _exec_celery(args: Sequence[str]) -> None:
+def _exec_celery(args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> None:
     # Replace this process so Celery receives signals (Ctrl-C, SIGTERM) directly.
     argv = [sys.executable, "-m", "celery", "-A", "aia_workers", *args]
-    os.execv(sys.executable, argv)  # noqa: S606 - a fixed argv, no shell
+    env = {**os.environ, **(extra_env or {})}
+    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
 
 
 def _cmd_api(ns: argparse.Namespace) -> int:
@@ -58,8 +59,11 @@ def _cmd_flower(ns: argparse.Namespace) -> int:
     settings = get_settings()
     port = ns.port or settings.flower_port
     args = ["flower", f"--port={port}", f"--address={ns.address}"]
+    env: dict[str, str] = {}
     if settings.flower_basic_auth:
-        args.append(f"--basic-auth={settings.flower_basic_auth}")
+        # Through the environment, which Flower also reads: an argument would
+        # show the password to anyone on the machine (`ps`, /proc/PID/cmdline).
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
     elif not settings.dev:
         print(
             "Flower shows every task's arguments: set AIA_FLOWER_BASIC_AUTH=user:password "
@@ -67,7 +71,7 @@ def _cmd_flower(ns: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _exec_celery(args)
+    _exec_celery(args, env)
     return 0
 
 
@@ -126,6 +130,18 @@ def _cmd_db(ns: argparse.Namespace) -> int:
     upgrade(settings, ns.revision)
     print(f"database at {settings.database_url.split('@')[-1]} is at {ns.revision}")
     return 0
+
+
+def _cmd_secrets_rotate(ns: argparse.Namespace) -> int:
+    from aia_api.cli.secrets_at_rest import rotate
+
+    return rotate(get_settings())
+
+
+def _cmd_secrets_sign_models(ns: argparse.Namespace) -> int:
+    from aia_api.cli.secrets_at_rest import sign_models
+
+    return sign_models(get_settings(), every=ns.all)
 
 
 def _cmd_dev(ns: argparse.Namespace) -> int:
@@ -213,6 +229,26 @@ def _parser() -> argparse.ArgumentParser:
     up = db.add_parser("upgrade", help="migrate the database to the latest schema")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=_cmd_db)
+
+    p = sub.add_parser("secrets", help="keys for what is kept at rest")
+    keyed = p.add_subparsers(dest="secrets_command", required=True)
+    rp = keyed.add_parser(
+        "rotate",
+        help="re-encrypt every stored secret (TOTP, webhook) under the first of "
+        "AIA_ENCRYPTION_KEYS, and encrypt those stored before encryption",
+    )
+    rp.set_defaults(func=_cmd_secrets_rotate)
+    sp = keyed.add_parser(
+        "sign-models",
+        help="sign the model versions stored before model files were signed, "
+        "each after checking its file against its SHA-256",
+    )
+    sp.add_argument(
+        "--all",
+        action="store_true",
+        help="sign every version again (after changing AIA_ARTIFACT_KEY)",
+    )
+    sp.set_defaults(func=_cmd_secrets_sign_models)
 
     roles = ["viewer", "operator", "admin"]
     p = sub.add_parser("users", help="manage users")

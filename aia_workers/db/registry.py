@@ -1,4 +1,7 @@
-"""Tenant-scoped reads and writes of experiments, runs, model versions and aliases."""
+"""Tenant-scoped reads and writes of experiments, runs, model versions and aliases.
+
+Also, across tenants, the model versions ``aia secrets sign-models`` signs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
@@ -22,7 +25,7 @@ from aia_workers.db.models import (
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.webhooks.outbox import publish
 
-__all__ = ["DEFAULT_ALIAS", "ModelRegistry", "RunStatus"]
+__all__ = ["DEFAULT_ALIAS", "ModelRegistry", "RunStatus", "record_signature", "versions_to_sign"]
 
 DEFAULT_ALIAS = "production"
 
@@ -123,8 +126,11 @@ class ModelRegistry:
         """Give ``version`` the model's next number and store it.
 
         A run registers at most one version: a training task delivered twice
-        finds the version its first delivery made and returns that.
+        finds the version its first delivery made and returns that. The
+        version must carry its file's signature, or no worker would load it.
         """
+        if not version.artifact_mac:
+            raise ValueError("a model version is registered with its file's signature")
         existing = self._session.scalars(
             select(ModelVersion).where(
                 ModelVersion.tenant_id == self._tenant, ModelVersion.run_id == version.run_id
@@ -344,3 +350,27 @@ class ModelRegistry:
             .order_by(PredictionLog.created_at.desc())
             .limit(limit)
         ).all()
+
+
+# -- signatures, across tenants ------------------------------------------------------
+
+
+def versions_to_sign(session: Session, *, every: bool = False) -> Sequence[Row[str, str, str, str]]:
+    """(id, tenant_id, artifact_key, artifact_sha256) of each unsigned version, or of all."""
+    v = ModelVersion
+    stmt = select(v.id, v.tenant_id, v.artifact_key, v.artifact_sha256).order_by(v.id)
+    if not every:
+        stmt = stmt.where(v.artifact_mac.is_(None))
+    return session.execute(stmt).all()
+
+
+def record_signature(session: Session, version_id: str, key: str, sha256: str, mac: str) -> bool:
+    """Store ``mac`` on a version whose file is still ``key`` with ``sha256``; whether it was."""
+    v = ModelVersion
+    result = session.execute(
+        update(v)
+        .where(v.id == version_id, v.artifact_key == key, v.artifact_sha256 == sha256)
+        .values(artifact_mac=mac)
+    )
+    count: Any = result.rowcount  # type: ignore[attr-defined]
+    return int(count) == 1

@@ -10,7 +10,7 @@ from typing import Any
 from aia_workers.db.models import PredictionLog
 from aia_workers.db.registry import ModelRegistry
 from aia_workers.errors import TaskFailure
-from aia_workers.ml.artifacts import IntegrityError
+from aia_workers.ml.artifacts import IntegrityError, ModelFile
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.frames import frame_from_rows
 from aia_workers.ml.payloads import PredictPayload
@@ -30,7 +30,9 @@ def predict(
         raise TaskFailure(f"model {payload.model!r} has no version {payload.version}")
     try:
         check_rows(version.signature, payload.rows)
-        model, cached = rt.models.get(version.artifact_key, version.artifact_sha256)
+        model, cached = rt.models.get(
+            ModelFile(tenant, version.artifact_key, version.artifact_sha256, version.artifact_mac)
+        )
         kinds = {str(c["name"]): ColumnKind(c["kind"]) for c in version.signature}
         outputs = model.predict_rows(frame_from_rows(payload.rows, kinds))
     except (DatasetError, IntegrityError, ValueError) as exc:

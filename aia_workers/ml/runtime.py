@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.session import make_engine, make_sessionmaker
-from aia_workers.ml.artifacts import ArtifactStore, LocalArtifactStore
+from aia_workers.ml.artifacts import ArtifactSigner, ArtifactStore, LocalArtifactStore
 from aia_workers.ml.serving import ModelCache
 from aia_workers.settings import Settings, get_settings
 
@@ -25,16 +25,19 @@ class MLRuntime:
     settings: Settings
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore
+    signer: ArtifactSigner
     models: ModelCache
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MLRuntime:
         store = LocalArtifactStore(settings.artifact_root)
+        signer = ArtifactSigner.from_settings(settings)
         return cls(
             settings=settings,
             sessions=make_sessionmaker(make_engine(settings)),
             artifacts=store,
-            models=ModelCache(store, settings.model_cache_size),
+            signer=signer,
+            models=ModelCache(store, signer, settings.model_cache_size),
         )
 
 

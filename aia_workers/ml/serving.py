@@ -1,8 +1,9 @@
 """Model artifacts: write them, read them back checked, and keep recent ones loaded.
 
 An artifact is a pickle that only AIA wrote, and it is unpickled only after its
-bytes match the SHA-256 recorded when it was written (see ``artifacts``).
-PyTorch weights inside it load with ``weights_only=True`` (see ``neural``).
+version's signature checks out under AIA_ARTIFACT_KEY and its bytes match the
+SHA-256 so signed (see ``artifacts``). PyTorch weights inside it load with
+``weights_only=True`` (see ``neural``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from aia_workers.ml.artifacts import ArtifactStore
+from aia_workers.ml.artifacts import ArtifactSigner, ArtifactStore, ModelFile
 from aia_workers.ml.fitted import Predictor
 
 __all__ = ["CacheStats", "ModelCache", "dump_model", "load_model"]
@@ -22,10 +23,12 @@ def dump_model(model: Predictor) -> bytes:
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_model(store: ArtifactStore, key: str, sha256: str) -> Predictor:
-    """The model under ``key``; IntegrityError, before unpickling, if its bytes changed."""
-    data = store.get(key, sha256)
-    model: Predictor = pickle.loads(data)  # noqa: S301 - written by AIA, checksum verified above
+def load_model(store: ArtifactStore, signer: ArtifactSigner, file: ModelFile) -> Predictor:
+    """The model in ``file``; IntegrityError, before unpickling, unless it is signed and intact."""
+    # The signature first: it says the database row (key and checksum) is one AIA wrote.
+    signer.verify(file)
+    data = store.get(file.key, file.sha256)
+    model: Predictor = pickle.loads(data)  # noqa: S301 - signed by AIA, checksum verified above
     return model
 
 
@@ -36,18 +39,21 @@ class CacheStats:
 
 
 class ModelCache:
-    """The ``size`` most recently used models of one process, keyed by artifact checksum."""
+    """The ``size`` most recently used models of one process, keyed by their signed file."""
 
-    def __init__(self, store: ArtifactStore, size: int) -> None:
+    def __init__(self, store: ArtifactStore, signer: ArtifactSigner, size: int) -> None:
         self._store = store
+        self._signer = signer
         self._size = size
-        self._models: OrderedDict[tuple[str, str], Predictor] = OrderedDict()
+        # The whole ModelFile is the key, signature included: a row pointing at
+        # a loaded file with another signature is checked, never served from here.
+        self._models: OrderedDict[ModelFile, Predictor] = OrderedDict()
         self._lock = threading.Lock()
         self.stats = CacheStats()
 
-    def get(self, key: str, sha256: str) -> tuple[Predictor, bool]:
+    def get(self, file: ModelFile) -> tuple[Predictor, bool]:
         """The model, and whether it was already loaded."""
-        slot = (key, sha256)
+        slot = file
         with self._lock:
             model = self._models.get(slot)
             if model is not None:
@@ -56,7 +62,7 @@ class ModelCache:
                 return model, True
             self.stats.misses += 1
         # Loaded outside the lock: a slow load must not stall hits on other models.
-        model = load_model(self._store, key, sha256)
+        model = load_model(self._store, self._signer, file)
         with self._lock:
             self._models[slot] = model
             self._models.move_to_end(slot)

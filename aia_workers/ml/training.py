@@ -165,6 +165,8 @@ def _register(
     blob = dump_model(fitted.model)
     key = f"{tenant}/models/{experiment.id}/{payload.run_id}.pkl"
     digest = rt.artifacts.put(key, blob)
+    # Signed as stored: a worker loads only files whose row carries this.
+    mac = rt.signer.sign(tenant, key, digest)
     leaderboard = [t.as_json() for t in fitted.leaderboard[:_LEADERBOARD_KEPT]]
     with rt.sessions.begin() as session:
         registry = ModelRegistry(session, tenant)
@@ -188,6 +190,7 @@ def _register(
                 signature=inputs.signature,
                 artifact_key=key,
                 artifact_sha256=digest,
+                artifact_mac=mac,
                 size_bytes=len(blob),
                 trained_by=run.created_by if run else None,
                 created_at=datetime.now(UTC),

@@ -84,6 +84,7 @@ def _register(
                 signature=[{"name": "x", "kind": "numeric"}],
                 artifact_key=f"t1/models/{run_id}.pkl",
                 artifact_sha256="0" * 64,
+                artifact_mac="0" * 64,
                 size_bytes=1,
                 created_at=datetime.now(UTC),
             )
