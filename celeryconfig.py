@@ -71,6 +71,14 @@ task_routes = {
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_cancel_long_running_tasks_on_connection_loss = True
+# After a broker reconnect Celery lowers the prefetch count by the tasks still
+# running and raises it again from each ack callback with a blocking basic.qos.
+# A threads-pool worker runs those callbacks in its pool threads, so several
+# threads and the consumer then read the one py-amqp socket at once, steal each
+# other's replies and block for good: the worker holds its prefetched messages
+# and never runs them. Prefork workers terminate their running tasks on the
+# reconnect, so the reduction never applied to them anyway.
+worker_enable_prefetch_count_reduction = False
 
 # A backstop; each task type sets its own limits from the catalog.
 task_time_limit = 3600

@@ -27,12 +27,12 @@ def _stack(tmp: Path, redis_url: str, broker_url: str) -> Stack:
     return stack
 
 
-def _workers(stack: Stack, *, threads: bool = True) -> list[Process]:
+def _workers(stack: Stack) -> list[Process]:
     # Both pool kinds AIA runs: prefork (most queues) and threads (webhooks).
-    workers = [stack.start_worker("prefork", concurrency=2)]
-    if threads:
-        workers.append(stack.start_worker("threads", pool="threads", concurrency=4))
-    return workers
+    return [
+        stack.start_worker("prefork", concurrency=2),
+        stack.start_worker("threads", pool="threads", concurrency=4),
+    ]
 
 
 def _ride_through(
@@ -95,9 +95,28 @@ def test_workers_ride_through_a_rabbitmq_restart(
     rabbit.start()
     stack = _stack(tmp_path, private_redis.url, rabbit.url)
     try:
-        # Prefork only: a threads-pool worker on RabbitMQ can stall after the
-        # restart with tasks it took and never starts (an open issue).
-        workers = _workers(stack, threads=False)
+        workers = _workers(stack)
+        _ride_through(stack, workers, rabbit.stop, rabbit.start)
+    finally:
+        stack.stop()
+        rabbit.close()
+
+
+@pytest.mark.skipif(not PrivateRabbitMQ.available(), reason="rabbitmq-server is not installed")
+def test_threads_worker_rides_through_a_rabbitmq_restart(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    # The threads worker alone, so it must resume by itself: RabbitMQ keeps the
+    # deliveries a live connection holds, and no other worker could run them.
+    # The tasks it was running when the connection dropped go on (a thread
+    # cannot be terminated), and what Celery does about them after the
+    # reconnect must not stall it (worker_enable_prefetch_count_reduction in
+    # celeryconfig.py).
+    rabbit = PrivateRabbitMQ()
+    rabbit.start()
+    stack = _stack(tmp_path, private_redis.url, rabbit.url)
+    try:
+        workers = [stack.start_worker("threads", pool="threads", concurrency=4)]
         _ride_through(stack, workers, rabbit.stop, rabbit.start)
     finally:
         stack.stop()
