@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # only, and a threads pool enforces no task time limit. At most 150 s, under
     # the task's soft limit of 170 s that a prefork pool does enforce.
     webhook_deadline_seconds: float = Field(default=30.0, gt=0, le=150)
+    # Endpoints one tenant may register.
+    webhook_tenant_max_endpoints: int = Field(default=50, ge=1)
     # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)

@@ -175,6 +175,8 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 WEBHOOK_ENV = {
     "AIA_WEBHOOK_RETRY_SCHEDULE": "[0.3, 0.6, 0.9]",
     "AIA_WEBHOOK_TIMEOUT_SECONDS": "2",
+    # A message lost with its worker is sent again once its lease (this + 10 s) ends.
+    "AIA_WEBHOOK_DEADLINE_SECONDS": "4",
     "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
     "AIA_WEBHOOK_DISABLE_AFTER_SECONDS": "4",
     "AIA_WEBHOOK_SECRET_GRACE_SECONDS": "3600",

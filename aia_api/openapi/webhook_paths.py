@@ -13,6 +13,12 @@ from aia_api.openapi.components import (
 )
 
 _NEEDS = "Needs `webhooks:manage`."
+_BLOCKED = (
+    " A URL whose host is a loopback, private, link-local, metadata or other non-public "
+    "address, in any spelling (`2130706433`, `[::ffff:127.0.0.1]`, ...), is a 422 "
+    "`webhook-url-blocked` naming the rule, unless `AIA_WEBHOOK_ALLOWED_NETWORKS` lets it; "
+    "a host name is checked when each delivery resolves it."
+)
 
 
 def _webhook_paths() -> Json:
@@ -24,10 +30,13 @@ def _webhook_paths() -> Json:
                 "Add a webhook endpoint",
                 "webhooks",
                 {"201": _json("NewEndpoint", "Created; the secret is shown this once.")},
-                errors=(*_SECURED, *_WITH_BODY),
+                errors=(*_SECURED, *_WITH_BODY, "409"),
                 description=(
                     f"{_NEEDS} Deliveries are signed per the Standard Webhooks spec "
-                    "(`webhook-id`, `webhook-timestamp`, `webhook-signature`)."
+                    "(`webhook-id`, `webhook-timestamp`, `webhook-signature`).{_BLOCKED} "
+                    "409 `webhook-endpoint-limit` when the tenant has "
+                    "`AIA_WEBHOOK_TENANT_MAX_ENDPOINTS` (50) endpoints already. "
+                    "Audited as `endpoint.create`."
                 ),
                 body=_body(_ref("EndpointRequest"), "Where to send which events."),
             ),
@@ -67,7 +76,10 @@ def _webhook_paths() -> Json:
                 "webhooks",
                 {"200": _json("EndpointView", "Changed.")},
                 errors=(*_SECURED, *_WITH_BODY, "404"),
-                description=f"{_NEEDS} Enabling it again restarts the auto-disable clock.",
+                description=(
+                    f"{_NEEDS} Enabling it again restarts the auto-disable clock.{_BLOCKED} "
+                    "Audited as `endpoint.update`, with each changed field."
+                ),
                 parameters=one,
                 body=_body(_ref("EndpointPatch"), "The fields to change."),
             ),
@@ -77,7 +89,7 @@ def _webhook_paths() -> Json:
                 "webhooks",
                 {"204": {"description": "Removed."}},
                 errors=(*_SECURED, "404"),
-                description=_NEEDS,
+                description=f"{_NEEDS} Audited as `endpoint.delete`.",
                 parameters=one,
             ),
         },
@@ -90,7 +102,8 @@ def _webhook_paths() -> Json:
                 errors=(*_SECURED, "404"),
                 description=(
                     f"{_NEEDS} The old secret keeps signing (a second signature) for "
-                    "`AIA_WEBHOOK_SECRET_GRACE_SECONDS`."
+                    "`AIA_WEBHOOK_SECRET_GRACE_SECONDS`. Audited as `endpoint.rotate_secret` "
+                    "(never with a secret)."
                 ),
                 parameters=one,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,13 +22,14 @@ from aia_api.problems import Problem
 from aia_api.replies import json_reply, page_reply
 from aia_api.services import Services, services
 from aia_api.tenancy import require
+from aia_api.webhookaudit import changes, record_change, snapshot
 from aia_api.webhookviews import attempt_view, endpoint_view, message_view
 from aia_workers.db.models import WebhookEndpoint
-from aia_workers.db.webhooks import WebhookRepository, store_secret
+from aia_workers.db.webhooks import EndpointLimitError, WebhookRepository, store_secret
 from aia_workers.webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
 from aia_workers.webhooks.signing import new_secret
-from aia_workers.webhooks.ssrf import parse_url
+from aia_workers.webhooks.ssrf import BlockedDestination, check_literal, parse_url
 
 __all__ = ["EndpointPatch", "EndpointRequest", "RecoverRequest", "routes"]
 
@@ -94,6 +96,27 @@ def _actor(request: Request) -> tuple[str, str]:
     return principal.tenant, f"{principal.kind}:{principal.id}"
 
 
+def _refuse_blocked(url: str, allow: Sequence[str]) -> None:
+    """A 422 naming the rule when ``url`` holds an address deliveries must not reach.
+
+    A host name passes: deliveries resolve and check it on every attempt.
+    """
+    try:
+        check_literal(url, allow=allow)
+    except BlockedDestination as exc:
+        raise Problem(
+            422,
+            "webhook-url-blocked",
+            "Webhook URL not allowed",
+            f"{exc}: deliveries never go to loopback, private, link-local, metadata or "
+            "other non-public addresses unless AIA_WEBHOOK_ALLOWED_NETWORKS lets them",
+            errors=[
+                {"loc": ["url"], "pointer": "/url", "message": str(exc), "type": "blocked_address"}
+            ],
+            rule=exc.rule,
+        ) from None
+
+
 async def _wake(svc: Services) -> None:
     # The relay polls anyway; the wake-up only saves it up to a second.
     with contextlib.suppress(redis.RedisError):
@@ -104,6 +127,7 @@ async def create_endpoint(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
     body = parse_model(EndpointRequest, await read_json(request, svc.settings.max_body_bytes))
+    _refuse_blocked(body.url, svc.settings.webhook_allowed_networks)
     now = datetime.now(UTC)
     secret = new_secret()
     endpoint = WebhookEndpoint(
@@ -121,7 +145,26 @@ async def create_endpoint(request: Request) -> Response:
 
     def store() -> None:
         with svc.sessions.begin() as session:
-            WebhookRepository(session, tenant).add(endpoint)
+            try:
+                WebhookRepository(session, tenant).add(
+                    endpoint, max_endpoints=svc.settings.webhook_tenant_max_endpoints
+                )
+            except EndpointLimitError as exc:
+                raise Problem(
+                    409,
+                    "webhook-endpoint-limit",
+                    "Too many webhook endpoints",
+                    str(exc),
+                    limit=exc.limit,
+                ) from None
+            record_change(
+                session,
+                request,
+                "endpoint.create",
+                tenant=tenant,
+                actor=actor,
+                detail={"endpoint_id": endpoint.id, **snapshot(endpoint)},
+            )
 
     await anyio.to_thread.run_sync(store)
     view = {**endpoint_view(endpoint), "secret": secret}
@@ -156,14 +199,17 @@ async def get_endpoint(request: Request) -> Response:
 
 
 async def update_endpoint(request: Request) -> Response:
-    tenant, _ = _actor(request)
+    tenant, actor = _actor(request)
     svc = services(request)
     body = parse_model(EndpointPatch, await read_json(request, svc.settings.max_body_bytes))
+    if body.url is not None:
+        _refuse_blocked(body.url, svc.settings.webhook_allowed_networks)
     endpoint_id = request.path_params["endpoint_id"]
 
     def change() -> dict[str, Any]:
         with svc.sessions.begin() as session:
             endpoint = WebhookRepository(session, tenant).endpoint(endpoint_id)
+            before = snapshot(endpoint)
             for field in ("url", "events", "description"):
                 value = getattr(body, field)
                 if value is not None:
@@ -174,26 +220,44 @@ async def update_endpoint(request: Request) -> Response:
                 endpoint.disabled_reason = None if body.enabled else "disabled by a person"
                 endpoint.failing_since = None
             endpoint.updated_at = datetime.now(UTC)
+            record_change(
+                session,
+                request,
+                "endpoint.update",
+                tenant=tenant,
+                actor=actor,
+                detail={"endpoint_id": endpoint_id, "changes": changes(before, snapshot(endpoint))},
+            )
             return endpoint_view(endpoint)
 
     return json_reply(await anyio.to_thread.run_sync(change))
 
 
 async def delete_endpoint(request: Request) -> Response:
-    tenant, _ = _actor(request)
+    tenant, actor = _actor(request)
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
 
     def remove() -> None:
         with svc.sessions.begin() as session:
-            WebhookRepository(session, tenant).remove(endpoint_id)
+            repository = WebhookRepository(session, tenant)
+            gone = snapshot(repository.endpoint(endpoint_id))
+            repository.remove(endpoint_id)
+            record_change(
+                session,
+                request,
+                "endpoint.delete",
+                tenant=tenant,
+                actor=actor,
+                detail={"endpoint_id": endpoint_id, **gone},
+            )
 
     await anyio.to_thread.run_sync(remove)
     return Response(status_code=204)
 
 
 async def rotate_secret(request: Request) -> Response:
-    tenant, _ = _actor(request)
+    tenant, actor = _actor(request)
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
     grace = timedelta(seconds=svc.settings.webhook_secret_grace_seconds)
@@ -205,6 +269,17 @@ async def rotate_secret(request: Request) -> Response:
             secret = new_secret()
             store_secret(endpoint, svc.box, secret, keep_previous_until=now + grace)
             endpoint.updated_at = now
+            record_change(
+                session,
+                request,
+                "endpoint.rotate_secret",
+                tenant=tenant,
+                actor=actor,
+                detail={
+                    "endpoint_id": endpoint_id,
+                    "previous_secret_expires_at": (now + grace).isoformat(),
+                },
+            )
             return {**endpoint_view(endpoint), "secret": secret}
 
     return json_reply(await anyio.to_thread.run_sync(rotate))

@@ -17,7 +17,13 @@ from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessag
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.secretbox import SecretBox
 
-__all__ = ["WebhookRepository", "outbox_counts", "signing_secrets", "store_secret"]
+__all__ = [
+    "EndpointLimitError",
+    "WebhookRepository",
+    "outbox_counts",
+    "signing_secrets",
+    "store_secret",
+]
 
 STATUSES = ("pending", "sending", "delivered", "failed")
 
@@ -61,6 +67,25 @@ def signing_secrets(endpoint: WebhookEndpoint, box: SecretBox, now: datetime) ->
     return secrets
 
 
+class EndpointLimitError(ConflictError):
+    """Raised when a tenant already has as many webhook endpoints as it may register."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this tenant already has {limit} webhook endpoints, the most allowed "
+            "(AIA_WEBHOOK_TENANT_MAX_ENDPOINTS); delete one it no longer needs first"
+        )
+        self.limit = limit
+
+
+def _one_at_a_time(session: Session, key: str) -> None:
+    # PostgreSQL: transactions naming the same key queue here until the one
+    # ahead commits, so each counts what the others added (READ COMMITTED would
+    # not show an insert still uncommitted). SQLite has one writer at a time.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 class WebhookRepository:
     """One tenant's webhooks; no method can see another tenant's rows."""
 
@@ -70,10 +95,21 @@ class WebhookRepository:
 
     # -- endpoints ------------------------------------------------------------
 
-    def add(self, endpoint: WebhookEndpoint) -> None:
+    def add(self, endpoint: WebhookEndpoint, *, max_endpoints: int) -> None:
+        """Store a new endpoint; EndpointLimitError if the tenant has ``max_endpoints`` already."""
         if endpoint.tenant_id != self._tenant:
             raise ValueError("an endpoint belongs to the tenant that stores it")
+        _one_at_a_time(self._session, f"aia:webhook-endpoints:{self._tenant}")
+        # Inserted before counting: on SQLite the insert is what takes the write
+        # lock, so the count then sees every endpoint committed before it.
         self._session.add(endpoint)
+        self._session.flush()
+        e = WebhookEndpoint
+        count = self._session.scalar(
+            select(func.count()).select_from(e).where(e.tenant_id == self._tenant)
+        )
+        if int(count or 0) > max_endpoints:
+            raise EndpointLimitError(max_endpoints)
 
     def endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         found = self._session.get(WebhookEndpoint, endpoint_id)

@@ -1,8 +1,8 @@
 """Webhooks end to end: API in, a real webhooks worker, a real HTTP receiver out.
 
-The stack retries after 0.3, 0.6 and 0.9 s, times requests out after 2 s,
-disables an endpoint failing for 4 s, and lets deliveries reach 127.0.0.1
-(tests/conftest.py, WEBHOOK_ENV). Every delivery is verified with the
+The stack retries after 0.3, 0.6 and 0.9 s, times each wait out after 2 s and
+each attempt after 4 s, disables an endpoint failing for 4 s, and lets
+deliveries reach 127.0.0.1 (tests/conftest.py, WEBHOOK_ENV). Every delivery is verified with the
 ``standardwebhooks`` reference library.
 """
 
@@ -12,12 +12,14 @@ import itertools
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from standardwebhooks import Webhook
 
 from tests.support import Stack, submit, wait_for
@@ -236,12 +238,30 @@ def test_hanging_and_down_receivers_are_attempts_with_errors(
     assert all(e and "refused" in e.lower() for e in errors)
 
 
+def _set_url_in_database(stack: Stack, endpoint_id: str, url: str) -> None:
+    """Write ``url`` straight into the row, as a URL stored before the API checked it."""
+    engine = sqlalchemy.create_engine(stack.env["AIA_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sqlalchemy.text("UPDATE webhook_endpoints SET url = :url WHERE id = :id"),
+                {"url": url, "id": endpoint_id},
+            )
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("host", "why"),
     [("10.255.255.1", "private"), ("127.0.0.2", "loopback"), ("169.254.169.254", "metadata")],
 )
-def test_deliveries_never_go_where_they_must_not(hooks: httpx.Client, host: str, why: str) -> None:
-    endpoint = _endpoint(hooks, f"http://{host}:8080/hook")
+def test_deliveries_never_go_where_they_must_not(
+    webhook_stack: Stack, hooks: httpx.Client, host: str, why: str
+) -> None:
+    # The API refuses such a URL now; one stored before it did is still
+    # checked, like every host, on each attempt.
+    endpoint = _endpoint(hooks, "https://hooks.example.com/aia")
+    _set_url_in_database(webhook_stack, endpoint["id"], f"http://{host}:8080/hook")
     hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
     _wait_message(hooks, endpoint, "failed")
     attempts = _attempts(hooks, endpoint)
@@ -367,3 +387,128 @@ def test_metrics_count_messages_and_disabled_endpoints(
     assert after[failed] >= before.get(failed, 0) + 1
     disabled = "aia_webhook_endpoints_disabled"
     assert after[disabled] >= before.get(disabled, 0) + 1
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("169.254.169.254", "metadata"),
+        ("[::ffff:127.0.0.2]", "loopback"),
+        ("0.0.0.0", "unspecified"),
+        ("[::1]", "loopback"),
+        ("2130706434", "loopback"),
+        ("0x7f.2", "loopback"),
+        ("0177.0.0.2", "loopback"),
+        ("10.0.0.1", "private"),
+        ("[fd00:ec2::254]", "metadata"),
+    ],
+)
+def test_a_forbidden_address_is_refused_at_registration(
+    hooks: httpx.Client, host: str, why: str
+) -> None:
+    url = f"http://{host}:8080/hook"
+
+    def refused(response: httpx.Response) -> None:
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == PROBLEM
+        problem = response.json()
+        assert problem["type"] == "urn:aia:problem:webhook-url-blocked"
+        assert problem["rule"] == why
+        assert f"which is blocked ({why})" in problem["detail"]
+        assert "AIA_WEBHOOK_ALLOWED_NETWORKS" in problem["detail"]
+        [error] = problem["errors"]
+        assert error["pointer"] == "/url"
+
+    refused(hooks.post("/v1/webhooks", json={"url": url, "events": ["task.failed"]}))
+    endpoint = _endpoint(hooks, "https://hooks.example.com/aia")
+    refused(hooks.patch(endpoint["links"]["self"], json={"url": url}))
+    assert hooks.get(endpoint["links"]["self"]).json()["url"] == "https://hooks.example.com/aia"
+
+
+def test_allowed_networks_exempt_an_address_in_any_form(
+    hooks: httpx.Client, receiver: Receiver
+) -> None:
+    # The stack allows 127.0.0.1; 2130706433 is that address, spelled as one number.
+    endpoint = _endpoint(hooks, f"http://2130706433:{receiver.port}/hook")
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    [request] = receiver.wait_for_requests(1)
+    _verify(endpoint["secret"], request)
+
+
+def test_a_host_name_is_checked_at_each_delivery(hooks: httpx.Client) -> None:
+    # Accepted: what a name resolves to is only known when a delivery looks it up.
+    endpoint = _endpoint(hooks, "http://no-such-host.invalid:8080/hook")
+    hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
+    _wait_message(hooks, endpoint, "failed")
+    attempts = _attempts(hooks, endpoint)
+    assert len(attempts) == 4
+    for attempt in attempts:
+        assert attempt["status_code"] is None
+        assert attempt["error"].startswith("refused")
+        assert "did not resolve" in attempt["error"]
+
+
+def test_a_tenant_may_register_only_so_many_endpoints(webhook_stack: Stack) -> None:
+    # A tenant of its own, so other tests' endpoints do not count.
+    key = webhook_stack.create_key("admin", tenant=f"cap-{uuid.uuid4().hex[:8]}")
+    with webhook_stack.client(key) as client:
+        made = [_endpoint(client, f"https://hooks.example.com/{i}") for i in range(50)]
+        refused = client.post(
+            "/v1/webhooks", json={"url": "https://hooks.example.com/x", "events": ["task.failed"]}
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        problem = refused.json()
+        assert problem["type"] == "urn:aia:problem:webhook-endpoint-limit"
+        assert problem["limit"] == 50
+        assert "50 webhook endpoints" in problem["detail"]
+        assert "AIA_WEBHOOK_TENANT_MAX_ENDPOINTS" in problem["detail"]
+        listed = client.get("/v1/webhooks", params={"limit": 200}).json()["items"]
+        assert len(listed) == 50
+        # Room again once one goes; and the cap is this tenant's alone.
+        assert client.delete(made[0]["links"]["self"]).status_code == 204
+        _endpoint(client, "https://hooks.example.com/x")
+    with webhook_stack.client() as others:
+        _endpoint(others, "https://hooks.example.com/other-tenant")
+
+
+def test_endpoint_changes_are_audited_without_secrets(hooks: httpx.Client) -> None:
+    endpoint = _endpoint(hooks, "https://hooks.example.com/aia?token=t0p", ["task.failed"])
+    changed = hooks.patch(
+        endpoint["links"]["self"],
+        json={"url": "https://other.example.com/in", "events": ["task.succeeded"]},
+    )
+    assert changed.status_code == 200, changed.text
+    rotated = hooks.post(f"/v1/webhooks/{endpoint['id']}/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    assert hooks.delete(endpoint["links"]["self"]).status_code == 204
+
+    actions = ["endpoint.create", "endpoint.update", "endpoint.rotate_secret", "endpoint.delete"]
+    response = hooks.get("/v1/audit", params={"action": actions, "limit": 200})
+    assert response.status_code == 200, response.text
+    entries = {
+        e["action"]: e
+        for e in reversed(response.json()["items"])
+        if e["detail"]["endpoint_id"] == endpoint["id"]
+    }
+    assert set(entries) == set(actions)
+    for entry in entries.values():
+        assert entry["outcome"] == "success"
+        assert entry["actor"].startswith("key:")
+        assert entry["client_address"] == "127.0.0.1"
+    created = entries["endpoint.create"]["detail"]
+    # A URL's query may hold the receiver's token: the log shows that there was one.
+    assert created["url"] == "https://hooks.example.com/aia?..."
+    assert created["events"] == ["task.failed"]
+    assert entries["endpoint.update"]["detail"]["changes"] == {
+        "url": {"from": "https://hooks.example.com/aia?...", "to": "https://other.example.com/in"},
+        "events": {"from": ["task.failed"], "to": ["task.succeeded"]},
+    }
+    rotation = entries["endpoint.rotate_secret"]["detail"]
+    assert rotation["previous_secret_expires_at"] is not None
+    assert entries["endpoint.delete"]["detail"]["url"] == "https://other.example.com/in"
+    logged = response.text
+    for secret in (endpoint["secret"], rotated.json()["secret"]):
+        assert secret not in logged
+        assert secret.removeprefix("whsec_") not in logged
+    assert "t0p" not in logged
