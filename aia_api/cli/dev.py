@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -10,16 +12,19 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
 from aia_api.cli.supervisor import Supervisor
 from aia_workers.profiles import PROFILES
+from aia_workers.secretbox import new_key
 from aia_workers.settings import Settings
 
-__all__ = ["find_redis_server", "free_port", "run_dev"]
+__all__ = ["dev_keys", "find_redis_server", "free_port", "private_dir", "run_dev"]
 
 _READY_TIMEOUT = 60.0
+_FLOWER_USER = "flower"
 
 
 def free_port() -> int:
@@ -57,6 +62,33 @@ class _StopRequest:
         self.requested = True
 
 
+def private_dir(path: Path) -> None:
+    """Make ``path`` a folder only this user can enter, new or not (parents as usual)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir's mode is cut by the umask and leaves an existing folder as it was;
+    # this one holds the database, the keys and the admin's password.
+    path.chmod(0o700)
+
+
+def dev_keys(settings: Settings) -> dict[str, Any]:
+    """The keys and Flower's password of this data home, made once and kept with the
+    CLI's credentials: the encryption key (a database's secrets are unreadable without
+    it), the key that signs model files, and a password of Flower's own."""
+    from aia_api.cli.identity import read_credentials, write_credentials
+
+    stored = read_credentials(settings)
+    fresh: dict[str, Any] = {
+        "encryption_keys": [new_key()],
+        "artifact_key": secrets.token_urlsafe(48),
+        "flower_password": secrets.token_urlsafe(18),
+    }
+    missing = {name: value for name, value in fresh.items() if not stored.get(name)}
+    if missing:
+        stored.update(missing)
+        write_credentials(settings, stored)
+    return stored
+
+
 def _wait_http(url: str, procs: Supervisor, stop: _StopRequest) -> bool:
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline and not stop.requested:
@@ -85,7 +117,7 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     env["AIA_DEV"] = "1"
     base = Settings(dev=True)
     data_home = base.data_home
-    data_home.mkdir(parents=True, exist_ok=True)
+    private_dir(data_home)
     env["AIA_DATA_HOME"] = str(data_home)
     api_port = api_port or base.api_port
     flower_port = flower_port or base.flower_port
@@ -135,7 +167,6 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         bootstrap_dev_credentials,
         credentials_path,
         dev_secret,
-        read_credentials,
     )
     from aia_workers.db.migrate import upgrade
 
@@ -146,11 +177,21 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         procs.env.update(env)
     api_url = f"http://127.0.0.1:{api_port}"
     created = bootstrap_dev_credentials(settings, api_url)
-    stored = read_credentials(settings)
-    if not settings.flower_basic_auth and stored.get("password"):
-        # Flower behind the dev admin's name and password.
-        env["AIA_FLOWER_BASIC_AUTH"] = f"admin:{stored['password']}"
-        procs.env.update(env)
+    stored = dev_keys(settings)
+    if not settings.encryption_keys:
+        env["AIA_ENCRYPTION_KEYS"] = json.dumps(stored["encryption_keys"])
+    if not settings.artifact_key:
+        env["AIA_ARTIFACT_KEY"] = str(stored["artifact_key"])
+    procs.env.update(env)
+    # Flower's password is its own (not the admin's, which opens the API) and
+    # goes to Flower alone.
+    flower_env: dict[str, str] = {}
+    flower_login = "(AIA_FLOWER_BASIC_AUTH)"
+    if not settings.flower_basic_auth:
+        flower_env["AIA_FLOWER_BASIC_AUTH"] = f"{_FLOWER_USER}:{stored['flower_password']}"
+        flower_login = (
+            f"(user {_FLOWER_USER}, password: flower_password in {credentials_path(settings)})"
+        )
 
     py = sys.executable
     procs.start("api", [py, "-m", "aia_api.cli", "api", "--port", str(api_port)])
@@ -170,7 +211,9 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         )
     procs.start("recorder", [py, "-m", "aia_api.cli", "recorder"])
     procs.start("beat", [py, "-m", "aia_api.cli", "beat"])
-    procs.start("flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)])
+    procs.start(
+        "flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)], flower_env
+    )
 
     ready = _wait_http(f"{api_url}/health", procs, stop) and _wait_http(
         f"http://127.0.0.1:{flower_port}/healthcheck", procs, stop
@@ -192,7 +235,7 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     procs.say(
         f"\nAIA is running.\n  API:    {api_url}  (try: aia submit diagnostics.sleep "
         f'--data \'{{"seconds": 2, "steps": 4}}\' --watch)\n'
-        f"  Flower: http://127.0.0.1:{flower_port}\n  Data:   {data_home}\n"
+        f"  Flower: http://127.0.0.1:{flower_port}  {flower_login}\n  Data:   {data_home}\n"
         "Press Ctrl-C to stop.\n"
     )
     if created is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "dev_secret",
     "read_credentials",
     "set_role",
+    "write_credentials",
 ]
 
 
@@ -111,16 +112,21 @@ def credentials_path(settings: Settings) -> Path:
 def read_credentials(settings: Settings) -> dict[str, Any]:
     """What ``aia dev`` stored for the CLI, or {} when there is nothing."""
     try:
-        return dict(json.loads(credentials_path(settings).read_text()))
+        return dict(json.loads(_read_private(credentials_path(settings))))
     except (OSError, ValueError):
         return {}
+
+
+def write_credentials(settings: Settings, credentials: dict[str, Any]) -> None:
+    """Keep ``credentials`` for the CLI, readable by this user alone."""
+    _write_private(credentials_path(settings), json.dumps(credentials, indent=2))
 
 
 def dev_secret(settings: Settings) -> str:
     """The dev secret key, made once and kept in the data home."""
     path = settings.data_home / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        return _read_private(path).strip()
     secret = secrets.token_urlsafe(48)
     _write_private(path, secret)
     return secret
@@ -139,13 +145,28 @@ def bootstrap_dev_credentials(settings: Settings, api_url: str) -> dict[str, Any
     password = secrets.token_urlsafe(18)
     store.create_user(tenant=tenant, username="admin", password=password, role=Role.ADMIN)
     _, key = store.create_key(tenant=tenant, name="aia dev", role=Role.ADMIN, created_by=None)
-    credentials = {"api_url": api_url, "username": "admin", "password": password, "api_key": key}
-    _write_private(credentials_path(settings), json.dumps(credentials, indent=2))
+    # Added to what is kept there already (the keys that read this database's secrets).
+    credentials = {
+        **read_credentials(settings),
+        "api_url": api_url,
+        "username": "admin",
+        "password": password,
+        "api_key": key,
+    }
+    write_credentials(settings, credentials)
     return credentials
+
+
+def _read_private(path: Path) -> str:
+    # A file an older version left readable by others is made private on sight.
+    path.chmod(0o600)
+    return path.read_text()
 
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_CREAT's mode applies to a new file only: an existing one is made private here.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)

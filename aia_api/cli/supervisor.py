@@ -55,6 +55,8 @@ class _Child:
     name: str
     argv: tuple[str, ...]
     backoff: Backoff
+    # On top of the supervisor's environment, for this process alone.
+    env: Mapping[str, str] = field(default_factory=dict)
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restart_at: float | None = None
@@ -97,9 +99,13 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._width = 16
 
-    def start(self, name: str, argv: Sequence[str]) -> None:
-        """Start ``argv`` as the process called ``name``."""
-        child = _Child(name, tuple(argv), Backoff())
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        """Start ``argv`` as the process called ``name``, with ``env`` added to its environment.
+
+        What only one process needs (Flower's password) goes in ``env``, so the
+        others never hold it.
+        """
+        child = _Child(name, tuple(argv), Backoff(), dict(env or {}))
         self._children.append(child)
         self._spawn(child)
 
@@ -165,7 +171,7 @@ class Supervisor:
         guarded = [sys.executable, "-I", orphan_guard.__file__, str(os.getpid()), *child.argv]
         child.popen = subprocess.Popen(
             guarded,
-            env=self.env,
+            env={**self.env, **child.env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -86,11 +86,13 @@ def test_aia_dev_runs_everything_and_stops_cleanly(tmp_path: Path, redis_from: s
             "aia dev to print the new API key",
         )
         assert oct((tmp_path / "home" / "credentials.json").stat().st_mode & 0o777) == "0o600"
-        # Flower is behind the admin's name and password.
+        # Flower is behind a password of its own: the admin's opens the API, not Flower.
         flower = f"http://127.0.0.1:{flower_port}/"
         assert httpx.get(flower, timeout=10).status_code == 401
         admin = ("admin", credentials["password"])
-        assert httpx.get(flower, auth=admin, timeout=10).status_code == 200
+        assert httpx.get(flower, auth=admin, timeout=10).status_code == 401
+        own = ("flower", credentials["flower_password"])
+        assert httpx.get(flower, auth=own, timeout=10).status_code == 200
 
         submitted = subprocess.run(
             [
@@ -273,6 +275,51 @@ def _nothing_listens(port: int) -> bool:
 
 def _listening_ports(proc: psutil.Process) -> set[int]:
     return {c.laddr.port for c in proc.net_connections("tcp") if c.status == "LISTEN"}
+
+
+def test_no_secret_is_on_a_command_line_and_the_data_home_is_private(tmp_path: Path) -> None:
+    # A data home an older version left open to others, with its files.
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    credentials_file = home / "credentials.json"
+    credentials_file.write_text("{}")
+    credentials_file.chmod(0o644)
+    secret_file = home / "secret_key"
+    secret_file.write_text("s" * 48)
+    secret_file.chmod(0o644)
+
+    with _running_dev(tmp_path) as dev:
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert credentials_file.stat().st_mode & 0o777 == 0o600
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+
+        credentials = json.loads(credentials_file.read_text())
+        assert credentials["flower_password"] != credentials["password"]
+        secrets = [
+            credentials["password"],
+            credentials["api_key"],
+            credentials["flower_password"],
+            credentials["artifact_key"],
+            *credentials["encryption_keys"],
+            "s" * 48,
+        ]
+        processes = dev.descendants()
+        flower = next(p for p in processes if "flower" in p.cmdline())
+        for proc in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+                assert not [s for s in secrets if s in argv], argv
+                # Flower's password is in Flower's environment alone.
+                holds = any("FLOWER_BASIC_AUTH" in name for name in proc.environ())
+                assert holds == (proc.pid == flower.pid), proc.cmdline()
+        listing = subprocess.run(
+            ["ps", "-e", "-ww", "-o", "args="], capture_output=True, text=True, check=True
+        ).stdout
+        assert not [s for s in secrets if s in listing]
+        port = next(int(a.split("=", 1)[1]) for a in flower.cmdline() if a.startswith("--port="))
+        own = ("flower", credentials["flower_password"])
+        assert httpx.get(f"http://127.0.0.1:{port}/", auth=own, timeout=10).status_code == 200
 
 
 def test_a_child_that_dies_is_restarted_and_a_killed_aia_dev_leaves_nothing(
