@@ -3,6 +3,10 @@ key, rotated under a new key while the old one still reads."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -213,3 +217,42 @@ def test_rotation_names_the_rows_no_key_can_read(
     endpoint_id = _endpoint(sessions, lost, new_secret())
     report = reseal_all(sessions, SecretBox([new_key()]))
     assert report.unreadable == [f"webhook_endpoints.secret:{endpoint_id}"]
+
+
+def test_the_rotate_command_reseals_and_names_what_it_cannot_read(
+    engine: Engine, sessions: sessionmaker[Session], database_url: str, tmp_path: Path
+) -> None:
+    old, new, lost = new_key(), new_key(), new_key()
+    legacy = new_secret()
+    legacy_id = _endpoint(sessions, SecretBox([old]), legacy)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE webhook_endpoints SET secret = :s WHERE id = :i"),
+            {"s": legacy, "i": legacy_id},
+        )
+    under_old = new_secret()
+    old_id = _endpoint(sessions, SecretBox([old]), under_old)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIA_")},
+        "AIA_DATABASE_URL": database_url,
+        "AIA_DATA_HOME": str(tmp_path / "home"),
+        "AIA_ENCRYPTION_KEYS": json.dumps([new, old]),
+    }
+    aia = str(Path(sys.executable).parent / "aia")
+    done = subprocess.run(
+        [aia, "secrets", "rotate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "webhook_endpoints.secret: 2 re-encrypted, 0 already current" in done.stdout
+    by_id = dict(_copy(engine, "SELECT id, secret FROM webhook_endpoints"))
+    assert SecretBox([new]).open(by_id[legacy_id]) == legacy
+    assert SecretBox([new]).open(by_id[old_id]) == under_old
+
+    unreadable = _endpoint(sessions, SecretBox([lost]), new_secret())
+    env["AIA_ENCRYPTION_KEYS"] = json.dumps([new])
+    again = subprocess.run(
+        [aia, "secrets", "rotate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 1
+    assert f"webhook_endpoints.secret:{unreadable}" in again.stderr
+    assert "webhook_endpoints.secret: 0 re-encrypted, 2 already current" in again.stdout

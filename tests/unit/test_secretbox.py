@@ -71,3 +71,10 @@ def test_keys_are_required_outside_dev_mode(tmp_path) -> None:
     key = new_key()
     configured = SecretBox.from_settings(Settings(data_home=tmp_path, encryption_keys=[key]))
     assert configured.open(SecretBox([key]).seal("x")) == "x"
+
+
+def test_the_api_refuses_to_start_without_encryption_keys(tmp_path) -> None:
+    from aia_api.app import create_app
+
+    with pytest.raises(InsecureSettingsError, match="AIA_ENCRYPTION_KEYS"):
+        create_app(Settings(data_home=tmp_path, secret_key="s" * 48))

@@ -144,3 +144,11 @@ def test_an_unreachable_database_makes_ml_tasks_retry() -> None:
         raise down
     with pytest.raises(ValueError, match="not the database"), _database_outage_is_transient():
         raise ValueError("not the database")
+
+
+def test_an_ml_worker_needs_the_artifact_key_outside_dev_mode(tmp_path: Path) -> None:
+    from aia_workers.ml.runtime import MLRuntime
+    from aia_workers.settings import InsecureSettingsError, Settings
+
+    with pytest.raises(InsecureSettingsError, match="AIA_ARTIFACT_KEY"):
+        MLRuntime.from_settings(Settings(data_home=tmp_path, artifact_key="short"))
