@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from aia_api.accesslog import redact_server_logs
 from aia_api.auth.audit import AuditLog
 from aia_api.auth.limits import LockoutPolicy, Lockouts, RateLimiter
 from aia_api.auth.middleware import AuthMiddleware
@@ -41,6 +42,8 @@ from aia_api.routes import (
 from aia_api.routes import auth as auth_routes
 from aia_api.routes.auth import PUBLIC_PATHS
 from aia_api.services import Services
+from aia_api.streaming.guard import StreamGuard
+from aia_api.streaming.slots import StreamSlots
 from aia_api.taskservice import TaskService
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import LocalArtifactStore
@@ -105,6 +108,15 @@ def create_app(settings: Settings) -> Starlette:
             publish=announce,
         )
         limiter = RateLimiter(client)
+        guard = StreamGuard(
+            StreamSlots(
+                client,
+                limit=settings.stream_max_connections,
+                lease_seconds=settings.stream_lease_seconds,
+            ),
+            auth,
+            recheck_seconds=settings.stream_recheck_seconds,
+        )
         app.state.services = Services(
             settings=settings,
             redis=client,
@@ -112,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
             celery=celery_app,
             tasks=TaskService(settings, client, sessions, celery_app),
             hub=hub,
+            streams=guard,
             metrics=metrics,
             identity=identity,
             auth=auth,
@@ -129,7 +142,9 @@ def create_app(settings: Settings) -> Starlette:
                 ),
             ),
         )
-        listener = asyncio.create_task(_follow_revocations(hub, auth), name="aia-revocations")
+        listener = asyncio.create_task(
+            _follow_revocations(hub, auth, guard), name="aia-revocations"
+        )
         _tune_gc()
         try:
             yield
@@ -138,11 +153,13 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(BaseException):
                 await listener
             await limiter.close()
+            await guard.stop()
             await hub.close()
             await hub_client.aclose()
             await client.aclose()
             engine.dispose()
 
+    redact_server_logs()
     return Starlette(
         routes=[
             *auth_routes.routes,
@@ -170,17 +187,20 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-async def _follow_revocations(hub: Hub, auth: Authenticator) -> None:
-    """Clear cached credentials that another API process revoked."""
+async def _follow_revocations(hub: Hub, auth: Authenticator, guard: StreamGuard) -> None:
+    """Clear cached credentials that any API process revoked; check open streams again."""
     while True:
         sub = Subscription(1024)
         try:
             await hub.attach(sub, INVALIDATION_CHANNEL)
             # Whatever was revoked while nobody here listened is forgotten too.
             auth.forget("all")
+            guard.revoked("all")
             while True:
                 for item in await sub.get():
-                    auth.forget(str(item.get("m", "all")))
+                    message = str(item.get("m", "all"))
+                    auth.forget(message)
+                    guard.revoked(message)
         except asyncio.CancelledError:
             await hub.detach(sub)
             raise

@@ -16,6 +16,7 @@ from aia_api.auth.principal import Authenticator
 from aia_api.auth.store import IdentityStore
 from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics
+from aia_api.streaming.guard import StreamGuard
 from aia_api.taskservice import TaskService
 from aia_workers.ml.artifacts import ArtifactStore
 from aia_workers.secretbox import SecretBox
@@ -32,6 +33,7 @@ class Services:
     celery: Celery
     tasks: TaskService
     hub: Hub
+    streams: StreamGuard
     metrics: ApiMetrics
     identity: IdentityStore
     auth: Authenticator

@@ -141,6 +141,19 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     subscriber_buffer: int = Field(default=256, ge=8)
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Streams (SSE and WebSocket) one principal may hold open at once, across
+    # every API process, so that one caller cannot hold all of them. Each holds
+    # a lease in Redis that its process renews; a process that dies gives its
+    # slots back one lease later.
+    stream_max_connections: int = Field(default=20, ge=1)
+    stream_lease_seconds: float = Field(default=30.0, ge=1)
+    # Tasks one WebSocket may follow at once (each is a channel on the hub).
+    ws_max_subscriptions: int = Field(default=100, ge=1)
+    # How long a stream ticket (`?ticket=`, for browsers) waits to be used, once.
+    stream_ticket_ttl_seconds: int = Field(default=30, ge=1, le=300)
+    # Open streams check their credential again this often; a revocation or an
+    # access token's expiry ends them at once, this catches an API key's expiry.
+    stream_recheck_seconds: float = Field(default=60.0, gt=0)
 
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     database_timeout_seconds: int = Field(default=3, ge=1)

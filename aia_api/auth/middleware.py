@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_api.auth.principal import Principal, Unauthenticated
 from aia_api.problems import Problem, problem_response, unavailable
 from aia_api.services import Services
+from aia_api.streaming.tickets import accepts_ticket, redeem_ticket
 from aia_workers.db.session import DATABASE_DOWN
 
 __all__ = ["AuthMiddleware"]
@@ -86,10 +87,11 @@ class AuthMiddleware:
         headers = Headers(scope=scope)
         authorization = headers.get("authorization")
         api_key = headers.get("x-api-key")
-        if scope["type"] == "websocket" and not (authorization or api_key):
-            # Browsers cannot set headers on a WebSocket handshake.
-            token = QueryParams(scope.get("query_string", b"")).get("access_token")
-            authorization = f"Bearer {token}" if token else None
+        if not (authorization or api_key) and accepts_ticket(scope):
+            # Browsers cannot set headers on an EventSource or a WebSocket
+            # handshake: a stream takes a single-use ticket instead, never a
+            # credential that access logs would keep.
+            return await redeem_ticket(scope, services.redis, services.auth)
         return await services.auth.authenticate(authorization, api_key)
 
     @staticmethod

@@ -49,6 +49,7 @@ from aia_api.routes.keys import KeyRequest
 from aia_api.routes.models import AliasRequest, PredictRequest
 from aia_api.routes.webhooks import EndpointPatch, EndpointRequest, RecoverRequest
 from aia_api.schemas import SubmitRequest
+from aia_api.streaming.tickets import StreamTicket
 from aia_api.webhookresponses import (
     AttemptPage,
     EndpointPage,
@@ -134,6 +135,7 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
     ProblemDetails,
     WsCommand,
     WsMessage,
+    StreamTicket,
 )
 
 

@@ -87,43 +87,77 @@ _SSE_DESCRIPTION = (
     "(queued, started, progress, retrying, succeeded, failed, cancelled) and "
     "`data: <TaskEvent JSON>`; comments (`: keep-alive`) keep the connection open. An "
     "`event: error` with a problem in `data` says the stream was dropped: reconnect with "
-    "Last-Event-ID. Needs `tasks:read`."
+    "Last-Event-ID; its `status` is 401 or 403 when the credentials were revoked, expired "
+    "or lost `tasks:read`, and the stream ends there. Browsers, which cannot set headers "
+    "on an EventSource, send `?ticket=` from `POST /v1/streams/tickets` instead. 429 when "
+    "the principal already holds `AIA_STREAM_MAX_CONNECTIONS` streams (SSE and WebSocket, "
+    "every API process). Needs `tasks:read`."
 )
 
 _WS_DESCRIPTION = (
     "A WebSocket (OpenAPI has no operation for one, so it is described here and in "
     "`x-websocket`): one connection follows many tasks. Authenticate with the Authorization "
-    "or X-API-Key header, or `?access_token=` where headers cannot be set (browsers). Send "
-    "`WsCommand` messages (`subscribe` with an optional `after`, `unsubscribe`); receive "
-    "`WsMessage`s: `subscribed`, `unsubscribed`, `event` (a TaskEvent's fields), `error`. "
-    "Close codes: 1008 unauthenticated or forbidden, 1011 server error or lost stream, "
-    "1013 rate limited. Needs `tasks:read`."
+    "or X-API-Key header, or where headers cannot be set (browsers) with `?ticket=` from "
+    "`POST /v1/streams/tickets`. Send `WsCommand` messages (`subscribe` with an optional "
+    "`after`, `unsubscribe`); receive `WsMessage`s: `subscribed`, `unsubscribed`, `event` "
+    "(a TaskEvent's fields), `error` (status 429 past `AIA_WS_MAX_SUBSCRIPTIONS` tasks "
+    "followed at once). Close codes: 1008 unauthenticated or forbidden, also when the "
+    "credentials are revoked or expire while open; 1011 server error or lost stream; 1013 "
+    "rate limited, or the principal already holds `AIA_STREAM_MAX_CONNECTIONS` streams. "
+    "Needs `tasks:read`."
 )
+
+_TICKET_DESCRIPTION = (
+    "A ticket for browsers, which cannot set headers on an EventSource or a WebSocket: "
+    "open one stream with `?ticket=<ticket>` on `/v1/tasks/{task_id}/events` or `/v1/ws` "
+    "within `expires_in` seconds (`AIA_STREAM_TICKET_TTL_SECONDS`). It works once, for the "
+    "principal that asked for it, and the stream then lives as long as these credentials "
+    "do. Credentials in a query string (`?access_token=`) are not accepted. Needs "
+    "`tasks:read`."
+)
+
+_TICKET_PARAMETER = {
+    "name": "ticket",
+    "in": "query",
+    "required": False,
+    "description": "A stream ticket, in place of the Authorization or X-API-Key header.",
+    "schema": {"type": "string", "maxLength": 64},
+}
 
 
 def _stream_paths() -> Json:
-    return {
-        "/v1/tasks/{task_id}/events": {
-            "get": _operation(
-                "taskEvents",
-                "Follow a task's events (SSE)",
-                "streams",
-                {
-                    "200": {
-                        "description": "An event stream; each `data:` is a TaskEvent.",
-                        "content": {
-                            "text/event-stream": {
-                                "schema": {"type": "string"},
-                                "x-event-schema": _ref("TaskEvent"),
-                            }
-                        },
+    events = _operation(
+        "taskEvents",
+        "Follow a task's events (SSE)",
+        "streams",
+        {
+            "200": {
+                "description": "An event stream; each `data:` is a TaskEvent.",
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "x-event-schema": _ref("TaskEvent"),
                     }
                 },
-                errors=(*_SECURED, "400", "404"),
-                description=_SSE_DESCRIPTION,
-                parameters=["TaskId", "LastEventId", "After"],
+            }
+        },
+        errors=(*_SECURED, "400", "404"),
+        description=_SSE_DESCRIPTION,
+        parameters=["TaskId", "LastEventId", "After"],
+    )
+    events["parameters"].append(_TICKET_PARAMETER)
+    return {
+        "/v1/streams/tickets": {
+            "post": _operation(
+                "createStreamTicket",
+                "Get a stream ticket",
+                "streams",
+                {"201": _json("StreamTicket", "A single-use ticket for one stream.")},
+                errors=_SECURED,
+                description=_TICKET_DESCRIPTION,
             )
         },
+        "/v1/tasks/{task_id}/events": {"get": events},
         "/v1/ws": {
             "summary": "Follow many tasks (WebSocket)",
             "description": _WS_DESCRIPTION,
@@ -131,7 +165,7 @@ def _stream_paths() -> Json:
                 "url": "/v1/ws",
                 "client-messages": _ref("WsCommand"),
                 "server-messages": _ref("WsMessage"),
-                "query": {"access_token": "an access token or API key, when headers cannot be set"},
+                "query": {"ticket": "a stream ticket, when headers cannot be set"},
             },
         },
     }

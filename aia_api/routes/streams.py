@@ -3,6 +3,11 @@
 Both subscribe first, then replay what the client missed from the task's
 replay stream, then follow live, dropping anything already sent by its
 sequence number; so no event is lost between submit and subscribe.
+
+Each stream holds one of its principal's slots (``AIA_STREAM_MAX_CONNECTIONS``
+across every API process) and is ended when its credential stops being good
+(see aia_api/streaming/guard.py). Browsers, which cannot set headers on
+either, open them with a ticket from ``POST /v1/streams/tickets``.
 """
 
 from __future__ import annotations
@@ -15,17 +20,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
+import redis.exceptions
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from aia_api.auth.identity import Principal
 from aia_api.auth.roles import Permission
 from aia_api.hub import Subscription, SubscriptionLost
 from aia_api.params import parse_count
 from aia_api.problems import Problem
 from aia_api.services import Services, services
+from aia_api.streaming.credential import credential_of
+from aia_api.streaming.guard import OpenStream
+from aia_api.streaming.slots import StreamLimitReached
+from aia_api.streaming.tickets import issue_ticket
 from aia_api.tenancy import principal_of, require
 from aia_workers.events import channel, events_key
 from aia_workers.states import TERMINAL
@@ -71,23 +82,75 @@ def _sse_error(reason: str) -> bytes:
     return f"event: error\ndata: {orjson.dumps(body).decode()}\n\n".encode()
 
 
-class _EventStream(StreamingResponse):
-    """An SSE response that also watches for the client going away while idle."""
+def _sse_problem(problem: Problem) -> bytes:
+    return f"event: error\ndata: {orjson.dumps(problem.body()).decode()}\n\n".encode()
 
-    def __init__(self, events: AsyncIterator[bytes], sub: Subscription) -> None:
+
+# -- opening and closing ------------------------------------------------------------
+
+
+async def _open(
+    svc: Services, conn: HTTPConnection, principal: Principal, sub: Subscription
+) -> OpenStream:
+    """Take one of the principal's stream slots; StreamLimitReached when none is left."""
+    stream = await svc.streams.open(principal, credential_of(conn), sub)
+    svc.metrics.streams.inc()
+    return stream
+
+
+async def _close(svc: Services, stream: OpenStream) -> None:
+    svc.metrics.streams.dec()
+    await svc.hub.detach(stream.sub)
+    await svc.streams.close(stream)
+
+
+def _too_many(svc: Services, exc: StreamLimitReached) -> Problem:
+    return Problem(
+        429,
+        "too-many-streams",
+        "Too many open streams",
+        str(exc),
+        headers={"Retry-After": str(svc.settings.retry_after_seconds)},
+        limit=exc.limit,
+    )
+
+
+async def create_ticket(request: Request) -> Response:
+    """A single-use ticket that opens one stream in place of this request's credentials."""
+    principal = require(request, Permission.TASKS_READ)
+    svc = services(request)
+    ttl = svc.settings.stream_ticket_ttl_seconds
+    ticket = await issue_ticket(svc.redis, credential_of(request), principal, ttl)
+    return JSONResponse(
+        {"ticket": ticket, "expires_in": ttl},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# -- Server-Sent Events -------------------------------------------------------------
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that watches for the client going away, and closes its stream."""
+
+    def __init__(self, events: AsyncIterator[bytes], svc: Services, stream: OpenStream) -> None:
         super().__init__(
             events,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        self._sub = sub
+        self._svc = svc
+        self._stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = self._stream.sub
+
         async def watch() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    self._sub.drop("client disconnected")
+                    sub.drop("client disconnected")
                     return
 
         watcher = asyncio.create_task(watch())
@@ -97,26 +160,33 @@ class _EventStream(StreamingResponse):
             pass
         finally:
             watcher.cancel()
+            # Here rather than in the generator, which never runs (nor its
+            # finally) when the client is gone before the first byte.
+            await _close(self._svc, self._stream)
 
 
 async def task_events(request: Request) -> StreamingResponse:
     svc = services(request)
     task_id = request.path_params["task_id"]
     after = _last_event_id(request)
-    view = await svc.tasks.get(require(request, Permission.TASKS_READ).tenant, task_id)
+    principal = require(request, Permission.TASKS_READ)
+    view = await svc.tasks.get(principal.tenant, task_id)
     if view is None:
         raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
     sub = Subscription(svc.settings.subscriber_buffer)
-    await svc.hub.attach(sub, channel(task_id))
     try:
+        stream = await _open(svc, request, principal, sub)
+    except StreamLimitReached as exc:
+        raise _too_many(svc, exc) from None
+    try:
+        await svc.hub.attach(sub, channel(task_id))
         backlog = await _replay(svc, task_id, after)
     except BaseException:
-        await svc.hub.detach(sub)
+        await _close(svc, stream)
         raise
     heartbeat = svc.settings.sse_heartbeat_seconds
 
     async def events() -> AsyncIterator[bytes]:
-        svc.metrics.streams.inc()
         last = after
         try:
             yield b"retry: 2000\n\n"
@@ -141,13 +211,12 @@ async def task_events(request: Request) -> StreamingResponse:
                     if event["status"] in TERMINAL:
                         return
         except SubscriptionLost as exc:
-            if sub.lost != "client disconnected":
+            if stream.ended is not None:
+                yield _sse_problem(stream.ended)
+            elif sub.lost != "client disconnected":
                 yield _sse_error(str(exc))
-        finally:
-            svc.metrics.streams.dec()
-            await svc.hub.detach(sub)
 
-    return _EventStream(events(), sub)
+    return _EventStream(events(), svc, stream)
 
 
 def _last_event_id(request: Request) -> int:
@@ -163,6 +232,22 @@ def _last_event_id(request: Request) -> int:
     return after
 
 
+# -- WebSocket ----------------------------------------------------------------------
+
+
+def _close_reason(text: str) -> str:
+    # A close frame's reason is at most 123 bytes of UTF-8.
+    return text.encode()[:123].decode(errors="ignore")
+
+
+async def _refuse(ws: WebSocket, status: int, detail: str, code: int) -> None:
+    """Accept, say why in an error message and the close reason, and close."""
+    await ws.accept()
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", "status": status, "detail": detail})
+        await ws.close(code=code, reason=_close_reason(detail))
+
+
 async def websocket(ws: WebSocket) -> None:
     """One connection, many tasks: ``{"action": "subscribe"|"unsubscribe", "task_id": ...}``."""
     svc = services(ws)
@@ -170,33 +255,55 @@ async def websocket(ws: WebSocket) -> None:
     if not principal.can(Permission.TASKS_READ):
         await ws.close(code=1008, reason="this needs the tasks:read permission")
         return
-    await ws.accept()
-    tenant = principal.tenant
     sub = Subscription(svc.settings.subscriber_buffer)
-    svc.metrics.streams.inc()
-    reader = asyncio.create_task(_read_commands(ws, sub))
-    watched: dict[str, int] = {}
     try:
-        while True:
-            for item in await sub.get():
-                if item.get("action") is not None:
-                    await _command(ws, svc, sub, tenant, item, watched)
-                    continue
-                task_id = item["task_id"]
-                if item["seq"] <= watched.get(task_id, item["seq"]):
-                    continue
-                await _forward(ws, svc, sub, item, watched)
+        stream = await _open(svc, ws, principal, sub)
+    except StreamLimitReached as exc:
+        await _refuse(ws, 429, str(exc), 1013)
+        return
+    except redis.exceptions.RedisError:
+        await _refuse(ws, 503, "Redis is not reachable right now; try again shortly", 1013)
+        return
+    reader: asyncio.Task[None] | None = None
+    try:
+        await ws.accept()
+        reader = asyncio.create_task(_read_commands(ws, sub))
+        await _serve(ws, svc, stream)
     except SubscriptionLost as exc:
-        if sub.lost != "client disconnected":
+        ended = stream.ended
+        if ended is not None:
+            code = 1013 if ended.status == 503 else 1008
+            with contextlib.suppress(Exception):
+                await ws.send_json(
+                    {"type": "error", "status": ended.status, "detail": ended.detail}
+                )
+                await ws.close(code=code, reason=_close_reason(ended.detail))
+        elif sub.lost != "client disconnected":
             with contextlib.suppress(Exception):
                 await ws.send_json({"type": "error", "detail": str(exc)})
                 await ws.close(code=1011)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        reader.cancel()
-        svc.metrics.streams.dec()
-        await svc.hub.detach(sub)
+        if reader is not None:
+            reader.cancel()
+        await _close(svc, stream)
+
+
+async def _serve(ws: WebSocket, svc: Services, stream: OpenStream) -> None:
+    """Run commands and forward events, in order, until the subscription is lost."""
+    sub = stream.sub
+    watched: dict[str, int] = {}
+    while True:
+        for item in await sub.get():
+            if item.get("action") is not None:
+                # The principal of now: a demotion may have changed it.
+                await _command(ws, svc, sub, stream.principal.tenant, item, watched)
+                continue
+            task_id = item["task_id"]
+            if item["seq"] <= watched.get(task_id, item["seq"]):
+                continue
+            await _forward(ws, svc, sub, item, watched)
 
 
 async def _read_commands(ws: WebSocket, sub: Subscription) -> None:
@@ -236,6 +343,18 @@ async def _command(
         watched.pop(task_id, None)
         await svc.hub.detach(sub, channel(task_id))
         await ws.send_json({"type": "unsubscribed", "task_id": task_id})
+        return
+    limit = svc.settings.ws_max_subscriptions
+    if task_id not in watched and len(watched) >= limit:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 429,
+                "task_id": task_id,
+                "detail": f"this connection already follows {limit} tasks, as many as it may; "
+                "unsubscribe from one, or wait for one to finish",
+            }
+        )
         return
     after = command.get("after", 0)
     if not isinstance(after, int) or after < 0:
@@ -287,6 +406,7 @@ async def _forward(
 
 
 routes = [
+    Route("/v1/streams/tickets", create_ticket, methods=["POST"]),
     Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
     WebSocketRoute("/v1/ws", websocket),
 ]

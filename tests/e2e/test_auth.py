@@ -237,8 +237,11 @@ def test_websocket_needs_credentials(redis_stack: Stack) -> None:
     ws_url = redis_stack.api_url.replace("http://", "ws://") + "/v1/ws"
     with pytest.raises(InvalidStatus):
         connect(ws_url, open_timeout=10)
-    # Browsers cannot set headers: a token in the query string works.
-    with connect(f"{ws_url}?access_token={redis_stack.api_key}", open_timeout=10) as ws:
+    # Browsers cannot set headers: a single-use stream ticket stands in for them.
+    ticket = httpx.post(
+        f"{redis_stack.api_url}/v1/streams/tickets", headers=_bearer(redis_stack.api_key)
+    ).json()["ticket"]
+    with connect(f"{ws_url}?ticket={ticket}", open_timeout=10) as ws:
         ws.send(json.dumps({"action": "subscribe", "task_id": "nope"}))
         assert json.loads(ws.recv(timeout=10))["status"] == 404
 

@@ -108,8 +108,12 @@ def _history(client: httpx.Client) -> dict[str, dict[str, Any]]:
 
 
 def _websocket_events(stack: Stack, token: str, task_id: str) -> list[dict[str, Any]]:
-    """A task's events over the WebSocket, authenticated the browser's way."""
-    url = stack.api_url.replace("http://", "ws://") + f"/v1/ws?access_token={token}"
+    """A task's events over the WebSocket, authenticated the browser's way (a stream ticket)."""
+    ticket = httpx.post(
+        f"{stack.api_url}/v1/streams/tickets", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert ticket.status_code == 201, ticket.text
+    url = stack.api_url.replace("http://", "ws://") + f"/v1/ws?ticket={ticket.json()['ticket']}"
     events: list[dict[str, Any]] = []
     with connect(url, open_timeout=10) as ws:
         ws.send(json.dumps({"action": "subscribe", "task_id": task_id}))
