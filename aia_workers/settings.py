@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     webhook_deadline_seconds: float = Field(default=30.0, gt=0, le=150)
     # Endpoints one tenant may register.
     webhook_tenant_max_endpoints: int = Field(default=50, ge=1)
+    # One tenant's deliveries in flight at once; the rest wait in the outbox, so
+    # a tenant's slow receivers hold at most this many webhooks worker threads
+    # (a quarter of one worker's 64) and never starve the other tenants.
+    webhook_tenant_max_inflight: int = Field(default=16, ge=1)
     # CIDRs or addresses exempt from the SSRF guard, e.g. ["10.0.0.0/8"]; JSON in the env.
     webhook_allowed_networks: list[str] = Field(default_factory=list)
     max_countdown_seconds: int = Field(default=3600, ge=0)

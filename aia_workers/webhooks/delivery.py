@@ -39,7 +39,7 @@ _SUCCESS_RESOLUTION = timedelta(seconds=1)
 # A Retry-After longer than this is taken as this: a receiver cannot park a message forever.
 _MAX_RETRY_AFTER_SECONDS = 86_400.0
 # The database writes around an attempt, on top of its deadline.
-_BOOKKEEPING_SECONDS = 15.0
+_BOOKKEEPING_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)

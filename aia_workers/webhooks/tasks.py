@@ -92,6 +92,7 @@ def _start_relay(sender: Any = None, **_: Any) -> None:
         _send,
         interval_seconds=settings.webhook_relay_interval_seconds,
         lease_seconds=state["config"].lease_seconds,
+        tenant_max_inflight=settings.webhook_tenant_max_inflight,
     )
     _relay.start()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import sqlalchemy.exc
 from kombu.exceptions import OperationalError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -139,18 +141,93 @@ def test_leases_hand_each_due_message_out_once(sessions: sessionmaker[Session]) 
         [ident] = publish(session, "t1", "task.failed", payload)
     now = datetime.now(UTC) + timedelta(seconds=1)
     with sessions.begin() as session:
-        assert lease_due(session, now=now, lease_seconds=10) == [(ident, "t1")]
+        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5) == [
+            (ident, "t1")
+        ]
     with sessions.begin() as session:
-        assert lease_due(session, now=now, lease_seconds=10) == []
+        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5) == []
     # A worker died with it "sending": once the lease runs out it goes again.
     with sessions.begin() as session:
         session.get(WebhookMessage, ident).status = "sending"
     with sessions.begin() as session:
-        assert lease_due(session, now=now + timedelta(seconds=11), lease_seconds=10) == [
-            (ident, "t1")
-        ]
+        assert lease_due(
+            session, now=now + timedelta(seconds=11), lease_seconds=10, tenant_max_inflight=5
+        ) == [(ident, "t1")]
     with sessions() as session:
         assert session.get(WebhookMessage, ident).status == "pending"
+
+
+def _publish_tests(
+    sessions: sessionmaker[Session], tenant: str, endpoint: str, n: int
+) -> list[str]:
+    created = []
+    for i in range(n):
+        with sessions.begin() as session:
+            created += publish(
+                session,
+                tenant,
+                "webhook.test",
+                {"endpoint_id": endpoint, "message": str(i)},
+                endpoint_id=endpoint,
+            )
+    return created
+
+
+def test_each_tenant_has_at_most_so_many_deliveries_in_flight(
+    sessions: sessionmaker[Session],
+) -> None:
+    busy = _publish_tests(sessions, "busy", _endpoint(sessions, "busy", ["task.failed"]), 5)
+    quiet = _publish_tests(sessions, "quiet", _endpoint(sessions, "quiet", ["task.failed"]), 1)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+
+    def lease(at: datetime) -> list[tuple[str, str]]:
+        with sessions.begin() as session:
+            return lease_due(session, now=at, lease_seconds=10, tenant_max_inflight=2)
+
+    # The busy tenant's oldest two, and the quiet tenant's one behind them.
+    assert sorted(lease(now)) == sorted([(busy[0], "busy"), (busy[1], "busy"), (quiet[0], "quiet")])
+    # Both its deliveries still in flight, the busy tenant's others wait.
+    assert lease(now) == []
+    # One is being sent, the other's attempt was recorded: one more may go.
+    with sessions.begin() as session:
+        session.get(WebhookMessage, busy[0]).status = "sending"
+        done = session.get(WebhookMessage, busy[1])
+        done.status, done.lease_until = "delivered", None
+    assert lease(now) == [(busy[2], "busy")]
+    # Leases that ran out are no longer in flight: their messages go again first.
+    later = now + timedelta(seconds=11)
+    again = [(busy[0], "busy"), (busy[2], "busy"), (quiet[0], "quiet")]
+    assert sorted(lease(later)) == sorted(again)
+    assert lease(later) == []
+
+
+def test_relays_leasing_at_once_share_a_tenant_s_room(sessions: sessionmaker[Session]) -> None:
+    busy = _publish_tests(sessions, "busy", _endpoint(sessions, "busy", ["task.failed"]), 8)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    relays = 6
+    start = threading.Barrier(relays)
+    handed_out: list[str] = []
+    lock = threading.Lock()
+
+    def relay_pass() -> None:
+        start.wait()
+        try:
+            with sessions.begin() as session:
+                leased = lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=3)
+        except sqlalchemy.exc.OperationalError:
+            # SQLite: a pass that lost the race to write leases nothing; the
+            # relay tries again on its next pass.
+            return
+        with lock:
+            handed_out.extend(ident for ident, _ in leased)
+
+    threads = [threading.Thread(target=relay_pass) for _ in range(relays)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Each message once, and never more than the tenant's room.
+    assert sorted(handed_out) == sorted(busy[:3])
 
 
 def test_the_relay_outlives_a_broker_outage(
@@ -174,6 +251,7 @@ def test_the_relay_outlives_a_broker_outage(
         send,
         interval_seconds=0.05,
         lease_seconds=0.2,
+        tenant_max_inflight=5,
     )
     relay.start()
     try:
