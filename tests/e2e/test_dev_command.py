@@ -321,6 +321,17 @@ def test_no_secret_is_on_a_command_line_and_the_data_home_is_private(tmp_path: P
         own = ("flower", credentials["flower_password"])
         assert httpx.get(f"http://127.0.0.1:{port}/", auth=own, timeout=10).status_code == 200
 
+        # The CLI on this machine finds the keys aia dev keeps, as it finds the API key.
+        for command in (["secrets", "rotate"], ["secrets", "sign-models"]):
+            done = subprocess.run(
+                [str(_BIN / "aia"), *command],
+                env=dev.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+
 
 def test_a_child_that_dies_is_restarted_and_a_killed_aia_dev_leaves_nothing(
     tmp_path: Path,
