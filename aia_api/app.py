@@ -41,6 +41,7 @@ from aia_api.routes import (
 )
 from aia_api.routes import auth as auth_routes
 from aia_api.routes.auth import PUBLIC_PATHS
+from aia_api.security_headers import SecureStarlette
 from aia_api.services import Services
 from aia_api.streaming.guard import StreamGuard
 from aia_api.streaming.slots import StreamSlots
@@ -160,7 +161,7 @@ def create_app(settings: Settings) -> Starlette:
             engine.dispose()
 
     redact_server_logs()
-    return Starlette(
+    return SecureStarlette(
         routes=[
             *auth_routes.routes,
             *keys.routes,
