@@ -78,6 +78,17 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.close()
 
 
+@pytest.fixture
+def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    # A fixture, so the node stops even when the stack fails to start.
+    if not PrivateRabbitMQ.available():
+        pytest.skip("rabbitmq-server is not installed")
+    server = PrivateRabbitMQ()
+    server.start()
+    yield server
+    server.close()
+
+
 def test_workers_ride_through_a_redis_restart(private_redis: PrivateRedis, tmp_path: Path) -> None:
     stack = _stack(tmp_path, private_redis.url, private_redis.url)
     try:
@@ -87,24 +98,19 @@ def test_workers_ride_through_a_redis_restart(private_redis: PrivateRedis, tmp_p
         stack.stop()
 
 
-@pytest.mark.skipif(not PrivateRabbitMQ.available(), reason="rabbitmq-server is not installed")
 def test_workers_ride_through_a_rabbitmq_restart(
-    private_redis: PrivateRedis, tmp_path: Path
+    private_redis: PrivateRedis, private_rabbitmq: PrivateRabbitMQ, tmp_path: Path
 ) -> None:
-    rabbit = PrivateRabbitMQ()
-    rabbit.start()
-    stack = _stack(tmp_path, private_redis.url, rabbit.url)
+    stack = _stack(tmp_path, private_redis.url, private_rabbitmq.url)
     try:
         workers = _workers(stack)
-        _ride_through(stack, workers, rabbit.stop, rabbit.start)
+        _ride_through(stack, workers, private_rabbitmq.stop, private_rabbitmq.start)
     finally:
         stack.stop()
-        rabbit.close()
 
 
-@pytest.mark.skipif(not PrivateRabbitMQ.available(), reason="rabbitmq-server is not installed")
 def test_threads_worker_rides_through_a_rabbitmq_restart(
-    private_redis: PrivateRedis, tmp_path: Path
+    private_redis: PrivateRedis, private_rabbitmq: PrivateRabbitMQ, tmp_path: Path
 ) -> None:
     # The threads worker alone, so it must resume by itself: RabbitMQ keeps the
     # deliveries a live connection holds, and no other worker could run them.
@@ -112,12 +118,9 @@ def test_threads_worker_rides_through_a_rabbitmq_restart(
     # cannot be terminated), and what Celery does about them after the
     # reconnect must not stall it (worker_enable_prefetch_count_reduction in
     # celeryconfig.py).
-    rabbit = PrivateRabbitMQ()
-    rabbit.start()
-    stack = _stack(tmp_path, private_redis.url, rabbit.url)
+    stack = _stack(tmp_path, private_redis.url, private_rabbitmq.url)
     try:
         workers = [stack.start_worker("threads", pool="threads", concurrency=4)]
-        _ride_through(stack, workers, rabbit.stop, rabbit.start)
+        _ride_through(stack, workers, private_rabbitmq.stop, private_rabbitmq.start)
     finally:
         stack.stop()
-        rabbit.close()
