@@ -62,8 +62,13 @@ def celery_message(
     queue: str,
     eta: datetime | None = None,
     broker_prio: int | None = None,
+    delivery_tag: str | None = None,
 ) -> str:
-    """The JSON envelope kombu's Redis transport stores for ``send_task``."""
+    """The JSON envelope kombu's Redis transport stores for ``send_task``.
+
+    The delivery tag is the task id unless given (a second message of the
+    same task, held while the first is, needs a tag of its own).
+    """
     body = orjson.dumps([[], kwargs, _EMBED])
     headers: dict[str, Any] = {
         "lang": "py",
@@ -100,7 +105,7 @@ def celery_message(
             "body_encoding": "base64",
             # Unique among in-flight messages, which is all kombu asks of it;
             # a retry is a new message with a tag of Celery's own.
-            "delivery_tag": task_id,
+            "delivery_tag": delivery_tag or task_id,
         },
     }
     return orjson.dumps(envelope).decode()

@@ -10,6 +10,11 @@ them on an asyncio client and workers on a blocking one.
 A start may quarantine instead: a task whose worker process keeps dying is
 failed in the same call and filed in its tenant's dead letters, from which the
 API shows, replays or discards it (see PoisonPolicy and DeadLetter).
+
+A start also takes one of its tenant's slots on the queue, or, when they are
+all taken, changes nothing and answers ``deferred``: the task is put back to
+wait, still queued (``aia_workers.fairness``). Its outcome, or a retry, gives
+the slot back.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Literal, cast, get_args
 
 import orjson
 
+from aia_workers.fairness import MAX_DEFER_SECONDS, FairShare, waiting_key
 from aia_workers.settings import Settings
 from aia_workers.states import Event
 
@@ -71,7 +77,8 @@ def idempotency_key(tenant: str, key_digest: str) -> str:
 
 
 def pending_key(queue: str) -> str:
-    """Tasks the API queued on Redis and no worker has started, scored by submit time."""
+    """Tasks the API queued on Redis and no worker has started, scored by the time
+    each was queued (a task put back to wait for a slot: the time it is due)."""
     return f"aia:pending:{queue}"
 
 
@@ -132,7 +139,7 @@ class PoisonPolicy:
         return cls(max_losses=settings.poison_max_losses)
 
 
-Outcome = Literal["ok", "quarantined", "terminal", "ignored", "missing"]
+Outcome = Literal["ok", "quarantined", "deferred", "terminal", "ignored", "missing"]
 _OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
 
 
@@ -143,12 +150,21 @@ class TransitionOutcome:
     ``quarantined``: a start found the task had lost its worker too often, so
     the task was failed and filed as a dead letter instead (``losses`` says how
     often); its body must not run.
+
+    ``deferred``: a start found all of its tenant's slots on the queue taken
+    (``running`` of them, with ``waiting`` tasks of the tenant put back); the
+    task is unchanged and must be put back to wait, not run. ``direct`` when
+    its record holds the Redis message the API queued (``rescue.py``'s), which
+    the put-back message then replaces.
     """
 
     outcome: Outcome
     seq: int | None
     status: str | None
     losses: int | None = None
+    running: int | None = None
+    waiting: int | None = None
+    direct: bool = False
 
     @classmethod
     def from_reply(cls, reply: Sequence[Any]) -> TransitionOutcome:
@@ -160,6 +176,15 @@ class TransitionOutcome:
             return cls(outcome, int(reply[1]), _text(reply[2]))
         if outcome == "quarantined":
             return cls(outcome, int(reply[1]), _text(reply[2]), int(reply[3]))
+        if outcome == "deferred":
+            return cls(
+                outcome,
+                None,
+                _text(reply[1]),
+                running=int(reply[2]),
+                waiting=int(reply[3]),
+                direct=int(reply[4]) == 1,
+            )
         return cls(outcome, None, _text(reply[1]) or None)
 
 
@@ -264,9 +289,12 @@ return {'created', ARGV[1]}
 # channel, 9 event data JSON, 10-12 tenant, type and queue for a task with no
 # record yet (10 is also the tenant of KEYS 4-5), 13 losses that quarantine
 # ('0': never), 14 dead letters kept per tenant, 15-16 the quarantine message
-# before and after the count, 17... hash fields to set, as name/value pairs.
-# (The tenant's in-flight counter is named from the record: the callers that
-# publish outcomes do not know the tenant.)
+# before and after the count; for a start under a fair share, 17 the tenant's
+# slots on the queue (slots_key; '' for none), 18 their number, 19 when a slot
+# taken now lapses, 20 the tenant's waiting tasks (waiting_key), 21 when an
+# entry made there now lapses; 22... hash fields to set, as name/value pairs.
+# (The tenant's in-flight counter and the slot to give back are named from the
+# record: the callers that publish outcomes do not know the tenant.)
 TRANSITION_LUA = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -281,6 +309,22 @@ if current == 'succeeded' or current == 'failed' or current == 'cancelled' then
   return {'terminal', current}
 end
 if ARGV[2] == 'progress' and current ~= 'running' then return {'ignored', current} end
+if ARGV[2] == 'started' and ARGV[17] ~= '' and current ~= 'running' then
+  -- Slots whose process stopped renewing them (killed, lost) have lapsed.
+  redis.call('ZREMRANGEBYSCORE', ARGV[17], '-inf', '(' .. ARGV[4])
+  local running = redis.call('ZCARD', ARGV[17])
+  if running >= tonumber(ARGV[18]) and not redis.call('ZSCORE', ARGV[17], ARGV[1]) then
+    -- Every slot of the tenant is taken: the task stays as it is, with no
+    -- event, and the caller puts it back to wait.
+    redis.call('ZREMRANGEBYSCORE', ARGV[20], '-inf', '(' .. ARGV[4])
+    redis.call('ZADD', ARGV[20], ARGV[21], ARGV[1])
+    redis.call('HINCRBY', KEYS[1], 'deferrals', 1)
+    redis.call('HSET', KEYS[1], 'waiting', ARGV[20])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+    return {'deferred', current, running, redis.call('ZCARD', ARGV[20]),
+      redis.call('HEXISTS', KEYS[1], 'message')}
+  end
+end
 local name = ARGV[2]
 local status = current
 if ARGV[3] ~= '' then status = ARGV[3] end
@@ -294,15 +338,21 @@ if name == 'started' and current == 'running' then
   end
 end
 local quarantined = name ~= ARGV[2]
+if ARGV[2] == 'started' and ARGV[17] ~= '' and not quarantined then
+  -- A start that finds the task running (its worker was lost) takes the slot
+  -- back even over the cap: put back, the task would stay running unrun.
+  redis.call('ZADD', ARGV[17], ARGV[19], ARGV[1])
+  redis.call('HSET', KEYS[1], 'slot', ARGV[17])
+end
 if current == 'queued' and status ~= 'queued' then
   -- Out of the pending index kept for aia_workers/rescue.py, named like the
   -- in-flight counter from the record.
   redis.call('ZREM', 'aia:pending:' .. redis.call('HGET', KEYS[1], 'queue'), ARGV[1])
-  redis.call('HDEL', KEYS[1], 'message', 'broker_key')
+  redis.call('HDEL', KEYS[1], 'message', 'broker_key', 'tag')
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'status', status, 'updated_at', ARGV[4])
-if #ARGV > 16 then redis.call('HSET', KEYS[1], unpack(ARGV, 17)) end
+if #ARGV > 21 then redis.call('HSET', KEYS[1], unpack(ARGV, 22)) end
 local data = ARGV[9]
 local err = ''
 if quarantined then
@@ -314,6 +364,22 @@ elseif name == 'started' then
   local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
   data = '{"attempt":' .. attempt .. '}'
+end
+if status ~= current then
+  -- No longer waiting for a slot, if it was.
+  local waiting = redis.call('HGET', KEYS[1], 'waiting')
+  if waiting then
+    redis.call('ZREM', waiting, ARGV[1])
+    redis.call('HDEL', KEYS[1], 'waiting')
+  end
+end
+if status == 'succeeded' or status == 'failed' or status == 'cancelled' or name == 'retrying' then
+  -- A retry waits for its countdown outside any slot, and asks again when it starts.
+  local slot = redis.call('HGET', KEYS[1], 'slot')
+  if slot then
+    redis.call('ZREM', slot, ARGV[1])
+    redis.call('HDEL', KEYS[1], 'slot')
+  end
 end
 if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
@@ -426,16 +492,19 @@ def transition_args(
     fields: Mapping[str, str] | None = None,
     fallback: tuple[str, str, str] = ("", "", ""),
     poison: PoisonPolicy | None = None,
+    fair: FairShare | None = None,
 ) -> tuple[list[str], list[str | int | float]]:
     """KEYS and ARGV for TRANSITION_LUA.
 
     ``fields`` are extra hash fields to set (result, error, progress) and
     ``fallback`` the (tenant, type, queue) for a task that has no record yet.
     A ``started`` event with a ``poison`` policy and a tenant in ``fallback``
-    may quarantine the task instead (the ``quarantined`` outcome).
+    may quarantine the task instead (the ``quarantined`` outcome); with a
+    ``fair`` share, a tenant and a queue in ``fallback``, it takes one of the
+    tenant's slots on the queue or is ``deferred``.
     """
     status = event.status
-    tenant = fallback[0]
+    tenant, queue = fallback[0], fallback[2]
     keys = [task_key(task_id), events_key(task_id), RECORDER_STREAM]
     max_losses, kept, before, after = 0, 0, "", ""
     if event is Event.STARTED and poison is not None and tenant:
@@ -457,7 +526,25 @@ def transition_args(
         kept,
         before,
         after,
+        *_slot_args(event, tenant, queue, now, fair),
     ]
     for name, value in (fields or {}).items():
         args.extend((name, value))
     return keys, args
+
+
+def _slot_args(
+    event: Event, tenant: str, queue: str, now: float, fair: FairShare | None
+) -> tuple[str, int, str, str, str]:
+    slot = fair.slot_for(queue, tenant) if fair is not None else None
+    if event is not Event.STARTED or fair is None or slot is None:
+        return ("", 0, "", "", "")
+    # A waiting entry outlives the longest wait, so that the tenant's backlog
+    # counts every task that will ask again.
+    return (
+        slot,
+        fair.cap_for(queue),
+        repr(now + fair.lease_seconds),
+        waiting_key(queue, tenant),
+        repr(now + 2 * MAX_DEFER_SECONDS),
+    )

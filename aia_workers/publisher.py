@@ -10,7 +10,9 @@ never lands after its outcome.
 
 A start carries the poison policy: the script that records it quarantines,
 in the same step, a task whose worker was lost too often, so that the task
-cannot start again on any worker.
+cannot start again on any worker. It carries the fair share too: the same
+step takes one of the tenant's slots on the queue, or finds none free and
+leaves the task to be put back (``aia_workers.fairness``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from aia_workers.events import (
     TransitionOutcome,
     transition_args,
 )
+from aia_workers.fairness import FairShare
 from aia_workers.settings import Settings, get_settings
 from aia_workers.states import Event
 
@@ -53,11 +56,13 @@ class EventPublisher:
         limits: StreamLimits,
         *,
         poison: PoisonPolicy | None = None,
+        fair: FairShare | None = None,
         progress_linger_seconds: float = 0.02,
     ) -> None:
         self.client = client
         self._limits = limits
         self._poison = poison
+        self.fair = fair
         self._linger = progress_linger_seconds
         self._send_lock = threading.Lock()
         self._pending: list[_Call] = []
@@ -76,6 +81,7 @@ class EventPublisher:
             client,
             StreamLimits.from_settings(settings),
             poison=PoisonPolicy.from_settings(settings),
+            fair=FairShare.from_settings(settings),
         )
 
     def transition(
@@ -90,7 +96,9 @@ class EventPublisher:
         """Apply ``event`` to the task now; a terminal task is left as it is.
 
         A start may come back ``quarantined`` (see PoisonPolicy): the task is
-        failed and filed as a dead letter, and its body must not run.
+        failed and filed as a dead letter, and its body must not run. It may
+        come back ``deferred`` (see FairShare): its tenant has no free slot on
+        the queue, and the task must be put back to wait, not run.
         """
         call = self._call(task_id, event, data, fields, fallback)
         with self._send_lock:
@@ -132,6 +140,7 @@ class EventPublisher:
             fields=fields,
             fallback=fallback,
             poison=self._poison,
+            fair=self.fair,
         )
 
     def _execute(self, calls: Sequence[_Call]) -> list[Any]:

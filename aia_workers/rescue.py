@@ -39,7 +39,9 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return 0
 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+-- Held under the task id, or under the tag of the message that put it back to wait.
+local tag = redis.call('HGET', KEYS[1], 'tag') or ARGV[1]
+if redis.call('HEXISTS', KEYS[2], tag) == 1 then return 0 end
 local message = redis.call('HGET', KEYS[1], 'message')
 if not message then
   redis.call('ZREM', KEYS[4], ARGV[1])

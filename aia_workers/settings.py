@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aia_workers.states import Queue
 
 __all__ = ["DEFAULT_TENANT", "InsecureSettingsError", "Settings", "get_settings"]
 
@@ -78,6 +81,21 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
     tenant_max_inflight: int = Field(default=10_000, ge=1)
+    # Tasks one tenant may run at once on each queue, across every worker, so
+    # that one tenant cannot fill a queue's workers while others wait (JSON in
+    # the env, e.g. {"ml": 2, "agents": 8}, replacing this map); queues it does
+    # not name take the default; 0 lifts a cap. A start over it puts the task
+    # back to wait, still queued (aia_workers/fairness.py).
+    tenant_queue_concurrency: dict[Queue, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: {Queue.ML: 2, Queue.AGENTS: 8, Queue.DRIFT: 4}
+    )
+    tenant_concurrency_default: int = Field(default=16, ge=0)
+    # A running task's slot lapses this long after its process last renewed it,
+    # so a killed worker's slots come back by themselves (renewed 3 times per lease).
+    tenant_slot_lease_seconds: float = Field(default=60.0, ge=1)
+    # The shortest wait of a task put back over its tenant's cap; waits grow
+    # with the tenant's backlog so that waiting tasks cost a few checks a second.
+    tenant_defer_seconds: float = Field(default=2.0, ge=0.05, le=60)
     # "user:password" for Flower's basic auth; required outside dev mode.
     flower_basic_auth: str = ""
 

@@ -12,11 +12,13 @@ from celery.exceptions import Ignore
 
 from aia_workers.app import app
 from aia_workers.catalog import TaskType
+from aia_workers.deferral import put_back
 from aia_workers.errors import TransientError
 from aia_workers.events import dumps
 from aia_workers.progress import ProgressReporter
 from aia_workers.publisher import get_publisher
 from aia_workers.settings import DEFAULT_TENANT
+from aia_workers.slots import get_keeper
 from aia_workers.states import Event
 
 __all__ = ["AiaTask", "aia_task", "progress_reporter"]
@@ -30,7 +32,8 @@ class AiaTask(Task):  # type: ignore[misc]
 
     Success, failure and revocation are published by the signal handlers in
     ``aia_workers.observability``. The start is published here because only
-    here can a task cancelled while queued be skipped, and the retry because
+    here can a task cancelled while queued be skipped, or one whose tenant
+    has no free slot on the queue be put back to wait, and the retry because
     only here does it go out before the retried message can start elsewhere.
     """
 
@@ -44,32 +47,48 @@ class AiaTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         task_id = self.request.id
-        if task_id is not None and not self.request.called_directly:
-            queue = (self.request.delivery_info or {}).get("routing_key") or ""
-            try:
-                outcome = get_publisher().transition(
-                    task_id,
-                    Event.STARTED,
-                    fallback=(kwargs.get("tenant") or DEFAULT_TENANT, self.name, queue),
-                )
-            except redis.RedisError:
-                # The work matters more than its telemetry; run it anyway.
-                log.exception("could not record the start of task %s", task_id)
-            else:
-                if outcome.outcome == "quarantined":
-                    # Acknowledged without running: under late acks a body that
-                    # kills its process would otherwise come back forever.
-                    log.error(
-                        "quarantined task %s: its worker was lost %s times; it is a dead letter "
-                        "now and runs again only when replayed",
-                        task_id,
-                        outcome.losses,
-                    )
-                    raise Ignore()
-                if outcome.outcome == "terminal":
-                    log.info("skipping task %s: it is already %s", task_id, outcome.status)
-                    raise Ignore()
-        return super().__call__(*args, **kwargs)
+        if task_id is None or self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        queue = (self.request.delivery_info or {}).get("routing_key") or ""
+        tenant = kwargs.get("tenant") or DEFAULT_TENANT
+        publisher = get_publisher()
+        try:
+            outcome = publisher.transition(
+                task_id, Event.STARTED, fallback=(tenant, self.name, queue)
+            )
+        except redis.RedisError:
+            # The work matters more than its telemetry (and its tenant's cap); run it anyway.
+            log.exception("could not record the start of task %s", task_id)
+            return super().__call__(*args, **kwargs)
+        if outcome.outcome == "quarantined":
+            # Acknowledged without running: under late acks a body that
+            # kills its process would otherwise come back forever.
+            log.error(
+                "quarantined task %s: its worker was lost %s times; it is a dead letter "
+                "now and runs again only when replayed",
+                task_id,
+                outcome.losses,
+            )
+            raise Ignore()
+        if outcome.outcome == "terminal":
+            log.info("skipping task %s: it is already %s", task_id, outcome.status)
+            raise Ignore()
+        fair = publisher.fair
+        if fair is None:
+            return super().__call__(*args, **kwargs)
+        if outcome.outcome == "deferred":
+            # Queued again to ask later; this process goes on to other work.
+            put_back(self, outcome, queue=queue, tenant=tenant, fair=fair)
+            raise Ignore()
+        slot = fair.slot_for(queue, tenant)
+        keeper = get_keeper() if slot is not None else None
+        if slot is None or keeper is None:
+            return super().__call__(*args, **kwargs)
+        keeper.hold(task_id, slot)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            keeper.release(task_id)
 
     def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
         # Published before Celery sends the retry: once it is sent another

@@ -1,0 +1,6 @@
+"""The fair-share tests of the transition, put-back and renewal scripts, run against Redis 6.2.
+
+They use ``redis_url``, which this folder's conftest points at the 6.2 server.
+"""
+
+from tests.integration.test_fairness import *  # noqa: F403
