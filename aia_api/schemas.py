@@ -22,5 +22,9 @@ class SubmitRequest(BaseModel):
         default=None, ge=0, description="Seconds to wait before the task may start."
     )
     priority: int | None = Field(
-        default=None, ge=0, le=PRIORITY_MAX, description="0-9; higher runs sooner."
+        default=None,
+        ge=0,
+        le=PRIORITY_MAX,
+        description="0-9; higher runs sooner. Operators may set up to "
+        "AIA_OPERATOR_MAX_PRIORITY (5 by default), admins up to 9.",
     )

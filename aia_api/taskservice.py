@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aia_api.auth.principal import Principal
 from aia_api.batching import ScriptBatcher
 from aia_api.problems import Problem, field_errors
+from aia_api.rolebounds import check_role_bounds
 from aia_api.schemas import SubmitRequest
 from aia_api.views import links, view_from_hash, view_from_record
 from aia_workers.broker import (
@@ -127,6 +128,7 @@ class TaskService:
                 f"{principal.role} role does not have",
                 permission=task_type.permission,
             )
+        check_role_bounds(principal, request, task_type, payload, self._settings)
         tenant = principal.tenant
         task_id = str(uuid.uuid4())
         now = time.time()

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # The shortest wait of a task put back over its tenant's cap; waits grow
     # with the tenant's backlog so that waiting tasks cost a few checks a second.
     tenant_defer_seconds: float = Field(default=2.0, ge=0.05, le=60)
+    # The highest priority an operator may give a task (admins: 9), so that no
+    # tenant can put its work ahead of everyone else's.
+    operator_max_priority: int = Field(default=5, ge=0, le=9)
+    # The longest diagnostics.sleep anyone but an admin may ask for: the
+    # smoke test needs seconds, and a long one only holds a worker.
+    diagnostics_sleep_max_seconds: float = Field(default=60.0, ge=0, le=600)
     # "user:password" for Flower's basic auth; required outside dev mode.
     flower_basic_auth: str = ""
 

@@ -36,7 +36,9 @@ def _task_paths(submit_schema: Json) -> Json:
                 errors=(*_SECURED, *_WITH_BODY, "409"),
                 description=(
                     f"Task types: {task_types}; each has its own payload schema (the request "
-                    "body is one of `SubmitRequest.<type>`). Needs `tasks:submit`. 409 when the "
+                    "body is one of `SubmitRequest.<type>`). Needs `tasks:submit`. 403 also "
+                    "when a priority or a `diagnostics.sleep` is beyond the bound of the "
+                    "caller's role (`beyond-role-bound`, naming it in `bound`). 409 when the "
                     "Idempotency-Key was used with another body; 429 also when the tenant has "
                     "too many tasks in flight; 503 when the broker refused the task."
                 ),

@@ -6,9 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CrashMode", "CrashPayload", "SleepPayload"]
+__all__ = ["SLEEP_MAX_SECONDS", "CrashMode", "CrashPayload", "SleepPayload"]
 
 CrashMode = Literal["exit", "segfault", "abort"]
+
+# The longest sleep anyone may ask for; below admin the API allows far less
+# (AIA_DIAGNOSTICS_SLEEP_MAX_SECONDS), since a long sleep only holds a worker.
+SLEEP_MAX_SECONDS = 600.0
 
 
 class SleepPayload(BaseModel):
@@ -16,7 +20,12 @@ class SleepPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float = Field(ge=0, le=600, description="Total time to sleep, in seconds.")
+    seconds: float = Field(
+        ge=0,
+        le=SLEEP_MAX_SECONDS,
+        description="Total time to sleep, in seconds. Above AIA_DIAGNOSTICS_SLEEP_MAX_SECONDS "
+        "(60 by default) for admins only.",
+    )
     steps: int = Field(default=1, ge=1, le=1000, description="Progress reports to make.")
     fail: bool = Field(default=False, description="Fail after the last step.")
     transient_failures: int = Field(
