@@ -15,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aia_api.accesslog import redact_server_logs
 from aia_api.auth.audit import AuditLog
@@ -177,6 +178,7 @@ def create_app(settings: Settings) -> Starlette:
             *webhooks.routes,
         ],
         middleware=[
+            *_proxy_headers(settings),
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(
                 AuthMiddleware,
@@ -209,6 +211,20 @@ async def _follow_revocations(hub: Hub, auth: Authenticator, guard: StreamGuard)
             log.warning("not following credential revocations (%s); retrying", exc)
             auth.forget("all")
             await asyncio.sleep(1.0)
+
+
+def _proxy_headers(settings: Settings) -> list[Middleware]:
+    """Believe X-Forwarded-For and X-Forwarded-Proto from the trusted proxies only.
+
+    The client is then the rightmost hop that is not one of them: what a
+    client writes into the header itself sits further left and is ignored.
+    ``aia api`` turns uvicorn's own handling off, which would otherwise trust
+    127.0.0.1 whatever AIA_TRUSTED_PROXIES says.
+    """
+    if not settings.trusted_proxies:
+        return []
+    trusted = [str(network) for network in settings.trusted_proxies]
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]
 
 
 def _tune_gc() -> None:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aia_workers.states import Queue
@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    # Peers (CIDRs or addresses, JSON in the env) whose X-Forwarded-For is
+    # believed: the client is the rightmost hop not in this list. Empty: the
+    # TCP peer is the client, whatever the headers say.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     tenant_max_inflight: int = Field(default=10_000, ge=1)
     # Tasks one tenant may run at once on each queue, across every worker, so
     # that one tenant cannot fill a queue's workers while others wait (JSON in

@@ -32,6 +32,8 @@ def _cmd_api(ns: argparse.Namespace) -> int:
         workers=ns.workers,
         log_level=ns.log_level,
         access_log=ns.access_log,
+        # The app honours forwarded headers from AIA_TRUSTED_PROXIES only.
+        proxy_headers=False,
     )
     return 0
 
