@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     # The share of predicted rows logged for drift checks, and how many are kept per version.
     prediction_log_sample_rate: float = Field(default=0.1, ge=0, le=1)
     prediction_log_max_rows: int = Field(default=10_000, ge=0)
+    # The longest time budget an experiment may ask for; ml.train's hard limit
+    # (5400 s) leaves room beyond it to load the data and store the model.
+    ml_max_time_budget_seconds: float = Field(default=3600, gt=0, le=4800)
+    # The largest models an experiment may ask for: trees per forest (or
+    # boosting rounds), units per MLP hidden layer, MLP epochs.
+    ml_max_trees: int = Field(default=1000, ge=1)
+    ml_max_hidden_units: int = Field(default=1024, ge=1)
+    ml_max_epochs: int = Field(default=1000, ge=1)
     # Webhooks: the retry schedule after each failed attempt (seconds, jittered),
     # the per-request timeout, how much of a reply is kept, when a failing
     # endpoint is disabled, and where deliveries may go despite the SSRF guard.

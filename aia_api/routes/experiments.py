@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,15 +27,16 @@ from aia_workers.db.datasets import DatasetRepository
 from aia_workers.db.models import Experiment, TrainingRun
 from aia_workers.db.registry import ModelRegistry, RunStatus
 from aia_workers.errors import ConflictError, NotFoundError
+from aia_workers.ml.options import OptionLimits, OptionsError, check_budget, check_options
 from aia_workers.ml.payloads import METRICS, MLTask
 from aia_workers.ml.schema import check_experiment
+from aia_workers.settings import Settings
 from aia_workers.states import Status
 
 __all__ = ["ExperimentRequest", "RunRequest", "routes"]
 
 _MAX_PAGE = 200
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
-_MAX_BUDGET_SECONDS = 3600
 
 
 class ExperimentRequest(BaseModel):
@@ -59,12 +62,20 @@ class ExperimentRequest(BaseModel):
         max_length=1000,
         description="Input columns; by default every column the task can use but the target.",
     )
-    time_budget_seconds: float = Field(default=60, gt=0, le=_MAX_BUDGET_SECONDS)
+    time_budget_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Wall-clock seconds a run may train, the final fit included; at most "
+        "AIA_ML_MAX_TIME_BUDGET_SECONDS (3600 by default).",
+    )
     metric: str | None = Field(default=None, description="What the search optimises.")
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Per-task knobs: estimator, estimators, max_trials, contamination, "
-        "horizon, season_length.",
+        description="Per-task knobs, each bounded; an unknown name is refused. Classification "
+        "and regression: estimator, estimators, max_trials, and params (one estimator's "
+        "parameters); forecasting: horizon, season_length, backtest_folds, estimator; "
+        "text_classification: estimator; sentiment: positive_threshold, negative_threshold; "
+        "anomaly_detection: contamination, estimator.",
     )
 
     @model_validator(mode="after")
@@ -89,7 +100,8 @@ class RunRequest(BaseModel):
         description="Train on another dataset with the same columns (a retrain on new data).",
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides the experiment's options for this run."
+        default_factory=dict,
+        description="Overrides the experiment's options for this run; checked as they are.",
     )
 
 
@@ -97,6 +109,9 @@ async def create_experiment(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
     body = parse_model(ExperimentRequest, await read_json(request, svc.settings.max_body_bytes))
+    with _options_problem():
+        check_budget(body.time_budget_seconds, svc.settings.ml_max_time_budget_seconds)
+        check_options(body.task, body.options, OptionLimits.from_settings(svc.settings))
     actor = f"{principal.kind}:{principal.id}"
 
     def store() -> Experiment:
@@ -188,6 +203,7 @@ async def start_run(request: Request) -> Response:
     raw = {} if empty else await read_json(request, svc.settings.max_body_bytes)
     body = parse_model(RunRequest, raw)
     experiment = await _experiment(svc, principal.tenant, request.path_params["experiment_id"])
+    _check_run(experiment, body, svc.settings)
     options = dict(body.options)
     if body.dataset_id is not None:
         options["dataset_id"] = body.dataset_id
@@ -235,6 +251,33 @@ async def start_run(request: Request) -> Response:
     view = run_view(run, experiment.model_name)
     view["task"] = submitted.view
     return json_reply(view, 202, {"Location": view["links"]["self"]})
+
+
+@contextmanager
+def _options_problem() -> Iterator[None]:
+    """OptionsError as a 422 naming the parameter and its bound."""
+    try:
+        yield
+    except OptionsError as exc:
+        raise Problem(
+            422,
+            "invalid-options",
+            "Training options out of bounds",
+            str(exc),
+            errors=exc.errors,
+            parameter=exc.parameter,
+        ) from None
+
+
+def _check_run(experiment: Experiment, body: RunRequest, settings: Settings) -> None:
+    """The run's options over the experiment's, and its budget, as the worker will check them."""
+    with _options_problem():
+        check_budget(experiment.time_budget_seconds, settings.ml_max_time_budget_seconds)
+        check_options(
+            MLTask(experiment.task),
+            {**experiment.options, **body.options},
+            OptionLimits.from_settings(settings),
+        )
 
 
 def _forget_run(svc: Services, tenant: str, run_id: str) -> None:

@@ -22,6 +22,7 @@ from aia_workers.ml.artifacts import IntegrityError
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, json_safe
 from aia_workers.ml.frames import classification_labels, frame_from_csv
+from aia_workers.ml.options import OptionLimits, check_budget, check_options
 from aia_workers.ml.payloads import MLTask, TrainPayload
 from aia_workers.ml.runtime import MLRuntime
 from aia_workers.ml.schema import check_experiment
@@ -82,8 +83,9 @@ def train_run(
 ) -> dict[str, Any]:
     """Train the run's experiment, store the model, register a version; a summary back.
 
-    Problems a person must fix (bad data, a changed artifact) end the run as
-    failed with TaskFailure; anything else fails it and propagates.
+    Problems a person must fix (bad data, options out of bounds, a changed
+    artifact) end the run as failed with TaskFailure; anything else fails it
+    and propagates.
     """
     with rt.sessions.begin() as session:
         registry = ModelRegistry(session, tenant)
@@ -117,12 +119,20 @@ def train_run(
 
 
 def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPayload) -> _Inputs:
+    task = MLTask(experiment.task)
+    # Checked again, as the API did: what is stored may predate a lower bound,
+    # or may not have come through the API at all.
+    check_budget(experiment.time_budget_seconds, rt.settings.ml_max_time_budget_seconds)
+    options = check_options(
+        task,
+        {k: v for k, v in {**experiment.options, **payload.options}.items() if k != "dataset_id"},
+        OptionLimits.from_settings(rt.settings),
+    )
     dataset_id = str(payload.options.get("dataset_id") or experiment.dataset_id)
     with rt.sessions() as session:
         dataset = DatasetRepository(session, tenant).get(dataset_id)
     if dataset is None:
         raise DatasetError(f"there is no dataset {dataset_id}")
-    task = MLTask(experiment.task)
     features = check_experiment(
         task, dataset.columns, dataset.rows, experiment.target, experiment.features
     )
@@ -133,8 +143,6 @@ def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPa
         labelled = frame[target].notna()
         frame = frame.loc[labelled].copy()
         frame[target] = classification_labels(frame[target])
-    options = {**experiment.options, **payload.options}
-    options.pop("dataset_id", None)
     spec = TrainingSpec(
         target=target,
         features=features,

@@ -117,7 +117,11 @@ SEARCH_SPACES: Mapping[TabularTask, Mapping[str, Family]] = {
 
 
 def build_estimator(task: TabularTask, family: str, seed: int, params: Mapping[str, Any]) -> Any:
-    """A fresh estimator of ``family`` at ``params`` (catalogue defaults for the rest)."""
+    """A fresh estimator of ``family`` at ``params`` (catalogue defaults for the rest).
+
+    ``n_jobs`` in ``params`` is ignored: the worker decides (one thread per fit).
+    """
+    params = {k: v for k, v in params.items() if k != "n_jobs"}
     if family == "mlp":
         network = MLPClassifier if task == TabularTask.CLASSIFICATION else MLPRegressor
         return network(random_state=seed, **params)

@@ -9,10 +9,11 @@ import pandas as pd
 
 from aia_workers.ml.datasets import DatasetError
 from aia_workers.ml.forecasting.metrics import Array
+from aia_workers.ml.options import MAX_FORECAST_STEPS
 
 __all__ = ["MAX_STEPS", "ForecastModel"]
 
-MAX_STEPS = 1_000
+MAX_STEPS = MAX_FORECAST_STEPS
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,11 @@ from aia_workers.ml.fitted import TrainingSpec
 from aia_workers.ml.forecasting.metrics import Array
 from aia_workers.ml.forecasting.model import MAX_STEPS
 from aia_workers.ml.forecasting.series import infer_season
+from aia_workers.ml.options import FORECAST_ESTIMATORS
 
 __all__ = ["ESTIMATORS", "choose_estimators", "settings"]
 
-ESTIMATORS = ("arima", "ets")
+ESTIMATORS = FORECAST_ESTIMATORS
 
 
 def settings(
