@@ -19,14 +19,17 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 from sklearn.pipeline import Pipeline
 from sklearn.svm import OneClassSVM
 
+from aia_workers.ml.budget import BudgetExceeded, fit_deadline
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
+from aia_workers.ml.options import ANOMALY_ESTIMATORS
+from aia_workers.ml.staged import staged_fit
 from aia_workers.ml.tabular import build_pipeline
 from aia_workers.progress import ProgressReporter, discard_progress
 
 __all__ = ["ESTIMATORS", "AnomalyDetector", "parse_contamination", "train_anomaly_detector"]
 
-ESTIMATORS = ("isolation_forest", "one_class_svm")
+ESTIMATORS = ANOMALY_ESTIMATORS
 _SVM_DEFAULT_NU = 0.05
 # Kernel SVM training grows roughly quadratically with rows; a seeded sample keeps it bounded.
 _SVM_MAX_ROWS = 5_000
@@ -98,6 +101,7 @@ def train_anomaly_detector(
     fitted: dict[str, tuple[Pipeline, np.ndarray]] = {}
     leaderboard: list[Trial] = []
     last_cost = 0.0
+    cuts: dict[str, dict[str, Any] | None] = {}
     for step, name in enumerate(names):
         estimator, params = _estimator(name, contamination, spec.seed)
         if fitted and time.perf_counter() - started + last_cost > spec.time_budget_seconds:
@@ -107,8 +111,16 @@ def train_anomaly_detector(
         report(step, len(names), f"fitting {name}")
         t0 = time.perf_counter()
         pipeline = build_pipeline(kinds, estimator)
-        pipeline.fit(_sample(x, name, spec.seed))
-        scores = AnomalyDetector(pipeline, list(kinds)).scores(x)
+        try:
+            with fit_deadline(started + spec.time_budget_seconds):
+                cuts[name] = staged_fit(pipeline, _sample(x, name, spec.seed))
+            scores = AnomalyDetector(pipeline, list(kinds)).scores(x)
+        except BudgetExceeded:
+            # The run's hard stop: a detector already fitted can still serve.
+            if not fitted:
+                raise
+            leaderboard.append(Trial(name, params, None, 0.0, "stopped: the time budget ran out"))
+            break
         last_cost = time.perf_counter() - t0
         fitted[name] = (pipeline, scores)
         score = _f1(labels, scores) if labels is not None else None
@@ -125,6 +137,7 @@ def train_anomaly_detector(
         "flagged_rows": int(flagged.sum()),
         "rows": len(x),
         "score_meaning": "higher is more anomalous; above 0 is flagged",
+        "deadline_cut": cuts.get(best.estimator),
     }
     if labels is not None:
         known = labels.notna().to_numpy()

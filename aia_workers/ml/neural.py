@@ -31,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 
+from aia_workers.ml.budget import past_deadline
+
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # Validation loss must fall by more than this (nats for cross-entropy, squared
@@ -39,6 +41,8 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _MIN_IMPROVEMENT = 1e-4
 # Rows per forward pass when predicting or scoring, to bound memory on big inputs.
 _PREDICT_CHUNK = 8192
+# Batches between looks at the run's deadline within an epoch (a look costs a clock read).
+_DEADLINE_EVERY = 32
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -88,7 +92,8 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
     unit is zeroed while training), ``random_state`` (seeds weights, dropout,
     shuffling and the split), ``device`` (a torch device; None picks CUDA when
     available). Fitted: ``n_epochs_`` run and ``best_epoch_``, whose weights
-    are kept.
+    are kept; ``stopped_at_deadline_`` when the run's deadline
+    (``budget.fit_deadline``) ended training before ``max_epochs`` or early stopping did.
     """
 
     def __init__(
@@ -169,7 +174,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
             torch.manual_seed(self.random_state)
             module = _network(sizes, float(self.dropout)).to(device)
             order = torch.Generator().manual_seed(self.random_state)
-            epochs, best_epoch = self._epochs(module, inputs, y, train, val, loss, order)
+            epochs, best_epoch, stopped = self._epochs(module, inputs, y, train, val, loss, order)
         module.eval()
         self.module_ = module
         self.layer_sizes_ = sizes
@@ -177,6 +182,7 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         self.n_features_in_ = x.shape[1]
         self.n_epochs_ = epochs
         self.best_epoch_ = best_epoch
+        self.stopped_at_deadline_ = stopped
 
     def _epochs(
         self,
@@ -187,8 +193,13 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         val: np.ndarray,
         loss: Loss,
         order: torch.Generator,
-    ) -> tuple[int, int]:
-        """Train ``module`` in place; returns (epochs run, epoch whose weights it keeps)."""
+    ) -> tuple[int, int, bool]:
+        """Train ``module`` in place: (epochs run, epoch whose weights it keeps, deadline hit).
+
+        The run's deadline stops training between batches (after one batch at
+        least), keeping the best weights of a whole epoch, or the weights so far
+        when no epoch was scored.
+        """
         optimizer = torch.optim.AdamW(
             module.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
@@ -196,29 +207,37 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         val_rows = torch.from_numpy(val).to(inputs.device)
         batch = int(self.batch_size)
         best_loss, best_epoch, best_state, waited = math.inf, 0, None, 0
-        epoch = 0
+        epoch, stopped = 0, False
         for epoch in range(1, int(self.max_epochs) + 1):
             module.train()
             shuffled = train_rows[torch.randperm(len(train_rows), generator=order)]
-            for start in range(0, len(shuffled), batch):
+            for step, start in enumerate(range(0, len(shuffled), batch)):
+                if step % _DEADLINE_EVERY == _DEADLINE_EVERY - 1 and past_deadline():
+                    stopped = True
+                    break
                 rows = shuffled[start : start + batch]
                 optimizer.zero_grad(set_to_none=True)
                 loss(module(inputs[rows]), y[rows]).backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
-            if not len(val_rows):
-                continue
-            current = self._mean_loss(module, inputs[val_rows], y[val_rows], loss)
-            if current < best_loss - _MIN_IMPROVEMENT:
-                best_loss, best_epoch, waited = current, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= int(self.patience):
-                    break
+            if stopped:
+                epoch -= 1  # counted in whole epochs; a cut one is not scored either
+                break
+            if len(val_rows):
+                current = self._mean_loss(module, inputs[val_rows], y[val_rows], loss)
+                if current < best_loss - _MIN_IMPROVEMENT:
+                    best_loss, best_epoch, waited = current, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= int(self.patience):
+                        break
+            if epoch < int(self.max_epochs) and past_deadline():
+                stopped = True
+                break
         if best_state is None:
-            return epoch, epoch
+            return epoch, epoch, stopped
         module.load_state_dict(best_state)
-        return epoch, best_epoch
+        return epoch, best_epoch, stopped
 
     @staticmethod
     def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Loss) -> float:

@@ -127,6 +127,8 @@ def train_sentiment(
     Nothing is learned: the "fit" applies the fixed lexicon. Options
     ``positive_threshold`` and ``negative_threshold`` (compound units, in
     [-1, 1], negative < positive) move the neutral band from its ±0.05 default.
+    Scoring stops at the time budget: the metrics then cover the rows scored
+    (``details["rows_scored"]``).
     """
     started = time.perf_counter()
     column = _text_column(frame, spec)
@@ -135,18 +137,24 @@ def train_sentiment(
 
     texts = [_text(v) for v in frame[column]]
     rows: list[dict[str, Any]] = []
+    deadline = started + spec.time_budget_seconds
     for index, text in enumerate(texts):
         if index % _REPORT_EVERY == 0:
+            if index and time.perf_counter() >= deadline:
+                break
             report(index, len(texts), "scoring rows")
         rows.append(model.score(text))
-    report(len(texts), len(texts), "done")
+    report(len(rows), len(texts), "done")
     predicted = [r["prediction"] for r in rows]
+    if truth is not None:
+        truth = truth[: len(rows)]
 
     details: dict[str, Any] = {
         "text_column": column,
         "predicted_labels": _distribution(predicted),
         "lexicon": "vaderSentiment/vader_lexicon.txt",
         "lexicon_entries": len(_analyzer().lexicon),
+        "rows_scored": len(rows),
     }
     if truth is not None:
         pairs = [(t, p) for t, p in zip(truth, predicted, strict=True) if t is not None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -23,10 +23,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from aia_workers.ml.budget import BudgetExceeded
 from aia_workers.ml.convergence import collect_convergence_warnings
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
@@ -167,46 +168,55 @@ def train_text_classifier(
     names = _chosen(spec.options.get("estimator"), smallest)
     folds = min(_MAX_FOLDS, smallest)
     total = len(names) + 1
-    leaderboard: list[Trial] = []
     caught: list[str] = []
-    last_cost = 0.0
-    for step, name in enumerate(names):
-        candidate = CANDIDATES[name]
-        spent = time.perf_counter() - started
-        if leaderboard and spent + last_cost > spec.time_budget_seconds:
-            skipped = f"skipped: the {spec.time_budget_seconds:g} s budget would be overrun"
-            leaderboard.append(Trial(name, candidate.params, None, 0.0, skipped))
-            continue
-        report(step, total, f"trying {name}")
-        t0 = time.perf_counter()
-        score: float | None = None
-        error: str | None = None
-        if len(names) > 1 and folds >= 2:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=spec.seed)
-            try:
-                with collect_convergence_warnings(caught):
-                    scores = cross_val_score(
-                        _pipeline(candidate, spec.seed),
-                        x_train,
-                        y_train,
-                        cv=cv,
-                        scoring=scoring,
-                        error_score="raise",
-                    )
-                score = float(np.mean(scores))
-            except ValueError as exc:  # one broken candidate must not sink the search
-                error = str(exc)
-        last_cost = time.perf_counter() - t0
-        leaderboard.append(Trial(name, candidate.params, score, last_cost, error))
+    search = _Search()
+    try:
+        for step, name in enumerate(names):
+            candidate = CANDIDATES[name]
+            spent = time.perf_counter() - started
+            if search.leaderboard and spent + search.last_cost > spec.time_budget_seconds:
+                skipped = f"skipped: the {spec.time_budget_seconds:g} s budget would be overrun"
+                search.leaderboard.append(Trial(name, candidate.params, None, 0.0, skipped))
+                continue
+            report(step, total, f"trying {name}")
+            t0 = time.perf_counter()
+            score: float | None = None
+            error: str | None = None
+            if len(names) > 1 and folds >= 2:
+                cv = StratifiedKFold(folds, shuffle=True, random_state=spec.seed)
+                try:
+                    with collect_convergence_warnings(caught):
+                        result = cross_validate(
+                            _pipeline(candidate, spec.seed),
+                            x_train,
+                            y_train,
+                            cv=cv,
+                            scoring=scoring,
+                            error_score="raise",
+                            return_estimator=True,
+                        )
+                    score = float(np.mean(result["test_score"]))
+                    if score > search.best_score:
+                        search.best_score, search.fold_model = score, result["estimator"][-1]
+                except ValueError as exc:  # one broken candidate must not sink the search
+                    error = str(exc)
+            search.last_cost = time.perf_counter() - t0
+            search.leaderboard.append(Trial(name, candidate.params, score, search.last_cost, error))
+    except BudgetExceeded:
+        # The run's hard stop: no time left to refit, but a scored candidate can serve.
+        if search.fold_model is None:
+            raise
+        search.interrupted = True
 
+    leaderboard = search.leaderboard
     usable = [t for t in leaderboard if t.error is None]
     if not usable:
         raise DatasetError(f"no text model could be fitted: {leaderboard[0].error}")
     best = max(usable, key=lambda t: -math.inf if t.score is None else t.score)
     report(len(names), total, f"fitting {best.estimator}")
-    pipeline = _pipeline(CANDIDATES[best.estimator], spec.seed)
-    with collect_convergence_warnings(caught):
-        pipeline.fit(x_train, y_train)
+    pipeline, served = _final_fit(
+        CANDIDATES[best.estimator], spec.seed, x_train, y_train, search, caught
+    )
     model = TextClassifier(pipeline, columns)
     metrics = _metrics(pipeline, x_test, y_test)
     report(total, total, "done")
@@ -227,9 +237,47 @@ def train_text_classifier(
                 "cv_metric": scoring,
                 "vocabulary_size": len(vectorizer.vocabulary_),
                 "warnings": sorted(set(caught)),
+                "served": served,
             }
         ),
     )
+
+
+@dataclass(slots=True)
+class _Search:
+    """The candidates tried so far, and the best one's last fold model to fall back on."""
+
+    leaderboard: list[Trial] = field(default_factory=list)
+    last_cost: float = 0.0  # seconds the last candidate took: what the next is expected to
+    best_score: float = -math.inf
+    fold_model: Pipeline | None = None
+    interrupted: bool = False
+
+
+def _final_fit(
+    candidate: _Candidate,
+    seed: int,
+    x: pd.Series,
+    y: pd.Series,
+    search: _Search,
+    caught: list[str],
+) -> tuple[Pipeline, str]:
+    """The model to serve: ``candidate`` refitted on ``x``, or the best fold model if time ran out.
+
+    Says which ("refit" or "fold_model"); with no fold model to fall back on,
+    the run's BudgetExceeded goes on.
+    """
+    if search.interrupted and search.fold_model is not None:
+        return search.fold_model, "fold_model"
+    pipeline = _pipeline(candidate, seed)
+    try:
+        with collect_convergence_warnings(caught):
+            pipeline.fit(x, y)
+    except BudgetExceeded:
+        if search.fold_model is None:
+            raise
+        return search.fold_model, "fold_model"
+    return pipeline, "refit"
 
 
 def _text_columns(frame: pd.DataFrame, spec: TrainingSpec) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, make_classification
 
 from aia_workers.ml.automl import SEARCH_SPACES, Family, search_tabular
+from aia_workers.ml.budget import BudgetExceeded, hard_stop
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec
 from aia_workers.ml.tabular import TabularTask, build_pipeline, train_tabular
@@ -262,3 +263,68 @@ def test_unusable_targets_name_the_column(
     with pytest.raises(DatasetError, match=message) as caught:
         search_tabular(frame, spec, task)
     assert caught.value.column == target
+
+
+# -- the final fit keeps to the budget ---------------------------------------------------
+
+
+def _large_table() -> pd.DataFrame:
+    x, y = make_classification(n_samples=20_000, n_features=20, n_informative=8, random_state=0)
+    return pd.DataFrame(x, columns=[f"x{i}" for i in range(20)]).assign(target=y)
+
+
+def test_one_big_forest_stops_growing_at_the_deadline() -> None:
+    # A thousand trees on 16k rows take about a minute on one core; the budget is two seconds.
+    frame = _large_table()
+    options = {"estimator": "random_forest", "params": {"n_estimators": 1000}}
+    fitted = search_tabular(frame, _spec(frame, 2.0, options=options), CLASSIFICATION)
+
+    cut = fitted.details["deadline_cut"]
+    assert cut["parameter"] == "n_estimators"
+    assert cut["asked"] == 1000
+    assert 0 < cut["reached"] < 1000
+    assert fitted.details["stopped"] == "budget"
+    assert fitted.details["served"] == "refit"
+    assert fitted.metrics["accuracy"] > 0.8
+    assert len(fitted.model.pipeline.named_steps["model"].estimators_) == cut["reached"]
+
+
+def test_an_mlp_of_many_epochs_stops_at_the_deadline() -> None:
+    frame = _cancer()
+    params = {"max_epochs": 1000, "patience": 1000, "batch_size": 1}
+    options = {"estimator": "mlp", "params": params}
+    fitted = search_tabular(frame, _spec(frame, 1.0, options=options), CLASSIFICATION)
+
+    cut = fitted.details["deadline_cut"]
+    assert cut["parameter"] == "max_epochs"
+    assert 1 <= cut["reached"] < 1000
+    assert fitted.metrics["accuracy"] > 0.8
+
+
+def test_an_interrupted_refit_falls_back_to_the_best_fold_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise BudgetExceeded("the refit ran past the hard stop")
+
+    monkeypatch.setattr("aia_workers.ml.automl.training.staged_fit", interrupted)
+    frame = _cancer()
+    spec = _spec(frame, 30.0, options={"max_trials": 3})
+    fitted = search_tabular(frame, spec, CLASSIFICATION)
+    assert fitted.details["served"] == "fold_model"
+    assert fitted.metrics["accuracy"] >= 0.9
+    assert len(fitted.model.predict_rows(frame.drop(columns="target").head(3))) == 3
+    # One estimator and no search: there is nothing smaller to serve.
+    single = _spec(frame, 30.0, options={"estimator": "logistic_regression"})
+    with pytest.raises(BudgetExceeded):
+        search_tabular(frame, single, CLASSIFICATION)
+
+
+def test_a_search_cut_by_the_hard_stop_serves_its_best_trial() -> None:
+    frame = _cancer()
+    # The search plans for a minute; the run's hard stop comes after three seconds.
+    with hard_stop(3.0):
+        fitted = search_tabular(frame, _spec(frame, 60.0), CLASSIFICATION)
+    assert fitted.details["served"] == "fold_model"
+    assert fitted.details["stopped"] == "budget"
+    assert fitted.metrics["accuracy"] >= 0.9

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
 
 from aia_workers.ml.automl.metrics import METRICS, metric_score
 from aia_workers.ml.automl.spaces import CALIBRATION_FOLDS, Family, build_estimator
+from aia_workers.ml.budget import BudgetExceeded
 from aia_workers.ml.fitted import TrainingSpec, Trial, json_safe
 from aia_workers.ml.tabular import TabularSplit, TabularTask, build_pipeline
 from aia_workers.progress import ProgressReporter
@@ -85,6 +87,9 @@ class Search:
         pilot = np.random.default_rng(spec.seed).permutation(self.folds[0][0])
         self.pilot_rows = pilot[: min(_PILOT_ROWS, len(pilot))]
         self.records: list[_Record] = []
+        # The best trial's last fold model: what serves if the refit cannot finish in time.
+        self.fallback: Pipeline | None = None
+        self.interrupted = False  # the run's hard stop ended the search: no time to refit
         self.unit_seconds: dict[str, float] = {}  # slowest fold seconds per unit of cost
         self.failures: dict[str, int] = {}
         self.pilot_seconds: dict[str, float] = {}  # a pilot's fold estimate per unit of cost
@@ -98,7 +103,20 @@ class Search:
                 self.dropped["svm"] = f"a class has fewer than {CALIBRATION_FOLDS} rows in a fold"
 
     def run(self, cap: int | None, report: ProgressReporter) -> str:
-        """Try candidates until the cap, the budget or the space runs out; says which."""
+        """Try candidates until the cap, the budget or the space runs out; says which.
+
+        Interrupted by the run's hard stop (BudgetExceeded) once a trial has
+        a model to fall back on, the search ends as ``interrupted``.
+        """
+        try:
+            return self._run(cap, report)
+        except BudgetExceeded:
+            if self.fallback is None:
+                raise
+            self.interrupted = True
+            return "budget"
+
+    def _run(self, cap: int | None, report: ProgressReporter) -> str:
         for family, params in _draws(self.families, self.seed):
             if family in self.dropped:
                 continue
@@ -108,7 +126,10 @@ class Search:
                 self.skipped += 1
                 continue
             first = not self.records
-            self._record(family, params, *self._trial(family, params, abortable=not first))
+            trial, seconds, cut, fold_model = self._trial(family, params, abortable=not first)
+            self._record(family, params, trial, seconds, cut)
+            if fold_model is not None and self.best() is self.records[-1]:
+                self.fallback = fold_model
             score = self.records[-1].trial.score
             message = f"{family} {score:.4f}" if score is not None else f"{family} failed"
             total = min(cap, self.space) if cap is not None else self._expected_trials()
@@ -183,12 +204,17 @@ class Search:
 
     def _trial(
         self, family: str, params: dict[str, Any], *, abortable: bool
-    ) -> tuple[Trial, list[float], bool]:
-        """Cross-validate one candidate: (its trial, seconds per fold, whether it was cut short)."""
+    ) -> tuple[Trial, list[float], bool, Pipeline | None]:
+        """Cross-validate one candidate.
+
+        Returns its trial, the seconds of each fold, whether it was cut short,
+        and the last fold's fitted model when every fold was scored.
+        """
         x, y = self.data.x_train, self.data.y_train
         started = time.perf_counter()
         scores: list[float] = []
         seconds: list[float] = []
+        pipeline: Pipeline | None = None
         try:
             for done, (train, val) in enumerate(self.folds, start=1):
                 t0 = time.perf_counter()
@@ -202,12 +228,12 @@ class Search:
                 refit = max(self._reserve(), float(np.mean(seconds)) * self._refit_factor(family))
                 if abortable and done < _FOLDS and rest + refit > self._left():
                     error = f"stopped after {done} of {_FOLDS} folds to keep to the budget"
-                    return self._trial_of(family, params, None, started, error), seconds, True
+                    return self._trial_of(family, params, None, started, error), seconds, True, None
         except _TRIAL_ERRORS as exc:
             error = f"{type(exc).__name__}: {exc}"
-            return self._trial_of(family, params, None, started, error), seconds, False
+            return self._trial_of(family, params, None, started, error), seconds, False, None
         score = float(np.mean(scores))
-        return self._trial_of(family, params, score, started, None), seconds, False
+        return self._trial_of(family, params, score, started, None), seconds, False, pipeline
 
     @staticmethod
     def _trial_of(

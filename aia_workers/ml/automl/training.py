@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pandas as pd
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from aia_workers.ml.automl.options import search_choices, single_choice
 from aia_workers.ml.automl.predictor import TabularPredictor
 from aia_workers.ml.automl.search import Search
 from aia_workers.ml.automl.spaces import build_estimator
+from aia_workers.ml.budget import BudgetExceeded, fit_deadline
 from aia_workers.ml.convergence import collect_convergence_warnings
 from aia_workers.ml.datasets import DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
-from aia_workers.ml.tabular import TabularTask, build_pipeline, holdout_scores, prepare_split
+from aia_workers.ml.staged import staged_fit
+from aia_workers.ml.tabular import (
+    TabularSplit,
+    TabularTask,
+    build_pipeline,
+    holdout_scores,
+    prepare_split,
+)
 from aia_workers.progress import ProgressReporter, discard_progress
 
 __all__ = ["search_tabular"]
@@ -41,6 +51,12 @@ def search_tabular(
     ``estimators`` restricts the families searched; ``estimator`` fits one
     family once, with its defaults updated by ``params``, and no search.
     The first trial always runs, even if it alone overruns the budget.
+
+    The final fit (the refit, or the one estimator) keeps to the budget too:
+    forests, boosting and the MLP stop growing at the deadline with what they
+    have (``details["deadline_cut"]`` says how far they got). A final fit
+    interrupted by the run's hard stop (BudgetExceeded) falls back to the best
+    trial's fold model when there was a search, and fails when there was not.
     """
     started = time.perf_counter()
     task = TabularTask(task)
@@ -73,14 +89,18 @@ def search_tabular(
                 raise DatasetError(f"no model could be fitted: {why}")
             family, params = best.trial.estimator, best.params
         refit_started = time.perf_counter()
-        estimator = build_estimator(task, family, spec.seed, params)
-        pipeline = build_pipeline(data.kinds, estimator).fit(data.x_train, data.y_train)
+        pipeline, cut, served = _final_fit(
+            build_pipeline(data.kinds, build_estimator(task, family, spec.seed, params)),
+            data,
+            search,
+            started + spec.time_budget_seconds,
+        )
         fit_seconds = time.perf_counter() - refit_started
         metrics = holdout_scores(pipeline, task, data.x_test, data.y_test)
     if search is None:
         score = -metrics["mae"] if metric == "neg_mae" else metrics.get(metric)
         leaderboard = [Trial(family, json_safe(params), score, fit_seconds)]
-        stopped, dropped = "exhausted", {}
+        stopped, dropped = "budget" if cut else "exhausted", {}
     else:
         leaderboard = search.leaderboard()
         metrics["cv_score"] = float(leaderboard[0].score or 0.0)
@@ -103,6 +123,36 @@ def search_tabular(
                 "dropped": dropped,
                 "rows": {"train": len(data.y_train), "holdout": len(data.y_test)},
                 "warnings": sorted(set(caught)),
+                "deadline_cut": cut,
+                "served": served,
             }
         ),
     )
+
+
+def _final_fit(
+    pipeline: Pipeline, data: TabularSplit, search: Search | None, deadline: float
+) -> tuple[Pipeline, dict[str, Any] | None, str]:
+    """The model to serve, what the deadline cut from it, and whether it is the refit.
+
+    ``pipeline`` is fitted on the whole training split, growing only until the
+    deadline. When the run's hard stop interrupts the search or this fit, the
+    best trial's last fold model serves instead ("fold_model"); with no search
+    there is nothing to serve and BudgetExceeded goes on.
+    """
+    if search is not None and search.interrupted:
+        return _fallback(search), None, "fold_model"
+    try:
+        with fit_deadline(deadline):
+            cut = staged_fit(pipeline, data.x_train, data.y_train)
+    except BudgetExceeded:
+        if search is None or search.fallback is None:
+            raise
+        return search.fallback, None, "fold_model"
+    return pipeline, cut, "refit"
+
+
+def _fallback(search: Search) -> Pipeline:
+    if search.fallback is None:
+        raise BudgetExceeded("the time budget ran out before any trial finished")
+    return search.fallback

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from aia_workers.ml.budget import BudgetExceeded
 from aia_workers.ml.datasets import DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, Trial, json_safe
 from aia_workers.ml.forecasting.fits import Candidate, forecast, naive, refitter
@@ -57,36 +58,45 @@ def _train(frame: pd.DataFrame, spec: TrainingSpec, report: ProgressReporter) ->
     backtest = {"seasonal_naive": rolling_backtest(y, season, horizon, origins, naive(season))}
     leaderboard: list[Trial] = []
     fitted: dict[str, Candidate] = {}
-    for name in names:
-        family_started = time.perf_counter()
-        if fitted and time.perf_counter() > deadline:
-            leaderboard.append(Trial(name, {}, None, 0.0, "skipped: the time budget ran out"))
-            done += 1 + folds
-            continue
-        report(done, total, f"{name}: choosing the model by AIC")
-        search = search_arima if name == "arima" else search_ets
-        candidate = search(y, season, deadline)
-        done += 1
-        if candidate is None:
-            leaderboard.append(Trial(name, {}, None, 0.0, "no configuration could be fitted"))
-            done += folds
-            continue
+    try:
+        for name in names:
+            family_started = time.perf_counter()
+            if fitted and time.perf_counter() > deadline:
+                leaderboard.append(Trial(name, {}, None, 0.0, "skipped: the time budget ran out"))
+                done += 1 + folds
+                continue
+            report(done, total, f"{name}: choosing the model by AIC")
+            search = search_arima if name == "arima" else search_ets
+            candidate = search(y, season, deadline)
+            done += 1
+            if candidate is None:
+                leaderboard.append(Trial(name, {}, None, 0.0, "no configuration could be fitted"))
+                done += folds
+                continue
 
-        def on_fold(fold: int, name: str = name, at: int = done) -> None:
-            report(at + fold - 1, total, f"{name}: backtest fold {fold} of {folds}")
+            def on_fold(fold: int, name: str = name, at: int = done) -> None:
+                report(at + fold - 1, total, f"{name}: backtest fold {fold} of {folds}")
 
-        try:
-            predict = refitter(candidate, season)
-            backtest[name] = rolling_backtest(y, season, horizon, origins, predict, on_fold)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            leaderboard.append(Trial(name, candidate.params, None, 0.0, f"backtest failed: {exc}"))
+            try:
+                predict = refitter(candidate, season)
+                backtest[name] = rolling_backtest(y, season, horizon, origins, predict, on_fold)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                leaderboard.append(
+                    Trial(name, candidate.params, None, 0.0, f"backtest failed: {exc}")
+                )
+                done += folds
+                continue
             done += folds
-            continue
-        done += folds
-        fitted[name] = candidate
-        seconds = time.perf_counter() - family_started
-        params = json_safe({**candidate.params, "aic": candidate.aic})
-        leaderboard.append(Trial(name, params, backtest[name]["mase"], seconds))
+            fitted[name] = candidate
+            seconds = time.perf_counter() - family_started
+            params = json_safe({**candidate.params, "aic": candidate.aic})
+            leaderboard.append(Trial(name, params, backtest[name]["mase"], seconds))
+    except BudgetExceeded:
+        # The run's hard stop, in the middle of a family: the families already
+        # backtested can still serve, and the one cut short is noted.
+        if not fitted:
+            raise
+        leaderboard.append(Trial(name, {}, None, 0.0, "stopped: the time budget ran out"))
     if not fitted:
         raise DatasetError(
             f"no forecasting model could be fitted to {spec.target!r}", column=spec.target
