@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     # The longest time budget an experiment may ask for; ml.train's hard limit
     # (5400 s) leaves room beyond it to load the data and store the model.
     ml_max_time_budget_seconds: float = Field(default=3600, gt=0, le=4800)
+    # MiB of memory one ml task may allocate on top of what its process holds:
+    # past it the task fails with a clear error instead of the host's OOM
+    # killer taking the worker or a neighbour. Sized for a 24 GiB host running
+    # one ml task beside the other workers; 0 leaves tasks uncapped.
+    ml_task_memory_mb: int = Field(default=8192, ge=0)
     # The largest models an experiment may ask for: trees per forest (or
     # boosting rounds), units per MLP hidden layer, MLP epochs.
     ml_max_trees: int = Field(default=1000, ge=1)

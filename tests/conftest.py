@@ -164,8 +164,10 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack-ml")
     with _fresh_postgres() as database:
         built = _build_stack(tmp, "redis", database)
-        # Every prediction logged, so the tests can read the log back.
-        built.start_worker("ml", "ml", concurrency=1, env={"AIA_PREDICTION_LOG_SAMPLE_RATE": "1"})
+        # Every prediction logged, so the tests can read the log back; a memory cap
+        # low enough for tests/e2e/test_ml_limits.py to pass it cheaply.
+        env = {"AIA_PREDICTION_LOG_SAMPLE_RATE": "1", "AIA_ML_TASK_MEMORY_MB": "2048"}
+        built.start_worker("ml", "ml", concurrency=1, env=env)
         yield built
         built.stop()
         _release(built.redis_url)

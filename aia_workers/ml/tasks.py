@@ -7,14 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy.exc
-from celery import Task
+from celery import Task, signals
 
 from aia_workers.catalog import get_task_type
 from aia_workers.errors import TransientError
+from aia_workers.ml.memory import cap_memory
 from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.ml.prediction import predict as predict_rows
 from aia_workers.ml.runtime import runtime
 from aia_workers.ml.training import preload_trainers, train_run
+from aia_workers.settings import get_settings
 from aia_workers.tasking import aia_task, progress_reporter
 
 __all__ = ["predict", "train"]
@@ -23,6 +25,13 @@ __all__ = ["predict", "train"]
 # worker's main process before it forks its pool, spares each pool process
 # (and the first run it takes) the seconds torch and statsmodels take to load.
 preload_trainers()
+
+
+@signals.worker_process_init.connect
+def _cap_pool_process(**_: Any) -> None:
+    # Predictions allocate in the pool process itself; each training in a child
+    # of it, capped again there (aia_workers.ml.isolation).
+    cap_memory(get_settings().ml_task_memory_mb)
 
 
 @contextmanager

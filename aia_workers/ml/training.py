@@ -19,9 +19,11 @@ from aia_workers.db.models import Experiment, ModelVersion
 from aia_workers.db.registry import ModelRegistry, RunStatus
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError
+from aia_workers.ml.budget import grace_seconds, hard_stop
 from aia_workers.ml.datasets import ColumnKind, DatasetError
 from aia_workers.ml.fitted import Fitted, TrainingSpec, json_safe
 from aia_workers.ml.frames import classification_labels, frame_from_csv
+from aia_workers.ml.isolation import run_in_child
 from aia_workers.ml.options import OptionLimits, check_budget, check_options
 from aia_workers.ml.payloads import MLTask, TrainPayload
 from aia_workers.ml.runtime import MLRuntime
@@ -50,6 +52,19 @@ class _Inputs:
     spec: TrainingSpec
     signature: list[dict[str, str]]
     dataset_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Trained:
+    """What a training sends back from its child process: the model's bytes and its record."""
+
+    model: bytes
+    estimator: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    fit_seconds: float
+    leaderboard: list[dict[str, Any]]  # as stored, best first
+    details: dict[str, Any]
 
 
 def preload_trainers() -> None:
@@ -84,8 +99,8 @@ def train_run(
     """Train the run's experiment, store the model, register a version; a summary back.
 
     Problems a person must fix (bad data, options out of bounds, a changed
-    artifact) end the run as failed with TaskFailure; anything else fails it
-    and propagates.
+    artifact, a run past its budget or memory cap) end the run as failed with
+    TaskFailure; anything else fails it and propagates.
     """
     with rt.sessions.begin() as session:
         registry = ModelRegistry(session, tenant)
@@ -107,8 +122,11 @@ def train_run(
     try:
         inputs = _inputs(rt, tenant, experiment, payload)
         task = MLTask(experiment.task)
-        fitted = train_fitted(task, inputs.frame, inputs.spec, report)
+        fitted = _train_confined(rt, task, inputs, report)
         summary = _register(rt, tenant, experiment, payload, inputs, fitted, task_id)
+    except TaskFailure as exc:
+        _fail(rt, tenant, payload.run_id, str(exc))
+        raise
     except (DatasetError, IntegrityError, ValueError) as exc:
         _fail(rt, tenant, payload.run_id, str(exc))
         raise TaskFailure(str(exc)) from exc
@@ -116,6 +134,41 @@ def train_run(
         _fail(rt, tenant, payload.run_id, f"{type(exc).__name__}: {exc}")
         raise
     return summary
+
+
+def _train_confined(
+    rt: MLRuntime, task: MLTask, inputs: _Inputs, report: ProgressReporter
+) -> _Trained:
+    """Train in a child process that keeps to the run's time budget and memory cap.
+
+    The trainers stop at the budget by themselves; a grace period later the
+    child interrupts what still runs (falling back to a smaller model where
+    there is one), and a second grace period later the worker kills it.
+    """
+    budget = inputs.spec.time_budget_seconds
+    grace = grace_seconds(budget)
+
+    def work(child_report: ProgressReporter) -> tuple[dict[str, Any], bytes]:
+        with hard_stop(budget + grace):
+            fitted = train_fitted(task, inputs.frame, inputs.spec, child_report)
+        summary = {
+            "estimator": fitted.estimator,
+            "params": json_safe(fitted.params),
+            "metrics": json_safe(fitted.metrics),
+            "fit_seconds": fitted.fit_seconds,
+            "leaderboard": [t.as_json() for t in fitted.leaderboard[:_LEADERBOARD_KEPT]],
+            "details": json_safe(fitted.details),
+        }
+        return summary, dump_model(fitted.model)
+
+    summary, model = run_in_child(
+        work,
+        budget_seconds=budget,
+        kill_after_seconds=budget + 2 * grace,
+        memory_mb=rt.settings.ml_task_memory_mb,
+        report=report,
+    )
+    return _Trained(model=model, **summary)
 
 
 def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPayload) -> _Inputs:
@@ -167,15 +220,15 @@ def _register(
     experiment: Experiment,
     payload: TrainPayload,
     inputs: _Inputs,
-    fitted: Fitted,
+    fitted: _Trained,
     task_id: str | None,
 ) -> dict[str, Any]:
-    blob = dump_model(fitted.model)
+    blob = fitted.model
     key = f"{tenant}/models/{experiment.id}/{payload.run_id}.pkl"
     digest = rt.artifacts.put(key, blob)
     # Signed as stored: a worker loads only files whose row carries this.
     mac = rt.signer.sign(tenant, key, digest)
-    leaderboard = [t.as_json() for t in fitted.leaderboard[:_LEADERBOARD_KEPT]]
+    leaderboard = fitted.leaderboard
     with rt.sessions.begin() as session:
         registry = ModelRegistry(session, tenant)
         run = registry.run(payload.run_id)
