@@ -25,8 +25,11 @@ def _experiment_paths() -> Json:
                 description=(
                     "Needs `ml:train`. The target and features are checked against the "
                     "dataset now: a missing column, a non-numeric regression target, a constant "
-                    "target or too few rows is a 422 naming the column. 409 when the name is "
-                    "taken."
+                    "target or too few rows is a 422 naming the column. Every option must be "
+                    "one the task takes and within its bounds, and the time budget at most "
+                    "`AIA_ML_MAX_TIME_BUDGET_SECONDS`: otherwise a 422 (`invalid-options`) "
+                    "whose `parameter` and `errors` name each offending option and its bound. "
+                    "409 when the name is taken."
                 ),
                 body=_body(_ref("ExperimentRequest"), "What to learn."),
             ),
@@ -65,8 +68,12 @@ def _experiment_paths() -> Json:
                 },
                 errors=(*_SECURED, *_WITH_BODY, "404"),
                 description=(
-                    "Needs `ml:train`. The body is optional. A run that succeeds registers a "
-                    "new version of the experiment's model."
+                    "Needs `ml:train`. The body is optional. The run's options, laid over the "
+                    "experiment's, are checked as at creation (422 `invalid-options`). A run "
+                    "trains within the experiment's time budget, its final fit included, and "
+                    "within `AIA_ML_TASK_MEMORY_MB` of memory; past either it fails with a "
+                    "message saying which. A run that succeeds registers a new version of the "
+                    "experiment's model."
                 ),
                 parameters=["ExperimentId"],
                 body={**_body(_ref("RunRequest"), "Seed and per-run options."), "required": False},
