@@ -19,10 +19,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aia_api.accesslog import redact_server_logs
 from aia_api.auth.audit import AuditLog
-from aia_api.auth.limits import LockoutPolicy, Lockouts, RateLimiter
+from aia_api.auth.limits import AddressFailures, RateLimiter
 from aia_api.auth.middleware import AuthMiddleware
 from aia_api.auth.principal import INVALIDATION_CHANNEL, Authenticator
 from aia_api.auth.store import IdentityStore
+from aia_api.auth.throttle import LoginPolicy, LoginThrottle
 from aia_api.auth.tokens import TokenCodec
 from aia_api.hub import Hub, Subscription
 from aia_api.metrics import ApiMetrics, MetricsMiddleware
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
             cache_seconds=settings.auth_cache_seconds,
             stale_seconds=settings.auth_stale_seconds,
             publish=announce,
+            failures=AddressFailures(client, per_minute=settings.auth_failures_per_minute),
         )
         limiter = RateLimiter(client)
         guard = StreamGuard(
@@ -135,14 +137,7 @@ def create_app(settings: Settings) -> Starlette:
             sessions=sessions,
             artifacts=LocalArtifactStore(settings.artifact_root),
             box=box,
-            lockouts=Lockouts(
-                client,
-                LockoutPolicy(
-                    max_failures=settings.login_max_failures,
-                    window_seconds=settings.login_failure_window_seconds,
-                    lock_seconds=settings.login_lock_seconds,
-                ),
-            ),
+            logins=LoginThrottle(client, LoginPolicy.from_settings(settings)),
         )
         listener = asyncio.create_task(
             _follow_revocations(hub, auth, guard), name="aia-revocations"

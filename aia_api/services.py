@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
 from aia_api.auth.audit import AuditLog
-from aia_api.auth.limits import Lockouts, RateLimiter
+from aia_api.auth.limits import RateLimiter
 from aia_api.auth.principal import Authenticator
 from aia_api.auth.store import IdentityStore
+from aia_api.auth.throttle import LoginThrottle
 from aia_api.hub import Hub
 from aia_api.metrics import ApiMetrics
 from aia_api.streaming.guard import StreamGuard
@@ -38,7 +39,7 @@ class Services:
     identity: IdentityStore
     auth: Authenticator
     limiter: RateLimiter
-    lockouts: Lockouts
+    logins: LoginThrottle
     audit: AuditLog
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore

@@ -76,10 +76,22 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=60_000, ge=1)
     # The public login routes, per client address.
     auth_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Failed logins allowed before each further try must wait, the wait doubling
+    # from login_delay_seconds to login_max_delay_seconds: a slow-down rather
+    # than a lock, so a stranger cannot shut an owner out. Budgets per account
+    # and client address (the strictest), per account from addresses it has not
+    # logged in from lately (a distributed guess), and per address (spraying).
     login_max_failures: int = Field(default=5, ge=1)
+    login_account_max_failures: int = Field(default=20, ge=1)
     login_address_max_failures: int = Field(default=20, ge=1)
+    login_delay_seconds: float = Field(default=30.0, gt=0)
+    login_max_delay_seconds: float = Field(default=900.0, gt=0)
+    # A count is forgotten this long after its last failure's wait ran out.
     login_failure_window_seconds: int = Field(default=900, ge=1)
-    login_lock_seconds: int = Field(default=900, ge=1)
+    # Failed authentications (bad API keys or tokens) per client address per
+    # minute before the address gets 429: unknown credentials cost a database
+    # lookup each, so they are budgeted before the lookup.
+    auth_failures_per_minute: int = Field(default=60, ge=1)
     # Peers (CIDRs or addresses, JSON in the env) whose X-Forwarded-For is
     # believed: the client is the rightmost hop not in this list. Empty: the
     # TCP peer is the client, whatever the headers say.

@@ -119,6 +119,7 @@ def _build_stack(
         # Every test logs in from 127.0.0.1; test_limits.py checks the real limits.
         "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "100000",
         "AIA_LOGIN_ADDRESS_MAX_FAILURES": "100000",
+        "AIA_AUTH_FAILURES_PER_MINUTE": "100000",
         **(extra_env or {}),
     }
     if broker == "rabbitmq":

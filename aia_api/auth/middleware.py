@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aia_api.auth.principal import Principal, Unauthenticated
+from aia_api.auth.principal import Principal, TooManyFailures, Unauthenticated
 from aia_api.problems import Problem, problem_response, unavailable
 from aia_api.services import Services
 from aia_api.streaming.tickets import accepts_ticket, redeem_ticket
@@ -30,17 +31,18 @@ class AuthMiddleware:
         services: Services = scope["app"].state.services
         settings = services.settings
         path = scope["path"]
+        # The TCP peer, or the client a trusted proxy names (ProxyHeadersMiddleware).
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
         try:
             if path in self.public_paths:
                 if not path.startswith("/v1/auth/"):
                     await self.app(scope, receive, send)
                     return
                 # Logins are rate limited per client address, and tightly.
-                client = scope.get("client")
-                address = client[0] if client else "unknown"
                 quota = services.limiter.hit(f"addr:{address}", settings.auth_rate_limit_per_minute)
             else:
-                principal = await self._authenticate(scope, services)
+                principal = await self._authenticate(scope, services, address)
                 state = scope.setdefault("state", {})
                 state["principal"] = principal
                 state["tenant"] = principal.tenant
@@ -51,6 +53,22 @@ class AuthMiddleware:
             # Only a caller not verified recently gets here (see Authenticator).
             # Outside the app's exception handlers, so answered here.
             problem = unavailable("The database", settings.retry_after_seconds)
+            await self._refuse(scope, receive, send, problem, ws_code=1013)
+            return
+        except RedisError:
+            # The failure budget of a credential not known here could not be
+            # charged; looking it up regardless would let guessing run free.
+            problem = unavailable("Redis", settings.retry_after_seconds)
+            await self._refuse(scope, receive, send, problem, ws_code=1013)
+            return
+        except TooManyFailures as exc:
+            problem = Problem(
+                429,
+                "too-many-failures",
+                "Too many failed authentications",
+                str(exc),
+                headers={"Retry-After": str(exc.retry_after)},
+            )
             await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
         except Unauthenticated as exc:
@@ -83,7 +101,7 @@ class AuthMiddleware:
         await self.app(scope, receive, with_quota)
 
     @staticmethod
-    async def _authenticate(scope: Scope, services: Services) -> Principal:
+    async def _authenticate(scope: Scope, services: Services, address: str) -> Principal:
         headers = Headers(scope=scope)
         authorization = headers.get("authorization")
         api_key = headers.get("x-api-key")
@@ -92,7 +110,7 @@ class AuthMiddleware:
             # handshake: a stream takes a single-use ticket instead, never a
             # credential that access logs would keep.
             return await redeem_ticket(scope, services.redis, services.auth)
-        return await services.auth.authenticate(authorization, api_key)
+        return await services.auth.authenticate(authorization, api_key, address=address)
 
     @staticmethod
     async def _refuse(

@@ -368,7 +368,8 @@ _ERRORS: dict[str, tuple[str, Json]] = {
         "TooManyRequests",
         _problem(
             "Over the rate limit (per principal; per client address on /v1/auth), "
-            "or, on submit, too many of the tenant's tasks in flight.",
+            "too many failed authentications from the client address "
+            "(too-many-failures), or, on submit, too many of the tenant's tasks in flight.",
             "Retry-After",
             *_RATE_HEADERS,
         ),

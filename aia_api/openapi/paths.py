@@ -240,8 +240,10 @@ def _auth_paths() -> Json:
                 {"200": _json("TokenResponse", "An access token and a refresh token.")},
                 errors=(*body_errors, "401"),
                 description=(
-                    "Public. Rate limited per client address; repeated failures lock the "
-                    "account and the address for a while."
+                    "Public. Rate limited per client address. Failed logins are budgeted "
+                    "per account and address, per account and per address; past a budget "
+                    "each further attempt waits, the wait doubling (429 locked-out with "
+                    "Retry-After, even for the right password)."
                 ),
                 body=_body(_ref("TokenRequest"), "Username and password."),
                 public=True,

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from aia_api.auth.principal import Principal
 from aia_api.auth.store import ActiveUser, RefreshError, RefreshReuseError
+from aia_api.auth.throttle import LoginAttempt
 from aia_api.body import parse_model, read_json
 from aia_api.problems import Problem
 from aia_api.services import Services, services
@@ -69,34 +70,28 @@ async def token(request: Request) -> Response:
     svc = services(request)
     body = parse_model(TokenRequest, await read_json(request, svc.settings.max_body_bytes))
     address = _address(request)
-    account, origin = f"user:{body.username}", f"addr:{address}"
     tenant = await anyio.to_thread.run_sync(svc.identity.tenant_of_username, body.username)
     audit: dict[str, Any] = {"tenant": tenant, "actor": body.username, "client_address": address}
-    locked = await svc.lockouts.locked_for(account, origin)
-    if locked:
-        # Refused before the password is even looked at: the right one does not help.
-        await svc.audit.record("login", "locked", **audit)
+    # Counted as a failure before the password is looked at, and taken back
+    # only when the login succeeds: a parallel burst gets the budget, no more.
+    attempt = await svc.logins.attempt(body.username, address)
+    if attempt.refused:
+        # Nothing is checked meanwhile: the right password does not help.
+        await svc.audit.record(
+            "login", "locked", **audit, detail={"retry_after": attempt.retry_after}
+        )
         raise Problem(
             429,
             "locked-out",
             "Too many failed logins",
-            f"too many failed logins for this account or address; try again in {locked} s",
-            headers={"Retry-After": str(locked)},
+            "too many failed logins for this account from this address, or from this "
+            f"address; each one doubles the wait. Try again in {attempt.retry_after} s",
+            headers={"Retry-After": str(attempt.retry_after)},
         )
     user = await anyio.to_thread.run_sync(svc.identity.authenticate, body.username, body.password)
     if user is None:
         await svc.audit.record("login", "failure", **audit)
-        locked_account = await svc.lockouts.failed(account)
-        locked_origin = await svc.lockouts.failed(
-            origin, max_failures=svc.settings.login_address_max_failures
-        )
-        if locked_account or locked_origin:
-            await svc.audit.record(
-                "lockout",
-                "success",
-                **audit,
-                detail={"account": locked_account, "address": locked_origin},
-            )
+        await _record_slowdown(svc, attempt, audit)
         raise _unauthorized("the username or password is wrong")
     if user.mfa_enabled:
         verified = body.totp is not None and await anyio.to_thread.run_sync(
@@ -104,7 +99,7 @@ async def token(request: Request) -> Response:
         )
         if not verified:
             await svc.audit.record("login", "failure", **audit, detail={"reason": "mfa"})
-            await svc.lockouts.failed(account)
+            await _record_slowdown(svc, attempt, audit)
             raise Problem(
                 401,
                 "mfa-required",
@@ -113,10 +108,17 @@ async def token(request: Request) -> Response:
                 "(or a recovery code) as totp",
                 headers={"WWW-Authenticate": 'Bearer realm="aia"'},
             )
-    await svc.lockouts.succeeded(account)
+    await svc.logins.succeeded(attempt)
     await svc.audit.record("login", "success", **audit)
     refresh = await anyio.to_thread.run_sync(svc.identity.issue_refresh, user.id)
     return _tokens(svc, user, refresh)
+
+
+async def _record_slowdown(svc: Services, attempt: LoginAttempt, audit: dict[str, Any]) -> None:
+    """Audit the failure that spent a budget: from the next one on, each waits."""
+    if attempt.spent:
+        detail = {"budgets": list(attempt.spent)}
+        await svc.audit.record("lockout", "success", **audit, detail=detail)
 
 
 async def refresh(request: Request) -> Response:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aia_api.auth.principal import Unauthenticated
+from aia_api.auth.principal import TooManyFailures, Unauthenticated
 from aia_api.auth.roles import Permission
 from aia_api.problems import Problem
 from aia_api.services import Services, services
@@ -154,8 +154,19 @@ async def metrics(request: Request) -> Response:
     if not (token and hmac.compare_digest(authorization, f"Bearer {token}")):
         try:
             principal = await svc.auth.authenticate(
-                authorization or None, request.headers.get("x-api-key")
+                authorization or None,
+                request.headers.get("x-api-key"),
+                # Public for the scrape token only: guesses are budgeted as anywhere.
+                address=request.client.host if request.client else "unknown",
             )
+        except TooManyFailures as exc:
+            raise Problem(
+                429,
+                "too-many-failures",
+                "Too many failed authentications",
+                str(exc),
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
         except Unauthenticated as exc:
             raise Problem(
                 401,

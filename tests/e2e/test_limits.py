@@ -1,10 +1,13 @@
-"""Rate limits, login lockouts, the per-tenant in-flight cap, MFA and the audit log."""
+"""Request rates, login throttling, failed-authentication budgets, the per-tenant in-flight
+cap, MFA and the audit log."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pyotp
@@ -18,34 +21,80 @@ pytestmark = pytest.mark.e2e
 SLEEP = {"type": "diagnostics.sleep", "payload": {"seconds": 0}}
 
 
-@pytest.fixture
-def limited(redis_stack: Stack) -> Iterator[str]:
-    """An API with tight limits, on a Redis database of its own (locks and counters)."""
+# The budgets the limited API is started with.
+PAIR_FAILURES = 3
+ACCOUNT_FAILURES = 6
+ADDRESS_FAILURES = 8
+AUTH_FAILURES = 5
+# Trusted as proxies: the tests speak for any client through X-Forwarded-For.
+TRUSTED = '["127.0.0.1", "10.0.0.0/8"]'
+
+
+def _api(stack: Stack, env: dict[str, str]) -> Iterator[str]:
+    """An API of ``stack`` on a Redis database of its own (throttles and counters)."""
     redis_url = _claim_redis_db()
-    proc, url = redis_stack.start_api(
-        env={
-            "AIA_REDIS_URL": redis_url,
-            "AIA_BROKER_URL": redis_url,
-            "AIA_RATE_LIMIT_PER_MINUTE": "5",
-            "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "40",
-            "AIA_LOGIN_MAX_FAILURES": "3",
-            "AIA_LOGIN_ADDRESS_MAX_FAILURES": "8",
-            "AIA_TENANT_MAX_INFLIGHT": "2",
-        }
+    proc, url = stack.start_api(
+        env={"AIA_REDIS_URL": redis_url, "AIA_BROKER_URL": redis_url, **env}
     )
     yield url
     proc.stop()
     _release(redis_url)
 
 
+@pytest.fixture
+def limited(redis_stack: Stack) -> Iterator[str]:
+    """An API with tight limits, behind a trusted proxy (this host)."""
+    yield from _api(
+        redis_stack,
+        {
+            "AIA_RATE_LIMIT_PER_MINUTE": "5",
+            "AIA_AUTH_RATE_LIMIT_PER_MINUTE": "100",
+            "AIA_LOGIN_MAX_FAILURES": str(PAIR_FAILURES),
+            "AIA_LOGIN_ACCOUNT_MAX_FAILURES": str(ACCOUNT_FAILURES),
+            "AIA_LOGIN_ADDRESS_MAX_FAILURES": str(ADDRESS_FAILURES),
+            # Long enough that no wait runs out while a test runs.
+            "AIA_LOGIN_DELAY_SECONDS": "600",
+            "AIA_AUTH_FAILURES_PER_MINUTE": str(AUTH_FAILURES),
+            "AIA_TENANT_MAX_INFLIGHT": "2",
+            "AIA_TRUSTED_PROXIES": TRUSTED,
+        },
+    )
+
+
 def _user(stack: Stack, role: str = "operator", tenant: str = "default") -> str:
     return stack.create_user(role, tenant)
 
 
-def _login(url: str, username: str, password: str = TEST_PASSWORD, **extra: str) -> httpx.Response:
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def _login(
+    url: str,
+    username: str,
+    password: str = TEST_PASSWORD,
+    headers: dict[str, str] | None = None,
+    **extra: str,
+) -> httpx.Response:
     return httpx.post(
-        f"{url}/v1/auth/token", json={"username": username, "password": password, **extra}
+        f"{url}/v1/auth/token",
+        json={"username": username, "password": password, **extra},
+        headers=headers,
+        # Each password is checked with argon2: a burst of them takes a while.
+        timeout=60,
     )
+
+
+def _at_once(count: int, call: Callable[[int], httpx.Response]) -> list[httpx.Response]:
+    """``call(0) .. call(count - 1)``, all in flight together."""
+    start = threading.Barrier(count)
+
+    def run(n: int) -> httpx.Response:
+        start.wait()
+        return call(n)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
 
 
 def test_rate_limit_headers_and_429(redis_stack: Stack, limited: str) -> None:
@@ -66,29 +115,91 @@ def test_rate_limit_headers_and_429(redis_stack: Stack, limited: str) -> None:
     assert httpx.get(f"{limited}/v1/tasks", headers=other).status_code == 200
 
 
-def test_repeated_failures_lock_the_account_even_for_the_right_password(
+def test_a_parallel_burst_of_wrong_passwords_gets_the_budget_and_no_more(
     redis_stack: Stack, limited: str
 ) -> None:
     username = _user(redis_stack)
-    for _ in range(3):
-        assert _login(limited, username, "wrong password!!").status_code == 401
-    locked = _login(limited, username)
-    assert locked.status_code == 429
-    assert int(locked.headers["retry-after"]) > 0
-    assert locked.json()["type"] == "urn:aia:problem:locked-out"
-    # Other accounts are not locked by it.
-    assert _login(limited, _user(redis_stack)).status_code == 200
+    burst = _at_once(
+        20, lambda _: _login(limited, username, "wrong password!!", _from("203.0.113.9"))
+    )
+    codes = [a.status_code for a in burst]
+    assert codes.count(401) == PAIR_FAILURES, codes
+    assert codes.count(429) == 20 - PAIR_FAILURES
+    refused = next(a for a in burst if a.status_code == 429)
+    assert refused.json()["type"] == "urn:aia:problem:locked-out"
+    assert 0 < int(refused.headers["retry-after"]) <= 600
+    # From that address, even the right password waits now.
+    assert _login(limited, username, headers=_from("203.0.113.9")).status_code == 429
 
 
-def test_repeated_failures_from_one_address_lock_the_address(
+def test_a_strangers_failures_do_not_stop_the_owner(redis_stack: Stack, limited: str) -> None:
+    username = _user(redis_stack)
+    stranger = [
+        _login(limited, username, "wrong password!!", _from("203.0.113.9")).status_code
+        for _ in range(PAIR_FAILURES + 2)
+    ]
+    assert stranger == [401] * PAIR_FAILURES + [429, 429]
+    # The owner, from their own address, logs in at once.
+    assert _login(limited, username, headers=_from("198.51.100.7")).status_code == 200
+
+
+def test_a_guess_spread_over_addresses_slows_new_ones_but_not_the_owners(
     redis_stack: Stack, limited: str
 ) -> None:
-    names = [_user(redis_stack) for _ in range(5)]
+    username = _user(redis_stack)
+    assert _login(limited, username, headers=_from("198.51.100.7")).status_code == 200
+    spread = [
+        _login(limited, username, "wrong password!!", _from(f"203.0.113.{n}")).status_code
+        for n in range(ACCOUNT_FAILURES)
+    ]
+    assert spread == [401] * ACCOUNT_FAILURES
+    # The account's budget is spent: an address it has not logged in from waits...
+    assert _login(limited, username, headers=_from("192.0.2.44")).status_code == 429
+    # ...and the one it logged in from lately does not.
+    assert _login(limited, username, headers=_from("198.51.100.7")).status_code == 200
+
+
+def test_an_address_spraying_accounts_is_slowed(redis_stack: Stack, limited: str) -> None:
+    names = [_user(redis_stack) for _ in range(ADDRESS_FAILURES // 2)]
     for name in names:
         for _ in range(2):
-            _login(limited, name, "wrong password!!")
-    # Eight failures from 127.0.0.1, no account past its own limit: the address is locked.
-    assert _login(limited, _user(redis_stack)).status_code == 429
+            assert (
+                _login(limited, name, "wrong password!!", _from("203.0.113.9")).status_code == 401
+            )
+    # No account past its own budget, but the address is past its own.
+    fresh = _user(redis_stack)
+    assert _login(limited, fresh, headers=_from("203.0.113.9")).status_code == 429
+    assert _login(limited, fresh, headers=_from("198.51.100.7")).status_code == 200
+
+
+def test_a_burst_of_bad_keys_gets_429_before_any_lookup_past_the_budget(
+    redis_stack: Stack, limited: str
+) -> None:
+    good = {"Authorization": f"Bearer {redis_stack.create_key('viewer')}", **_from("203.0.113.77")}
+    assert httpx.get(f"{limited}/v1/tasks", headers=good).status_code == 200
+
+    def made_up(n: int) -> httpx.Response:
+        headers = {"X-API-Key": f"aia_made-up-{uuid.uuid4().hex}", **_from("203.0.113.77")}
+        return httpx.get(f"{limited}/v1/tasks", headers=headers)
+
+    burst = _at_once(20, made_up)
+    codes = [a.status_code for a in burst]
+    assert codes.count(401) == AUTH_FAILURES, codes
+    assert codes.count(429) == 20 - AUTH_FAILURES
+    refused = next(a for a in burst if a.status_code == 429)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:aia:problem:too-many-failures"
+    assert 1 <= int(refused.headers["retry-after"]) <= 61
+    # /metrics, public for its scrape token, is no way around the budget.
+    metrics = httpx.get(
+        f"{limited}/metrics", headers={"X-API-Key": "aia_x", **_from("203.0.113.77")}
+    )
+    assert metrics.status_code == 429
+    # A key this process already knows costs no lookup: it still gets in.
+    assert httpx.get(f"{limited}/v1/tasks", headers=good).status_code == 200
+    # Another address has its own budget.
+    other = {"X-API-Key": "aia_made-up", **_from("198.51.100.7")}
+    assert httpx.get(f"{limited}/v1/tasks", headers=other).status_code == 401
 
 
 def test_tenant_in_flight_cap(redis_stack: Stack, limited: str) -> None:

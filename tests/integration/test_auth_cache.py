@@ -1,4 +1,8 @@
-"""Cached credentials across a real database outage: who stays in, who does not."""
+"""Cached credentials across a real database outage: who stays in, who does not.
+
+And what made-up credentials cost: the database sees each address's budget of
+them and no more, and a flood of them cannot push the valid ones out.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
-from aia_api.auth.credentials import digest
-from aia_api.auth.principal import Authenticator, Unauthenticated
+from aia_api.auth.credentials import digest, new_api_key
+from aia_api.auth.limits import AddressFailures
+from aia_api.auth.principal import Authenticator, TooManyFailures, Unauthenticated
 from aia_api.auth.roles import Role
 from aia_api.auth.store import IdentityStore
 from aia_api.auth.tokens import TokenCodec
@@ -34,9 +40,11 @@ class Identities:
     store: IdentityStore
     codec: TokenCodec
 
-    def authenticator(self, *, cache_seconds: float = 0.0) -> Authenticator:
+    def authenticator(
+        self, *, cache_seconds: float = 0.0, failures: AddressFailures | None = None
+    ) -> Authenticator:
         # No freshness by default: every call past the first would ask the database.
-        return Authenticator(self.codec, self.store, cache_seconds=cache_seconds)
+        return Authenticator(self.codec, self.store, cache_seconds=cache_seconds, failures=failures)
 
     def new_key(self) -> str:
         return self.store.create_key(
@@ -164,3 +172,84 @@ def test_after_the_outage_the_database_decides_again(identities: Identities) -> 
         return False
 
     wait_for(refused, 10, 0.1, "the revoked key to be refused")
+
+
+# -- made-up credentials ---------------------------------------------------------------
+
+BUDGET = 5
+BURST = 30
+# Past the number of valid credentials a process keeps: the old cache, shared
+# with the unknown ones, was emptied whole at this size.
+FLOOD = 10_001
+
+
+async def _outcomes(auth: Authenticator, keys: list[str], address: str) -> list[str]:
+    """Authenticate every key from ``address`` at once; what each one got."""
+
+    async def one(key: str) -> str:
+        try:
+            await auth.authenticate(None, key, address=address, stale_seconds=_STALE)
+        except TooManyFailures:
+            return "too many"
+        except Unauthenticated:
+            return "unauthenticated"
+        except DATABASE_DOWN:
+            return "database down"
+        return "ok"
+
+    return list(await asyncio.gather(*(one(key) for key in keys)))
+
+
+def test_a_burst_of_bad_keys_from_one_address_costs_the_database_its_budget(
+    identities: Identities, redis_url: str
+) -> None:
+    good = identities.new_key()
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        auth = identities.authenticator(
+            cache_seconds=600, failures=AddressFailures(client, per_minute=BUDGET)
+        )
+        assert await _outcomes(auth, [good], "203.0.113.9") == ["ok"]
+        # With the database down, every key that reaches it answers
+        # "database down": only the budget may, the rest are refused before.
+        with outage(identities.server):
+            made_up = [new_api_key() for _ in range(BURST)]
+            outcomes = await _outcomes(auth, made_up, "203.0.113.9")
+            assert outcomes.count("database down") == BUDGET, outcomes
+            assert outcomes.count("too many") == BURST - BUDGET
+            # A key known here costs nothing to check: it still gets in.
+            assert await _outcomes(auth, [good], "203.0.113.9") == ["ok"]
+        # Another address has its own budget.
+        others = await _outcomes(auth, [new_api_key() for _ in range(BURST)], "198.51.100.7")
+        assert sorted(set(others)) == ["too many", "unauthenticated"]
+        assert others.count("unauthenticated") == BUDGET
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_key_is_remembered_apart(identities: Identities) -> None:
+    auth = identities.authenticator(cache_seconds=600)
+    made_up = new_api_key()
+    with pytest.raises(Unauthenticated):
+        _key(auth, made_up)
+    # Answered from memory: the database is not asked again.
+    with outage(identities.server), pytest.raises(Unauthenticated):
+        _key(auth, made_up)
+
+
+def test_valid_keys_stay_cached_under_a_flood_of_made_up_ones(identities: Identities) -> None:
+    auth = identities.authenticator(cache_seconds=600)
+    good = identities.new_key()
+    good_id = _key(auth, good)
+
+    async def flood() -> None:
+        for start in range(0, FLOOD, 100):
+            made_up = [new_api_key() for _ in range(min(100, FLOOD - start))]
+            assert set(await _outcomes(auth, made_up, "unused")) == {"unauthenticated"}
+
+    asyncio.run(flood())
+    # Still cached: no database needed to let it in.
+    with outage(identities.server):
+        assert _key(auth, good) == good_id
