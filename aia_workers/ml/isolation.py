@@ -29,6 +29,7 @@ import struct
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -86,7 +87,11 @@ def run_in_child(
     """
     parent = os.getpid()
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12 warns on a fork from a process with threads; ours are the
+        # BLAS and OpenMP pools, which the child leaves alone (one thread, see _child).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:
         os.close(read_fd)
         _child(work, write_fd, parent, memory_mb)
