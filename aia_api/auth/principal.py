@@ -81,6 +81,10 @@ class _CheckedCache:
         self.generation = 0
         self.refreshing: set[str] = set()
 
+    def __contains__(self, key: str) -> bool:
+        # A look that does not count as a use.
+        return key in self._entries
+
     def get(self, key: str) -> tuple[float, Any] | None:
         entry = self._entries.get(key)
         if entry is not None:
@@ -186,25 +190,30 @@ class Authenticator:
         if stale_seconds is None:
             stale_seconds = self._stale
         credential = self._credential(authorization, api_key)
-        resolve: Callable[[], Awaitable[Principal]]
+        # The hot path (a credential verified here before) goes straight on,
+        # with no closure made for it.
+        unbudgeted = address is None or self._failures is None
         if credential.startswith(API_KEY_PREFIX):
             key_hash = digest(credential)
-            known = self._keys.get(key_hash) is not None
-
-            def resolve() -> Awaitable[Principal]:
-                return self._key_principal(key_hash, stale_seconds)
-        else:
-            claims = self._verified.get(credential)
-            known = (
-                claims is not None
-                and claims.expires_at > time.time()
-                and self._users.get(claims.subject) is not None
+            if unbudgeted or key_hash in self._keys:
+                return await self._key_principal(key_hash, stale_seconds)
+            return await self._charged(
+                address, lambda: self._key_principal(key_hash, stale_seconds)
             )
+        claims = self._verified.get(credential)
+        if unbudgeted or (
+            claims is not None and claims.expires_at > time.time() and claims.subject in self._users
+        ):
+            return await self._token_principal(credential, stale_seconds)
+        return await self._charged(
+            address, lambda: self._token_principal(credential, stale_seconds)
+        )
 
-            def resolve() -> Awaitable[Principal]:
-                return self._token_principal(credential, stale_seconds)
-
-        if known or address is None or self._failures is None:
+    async def _charged(
+        self, address: str | None, resolve: Callable[[], Awaitable[Principal]]
+    ) -> Principal:
+        """``resolve()``, charged to ``address`` first and refunded when it succeeds."""
+        if address is None or self._failures is None:
             return await resolve()
         charge = await self._failures.charge(address)
         if charge.refused:
