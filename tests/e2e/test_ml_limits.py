@@ -232,7 +232,7 @@ def test_a_run_past_the_memory_cap_fails_and_the_worker_goes_on(
     assert {c["kind"] for c in dataset["columns"] if c["name"] != "target"} == {"categorical"}
     pool = _pool_processes(ml_stack)
     body = _body(dataset, time_budget_seconds=120, options={"estimator": "mlp"})
-    done = _train(ml, _experiment(ml, body), timeout=180)
+    done = _train(ml, _experiment(ml, body), timeout=90)
 
     assert done["status"] == "failed"
     assert done["error"]["type"] == "TrainingOutOfMemory"
