@@ -198,7 +198,8 @@ class AuditEntry(Closed):
     id: str
     action: str = Field(
         description="e.g. login, lockout, refresh.reuse, key.create, key.revoke, "
-        "mfa.enroll, mfa.enable, permission.denied"
+        "mfa.enroll, mfa.enable, mfa.disable, mfa.reset, role.change, user.delete, "
+        "permission.denied"
     )
     outcome: str = Field(description="success, failure or locked")
     actor: str | None

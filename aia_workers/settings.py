@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     auth_stale_seconds: float = Field(default=300.0, ge=0)
     # When set, Prometheus may scrape /metrics with this bearer token alone.
     metrics_token: str = ""
+    # A key lives this many days unless its maker says otherwise, so a
+    # forgotten one does not work for ever; only an admin may ask for longer,
+    # and never past the max (0: no max, so an admin may make one that never
+    # expires). Keys made with `aia keys create` on the host may, always.
+    api_key_default_days: int = Field(default=90, ge=1, le=36_500)
+    api_key_max_days: int = Field(default=365, ge=0, le=36_500)
 
     rate_limit_per_minute: int = Field(default=60_000, ge=1)
     # The public login routes, per client address.

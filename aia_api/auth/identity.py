@@ -15,6 +15,8 @@ class Principal:
     id: str
     tenant: str
     role: Role
+    # A person whose session passed the second factor, with MFA still on.
+    mfa: bool = False
 
     @property
     def permissions(self) -> frozenset[Permission]:

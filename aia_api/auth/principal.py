@@ -103,6 +103,12 @@ class _CheckedCache:
         self._entries.pop(key, None)
         self.generation += 1
 
+    def drop_where(self, stale: Callable[[Any], bool]) -> None:
+        """Drop every entry whose value ``stale`` picks."""
+        for key in [k for k, (_, value) in self._entries.items() if stale(value)]:
+            self._entries.pop(key, None)
+        self.generation += 1
+
     def clear(self) -> None:
         self._entries.clear()
         self.generation += 1
@@ -264,7 +270,7 @@ class Authenticator:
         if not isinstance(active, ActiveUser) or active.tenant != claims.tenant:
             raise Unauthenticated("the account behind this token no longer exists")
         # The role is read from the account, so a demotion takes effect before expiry.
-        return active.principal
+        return active.session_principal(mfa=claims.mfa)
 
     async def _lookup(
         self,
@@ -326,15 +332,21 @@ class Authenticator:
         if kind == "key":
             self._keys.drop(ident)
             self._refused_keys.discard(ident)
+            self._drop_keys_made_by(ident)
         elif kind == "user":
             self._users.drop(ident)
             self._refused_users.discard(ident)
+            # A key acts with at most its maker's role: a change to the maker reaches it.
+            self._drop_keys_made_by(ident)
         else:
             self._keys.clear()
             self._users.clear()
             self._refused_keys.clear()
             self._refused_users.clear()
             self._verified.clear()
+
+    def _drop_keys_made_by(self, maker: str) -> None:
+        self._keys.drop_where(lambda key: isinstance(key, ActiveKey) and maker in key.makers)
 
     async def revoked(self, message: str) -> None:
         """Forget here at once, then tell the other API processes."""

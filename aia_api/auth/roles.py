@@ -39,6 +39,10 @@ class Role(StrEnum):
         """True when this role may act with (or grant) ``other``."""
         return self.rank >= other.rank
 
+    def at_most(self, ceiling: Role) -> Role:
+        """This role, or ``ceiling`` when that is lower."""
+        return self if ceiling.covers(self) else ceiling
+
 
 _ORDER = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
 

@@ -6,18 +6,17 @@ directly.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_api.auth.credentials import digest, new_api_key, new_refresh_token
 from aia_api.auth.identity import Principal
+from aia_api.auth.mfa_records import MfaRecords
 from aia_api.auth.passwords import hash_password, verify_password
 from aia_api.auth.roles import Role
 from aia_workers.db.models import ApiKey, RefreshToken, Tenant, User
@@ -30,6 +29,7 @@ __all__ = [
     "IdentityStore",
     "RefreshError",
     "RefreshReuseError",
+    "Rotation",
 ]
 
 
@@ -57,13 +57,27 @@ class ActiveUser:
     def principal(self) -> Principal:
         return Principal("user", self.id, self.tenant, self.role)
 
+    def session_principal(self, *, mfa: bool) -> Principal:
+        """The principal of a session that passed the second factor (``mfa``) or not.
+
+        It counts only while MFA is on: a session from before a disable or a
+        reset shows nothing.
+        """
+        return Principal("user", self.id, self.tenant, self.role, mfa=mfa and self.mfa_enabled)
+
 
 @dataclass(frozen=True)
 class ActiveKey:
     id: str
     tenant: str
+    # At most the role of whoever made the key, as they are now.
     role: Role
+    # The earliest expiry along the chain of makers.
     expires_at: datetime | None
+    # Whose rights this key's derive from: the account (its id) or the keys
+    # (their hashes) that made it, and theirs in turn. A change to any of them
+    # drops this key from the caches.
+    makers: frozenset[str] = frozenset()
 
     @cached_property
     def principal(self) -> Principal:
@@ -71,7 +85,18 @@ class ActiveKey:
         return Principal("key", self.id, self.tenant, self.role)
 
 
-_RECOVERY_CODES = 10
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A refresh token spent for a new one of its family."""
+
+    user: ActiveUser
+    refresh_token: str
+    # The family began with a login that passed the second factor.
+    mfa: bool
+
+
+# A key made by a key made by a key...: deeper than this is refused, not followed.
+_MAX_MAKERS = 8
 
 
 def _now() -> datetime:
@@ -91,6 +116,18 @@ def _spend(session: Session, token_id: str, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _usable(key: ApiKey | None, now: datetime) -> bool:
+    return (
+        key is not None
+        and key.revoked_at is None
+        and (key.expires_at is None or key.expires_at > now)
+    )
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None or (a is not None and a <= b) else b
 
 
 def _revoke_family(session: Session, family_id: str, now: datetime) -> None:
@@ -115,6 +152,7 @@ class IdentityStore:
         self._sessions = sessions
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
         self._box = box
+        self._mfa = MfaRecords(sessions, seal=self._stored_mfa_secret, unseal=self._mfa_secret)
 
     def _mfa_box(self) -> SecretBox:
         if self._box is None:
@@ -160,18 +198,55 @@ class IdentityStore:
             user.role = role.value
             return ActiveUser(user.id, user.tenant_id, role, user.mfa_enabled), former
 
-    def delete_user(self, user_id: str) -> None:
+    def delete_user(self, user_id: str) -> int:
+        """Delete an account, end its sessions and revoke the keys it made; how many keys.
+
+        Keys those keys made stop with them (see ``active_key``); every API
+        process must still be told ``user:<id>`` to drop what it cached.
+        """
+        now = _now()
         with self._sessions.begin() as session:
             session.execute(
                 update(User)
                 .where(User.id == user_id, User.deleted_at.is_(None))
-                .values(deleted_at=_now())
+                .values(deleted_at=now)
             )
             session.execute(
                 update(RefreshToken)
                 .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=_now())
+                .values(revoked_at=now)
             )
+            revoked = session.execute(
+                update(ApiKey)
+                .where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return int(revoked.rowcount)  # type: ignore[attr-defined]
+
+    def find_user(self, username: str) -> ActiveUser | None:
+        """The undeleted account of ``username``."""
+        with self._sessions() as session:
+            user = session.scalars(
+                select(User).where(User.username == username, User.deleted_at.is_(None))
+            ).first()
+            if user is None:
+                return None
+            return ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
+
+    def username_of(self, user_id: str) -> str | None:
+        with self._sessions() as session:
+            return session.scalars(
+                select(User.username).where(User.id == user_id, User.deleted_at.is_(None))
+            ).first()
+
+    def check_password(self, user_id: str, password: str) -> bool:
+        """Whether ``password`` is the account's: asked again before changing its MFA."""
+        with self._sessions() as session:
+            stored = session.scalars(
+                select(User.password_hash).where(User.id == user_id, User.deleted_at.is_(None))
+            ).first()
+        return verify_password(stored, password)
 
     def has_users(self) -> bool:
         with self._sessions() as session:
@@ -201,47 +276,42 @@ class IdentityStore:
 
     # -- MFA ----------------------------------------------------------------------
 
+    # Every read and write of a TOTP secret goes through these two (MfaRecords
+    # is given them as its seal and unseal).
+
+    def _stored_mfa_secret(self, secret: str) -> str:
+        """What the database keeps for ``secret``."""
+        return self._mfa_box().seal(secret)
+
+    def _mfa_secret(self, stored: str) -> str:
+        """The secret the database keeps as ``stored``."""
+        return self._mfa_box().open(stored)
+
     def start_mfa(self, user_id: str) -> tuple[str, str]:
         """A new TOTP secret (not yet in force) and its otpauth:// URI."""
-        secret = pyotp.random_base32()
-        with self._sessions.begin() as session:
-            user = session.get(User, user_id)
-            if user is None or user.deleted_at is not None:
-                raise ConflictError("the account no longer exists")
-            if user.mfa_enabled:
-                raise ConflictError("MFA is already on for this account")
-            user.mfa_secret = self._mfa_box().seal(secret)
-            uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="AIA")
-        return secret, uri
+        return self._mfa.start_mfa(user_id)
 
     def confirm_mfa(self, user_id: str, code: str) -> list[str] | None:
         """Turn MFA on when ``code`` matches the pending secret; the recovery codes, once."""
-        with self._sessions.begin() as session:
-            user = session.get(User, user_id)
-            if user is None or user.mfa_enabled or not user.mfa_secret:
-                return None
-            if not pyotp.TOTP(self._mfa_box().open(user.mfa_secret)).verify(code, valid_window=1):
-                return None
-            codes = [secrets.token_hex(5) for _ in range(_RECOVERY_CODES)]
-            user.recovery_codes = [digest(c) for c in codes]
-            user.mfa_enabled = True
-        return codes
+        return self._mfa.confirm_mfa(user_id, code)
 
     def check_second_factor(self, user_id: str, code: str) -> bool:
-        """A current TOTP code, or an unused recovery code (which is then spent)."""
-        with self._sessions.begin() as session:
-            user = session.get(User, user_id)
-            if user is None or not user.mfa_enabled or not user.mfa_secret:
-                return False
-            totp = pyotp.TOTP(self._mfa_box().open(user.mfa_secret))
-            if totp.verify(code.replace(" ", ""), valid_window=1):
-                return True
-            remaining = list(user.recovery_codes or [])
-            if digest(code.strip().lower()) in remaining:
-                remaining.remove(digest(code.strip().lower()))
-                user.recovery_codes = remaining
-                return True
-            return False
+        """A TOTP code not used before, or an unused recovery code; either is then spent."""
+        return self._mfa.check_second_factor(user_id, code)
+
+    def disable_mfa(self, user_id: str) -> bool:
+        """Turn MFA off and end the account's sessions; False when it was not on."""
+        return self._mfa.disable_mfa(user_id)
+
+    def reset_mfa(self, username: str, *, tenant: str | None) -> ActiveUser | None:
+        """An admin's disable (in ``tenant``; None: any): the account, or None when unknown.
+
+        ConflictError when MFA is not on.
+        """
+        user = self._mfa.reset_mfa(username, tenant=tenant)
+        if user is None:
+            return None
+        return ActiveUser(user.id, user.tenant_id, Role(user.role), mfa_enabled=False)
 
     # -- API keys ---------------------------------------------------------------
 
@@ -252,13 +322,23 @@ class IdentityStore:
         name: str,
         role: Role,
         created_by: str | None,
-        expires_at: datetime | None = None,
+        lifetime: timedelta | None = None,
     ) -> tuple[ApiKey, str]:
-        """The key's record and, once only, the key itself."""
+        """The key's record and, once only, the key itself.
+
+        ``created_by`` is the account or key that makes it (None: the host's
+        CLI); ``lifetime`` None means it never expires. A key made by a key
+        expires no later than its maker.
+        """
         plaintext = new_api_key()
+        now = _now()
+        expires_at = now + lifetime if lifetime is not None else None
         with self._sessions.begin() as session:
             if session.get(Tenant, tenant) is None:
                 raise ConflictError(f"there is no tenant {tenant!r}; create it first")
+            maker = session.get(ApiKey, created_by) if created_by is not None else None
+            if maker is not None:
+                expires_at = _earliest(expires_at, maker.expires_at)
             record = ApiKey(
                 id=str(uuid.uuid4()),
                 tenant_id=tenant,
@@ -267,20 +347,45 @@ class IdentityStore:
                 prefix=plaintext[:12],
                 role=role.value,
                 created_by=created_by,
-                created_at=_now(),
+                created_at=now,
                 expires_at=expires_at,
             )
             session.add(record)
         return record, plaintext
 
     def active_key(self, key_hash: str) -> ActiveKey | None:
+        """The key as it may act now, or None.
+
+        A key has at most the current role of the account that made it, and
+        stops when that account is deleted; a key made by a key, at most what
+        its maker may do now, and stops when it is revoked or expires. Keys
+        made on the host (no maker) keep their role.
+        """
+        now = _now()
         with self._sessions() as session:
             key = session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).first()
-            if key is None or key.revoked_at is not None:
+            if key is None or not _usable(key, now):
                 return None
-            if key.expires_at is not None and key.expires_at <= _now():
-                return None
-            return ActiveKey(key.id, key.tenant_id, Role(key.role), key.expires_at)
+            role, expires_at, makers = Role(key.role), key.expires_at, set[str]()
+            maker_id = key.created_by
+            for _ in range(_MAX_MAKERS):
+                if maker_id is None:
+                    return ActiveKey(key.id, key.tenant_id, role, expires_at, frozenset(makers))
+                user = session.get(User, maker_id)
+                if user is not None:
+                    if user.deleted_at is not None or user.tenant_id != key.tenant_id:
+                        return None
+                    makers.add(user.id)
+                    role = role.at_most(Role(user.role))
+                    return ActiveKey(key.id, key.tenant_id, role, expires_at, frozenset(makers))
+                maker = session.get(ApiKey, maker_id)
+                if maker is None or not _usable(maker, now) or maker.tenant_id != key.tenant_id:
+                    return None
+                makers.add(maker.key_hash)
+                role = role.at_most(Role(maker.role))
+                expires_at = _earliest(expires_at, maker.expires_at)
+                maker_id = maker.created_by
+        return None
 
     def list_keys(self, tenant: str, created_by: str | None = None) -> list[ApiKey]:
         """The tenant's keys, or only those ``created_by`` made."""
@@ -305,7 +410,7 @@ class IdentityStore:
 
     # -- refresh tokens -----------------------------------------------------------
 
-    def _add_refresh(self, session: Session, user_id: str, family_id: str) -> str:
+    def _add_refresh(self, session: Session, user_id: str, family_id: str, mfa: bool) -> str:
         plaintext = new_refresh_token()
         now = _now()
         session.add(
@@ -316,15 +421,19 @@ class IdentityStore:
                 token_hash=digest(plaintext),
                 created_at=now,
                 expires_at=now + self._refresh_ttl,
+                mfa=mfa,
             )
         )
         return plaintext
 
-    def issue_refresh(self, user_id: str, family_id: str | None = None) -> str:
+    def issue_refresh(
+        self, user_id: str, family_id: str | None = None, *, mfa: bool = False
+    ) -> str:
+        """A refresh token; ``mfa`` when the login it comes from passed the second factor."""
         with self._sessions.begin() as session:
-            return self._add_refresh(session, user_id, family_id or str(uuid.uuid4()))
+            return self._add_refresh(session, user_id, family_id or str(uuid.uuid4()), mfa)
 
-    def rotate_refresh(self, plaintext: str) -> tuple[ActiveUser, str]:
+    def rotate_refresh(self, plaintext: str) -> Rotation:
         """Spend ``plaintext`` for a new token of the same family.
 
         A token that was already spent means it was stolen (or replayed): the
@@ -368,10 +477,11 @@ class IdentityStore:
                 refusal = reuse
             else:
                 active = ActiveUser(user.id, user.tenant_id, Role(user.role), user.mfa_enabled)
-                rotated = self._add_refresh(session, user.id, token.family_id)
+                mfa = token.mfa
+                rotated = self._add_refresh(session, user.id, token.family_id, mfa)
         if refusal is not None:
             raise refusal
-        return active, rotated
+        return Rotation(active, rotated, mfa)
 
     def revoke_refresh(self, plaintext: str) -> bool:
         """Log out: revoke the family of ``plaintext``; False when it is unknown."""

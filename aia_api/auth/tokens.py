@@ -15,6 +15,10 @@ __all__ = ["AccessClaims", "InvalidTokenError", "TokenCodec"]
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "sub", "jti", "iss", "aud"]
+# Authentication methods (RFC 8176): a password, and a one-time code besides
+# when the session passed the second factor.
+_AMR_PASSWORD = ["pwd"]
+_AMR_MFA = ["pwd", "otp", "mfa"]
 
 
 class InvalidTokenError(AiaError):
@@ -28,6 +32,8 @@ class AccessClaims:
     roles: tuple[str, ...]
     token_id: str
     expires_at: float
+    # The session behind the token passed the second factor (its ``amr`` says "mfa").
+    mfa: bool = False
 
 
 class TokenCodec:
@@ -39,12 +45,14 @@ class TokenCodec:
         self._audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, subject: str, tenant: str, roles: list[str]) -> str:
+    def issue(self, *, subject: str, tenant: str, roles: list[str], mfa: bool = False) -> str:
+        """A signed token; ``mfa`` when its session passed the second factor."""
         now = int(time.time())
         claims = {
             "sub": subject,
             "tenant": tenant,
             "roles": roles,
+            "amr": _AMR_MFA if mfa else _AMR_PASSWORD,
             "iat": now,
             "exp": now + self.ttl_seconds,
             "jti": str(uuid.uuid4()),
@@ -71,10 +79,13 @@ class TokenCodec:
         tenant, roles = claims.get("tenant"), claims.get("roles")
         if not isinstance(tenant, str) or not isinstance(roles, list):
             raise InvalidTokenError("the access token lacks its tenant or roles")
+        # Tokens issued before the claim existed have none: no second factor shown.
+        amr = claims.get("amr")
         return AccessClaims(
             subject=str(claims["sub"]),
             tenant=tenant,
             roles=tuple(str(r) for r in roles),
             token_id=str(claims["jti"]),
             expires_at=float(claims["exp"]),
+            mfa=isinstance(amr, list) and "mfa" in amr,
         )

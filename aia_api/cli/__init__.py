@@ -170,10 +170,29 @@ def _cmd_users_set_role(ns: argparse.Namespace) -> int:
     return set_role(get_settings(), username=ns.username, role=ns.role)
 
 
+def _cmd_users_delete(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import delete_user
+
+    return delete_user(get_settings(), username=ns.username)
+
+
+def _cmd_users_reset_mfa(ns: argparse.Namespace) -> int:
+    from aia_api.cli.identity import reset_mfa
+
+    return reset_mfa(get_settings(), username=ns.username)
+
+
 def _cmd_keys_create(ns: argparse.Namespace) -> int:
     from aia_api.cli.identity import create_key
 
-    return create_key(get_settings(), tenant=ns.tenant, name=ns.name, role=ns.role)
+    return create_key(
+        get_settings(),
+        tenant=ns.tenant,
+        name=ns.name,
+        role=ns.role,
+        expires_in_days=ns.expires_in_days,
+        never_expires=ns.never_expires,
+    )
 
 
 def _cmd_submit(ns: argparse.Namespace) -> int:
@@ -269,6 +288,14 @@ def _parser() -> argparse.ArgumentParser:
     sr.add_argument("--username", required=True)
     sr.add_argument("--role", choices=roles, required=True)
     sr.set_defaults(func=_cmd_users_set_role)
+    dp = users.add_parser("delete", help="delete a user; their sessions and API keys end at once")
+    dp.add_argument("--username", required=True)
+    dp.set_defaults(func=_cmd_users_delete)
+    mp = users.add_parser(
+        "reset-mfa", help="turn a user's MFA off (a lost device) and end their sessions"
+    )
+    mp.add_argument("--username", required=True)
+    mp.set_defaults(func=_cmd_users_reset_mfa)
 
     p = sub.add_parser("keys", help="manage API keys")
     keys = p.add_subparsers(dest="keys_command", required=True)
@@ -276,6 +303,11 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--tenant", required=True)
     kp.add_argument("--name", required=True)
     kp.add_argument("--role", choices=roles, default="operator")
+    lifetime = kp.add_mutually_exclusive_group()
+    lifetime.add_argument(
+        "--expires-in-days", type=int, help="default: AIA_API_KEY_DEFAULT_DAYS (90)"
+    )
+    lifetime.add_argument("--never-expires", action="store_true")
     kp.set_defaults(func=_cmd_keys_create)
 
     p = sub.add_parser("dev", help="run the whole system on this machine")

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ __all__ = [
     "create_key",
     "create_user",
     "credentials_path",
+    "delete_user",
     "dev_secret",
     "read_credentials",
+    "reset_mfa",
     "set_role",
     "write_credentials",
 ]
@@ -62,8 +65,22 @@ def create_user(
     return 0
 
 
+def _announce(settings: Settings, user_id: str) -> None:
+    """Make every API process forget what it cached of the account and of its keys."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        client.publish(INVALIDATION_CHANNEL, json.dumps({"m": f"user:{user_id}"}))
+    except redis.RedisError as exc:
+        print(
+            f"warning: API processes will see the change within their cache time ({exc})",
+            file=sys.stderr,
+        )
+    finally:
+        client.close()
+
+
 def set_role(settings: Settings, *, username: str, role: str) -> int:
-    """Change a user's role, record it, and make every API process forget the old one."""
+    """Change a user's role (and so of the keys they made), record it, tell every API process."""
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     store = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
@@ -79,26 +96,83 @@ def set_role(settings: Settings, *, username: str, role: str) -> int:
         actor="cli",
         detail={"user_id": user.id, "username": username, "from": former.value, "to": role},
     )
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    try:
-        client.publish(INVALIDATION_CHANNEL, json.dumps({"m": f"user:{user.id}"}))
-    except redis.RedisError as exc:
-        print(
-            f"warning: API processes will see the new role within their cache time ({exc})",
-            file=sys.stderr,
-        )
-    finally:
-        client.close()
+    _announce(settings, user.id)
     print(f"{username}: {former.value} -> {role}")
     return 0
 
 
-def create_key(settings: Settings, *, tenant: str, name: str, role: str) -> int:
+def delete_user(settings: Settings, *, username: str) -> int:
+    """Delete an account: its sessions end and its keys are revoked, at once everywhere."""
+    sessions = make_sessionmaker(make_engine(settings))
+    store = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+    user = store.find_user(username)
+    if user is None:
+        print(f"there is no user {username!r}", file=sys.stderr)
+        return 2
+    keys = store.delete_user(user.id)
+    AuditLog(sessions).record_now(
+        "user.delete",
+        "success",
+        tenant=user.tenant,
+        actor="cli",
+        detail={"user_id": user.id, "username": username, "keys_revoked": keys},
+    )
+    _announce(settings, user.id)
+    print(f"deleted {username}; {keys} of their API keys revoked")
+    return 0
+
+
+def reset_mfa(settings: Settings, *, username: str) -> int:
+    """Turn a user's MFA off (a lost device, and no admin to ask) and end their sessions."""
+    sessions = make_sessionmaker(make_engine(settings))
+    store = IdentityStore(sessions, refresh_ttl_seconds=settings.refresh_token_ttl_seconds)
+    try:
+        user = store.reset_mfa(username, tenant=None)
+    except ConflictError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if user is None:
+        print(f"there is no user {username!r}", file=sys.stderr)
+        return 2
+    AuditLog(sessions).record_now(
+        "mfa.reset",
+        "success",
+        tenant=user.tenant,
+        actor="cli",
+        detail={"user_id": user.id, "username": username, "sessions_revoked": True},
+    )
+    _announce(settings, user.id)
+    print(f"{username}: MFA is off and every session ended; they can enroll again")
+    return 0
+
+
+def create_key(
+    settings: Settings,
+    *,
+    tenant: str,
+    name: str,
+    role: str,
+    expires_in_days: int | None = None,
+    never_expires: bool = False,
+) -> int:
+    """A key made on the host: any role and lifetime (by default AIA_API_KEY_DEFAULT_DAYS)."""
+    if expires_in_days is not None and expires_in_days < 1:
+        print("--expires-in-days must be 1 or more (or use --never-expires)", file=sys.stderr)
+        return 2
     store = _store(settings)
     store.ensure_tenant(tenant)
-    record, plaintext = store.create_key(tenant=tenant, name=name, role=Role(role), created_by=None)
+    days = expires_in_days or settings.api_key_default_days
+    record, plaintext = store.create_key(
+        tenant=tenant,
+        name=name,
+        role=Role(role),
+        created_by=None,
+        lifetime=None if never_expires else timedelta(days=days),
+    )
+    until = record.expires_at.date().isoformat() if record.expires_at else "never"
     print(
-        f"created {role} key {name} ({record.id}) in tenant {tenant}; it is shown once:",
+        f"created {role} key {name} ({record.id}) in tenant {tenant}, expiring {until}; "
+        "it is shown once:",
         file=sys.stderr,
     )
     print(plaintext)
@@ -144,7 +218,10 @@ def bootstrap_dev_credentials(settings: Settings, api_url: str) -> dict[str, Any
     store.ensure_tenant(tenant)
     password = secrets.token_urlsafe(18)
     store.create_user(tenant=tenant, username="admin", password=password, role=Role.ADMIN)
-    _, key = store.create_key(tenant=tenant, name="aia dev", role=Role.ADMIN, created_by=None)
+    # The CLI's own key on a development machine: it must not stop working one day.
+    _, key = store.create_key(
+        tenant=tenant, name="aia dev", role=Role.ADMIN, created_by=None, lifetime=None
+    )
     # Added to what is kept there already (the keys that read this database's secrets).
     credentials = {
         **read_credentials(settings),

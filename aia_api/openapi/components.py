@@ -42,10 +42,11 @@ from aia_api.responses import (
     WsCommand,
     WsMessage,
 )
-from aia_api.routes.auth import CodeRequest, RefreshRequest, TokenRequest
+from aia_api.routes.auth import RefreshRequest, TokenRequest
 from aia_api.routes.datasets import DatasetRows
 from aia_api.routes.experiments import ExperimentRequest, RunRequest
 from aia_api.routes.keys import KeyRequest
+from aia_api.routes.mfa import CodeRequest, MfaDisableRequest, MfaResetRequest, PasswordRequest
 from aia_api.routes.models import AliasRequest, PredictRequest
 from aia_api.routes.webhooks import EndpointPatch, EndpointRequest, RecoverRequest
 from aia_api.schemas import SubmitRequest
@@ -88,6 +89,9 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     TokenRequest,
     RefreshRequest,
     CodeRequest,
+    PasswordRequest,
+    MfaDisableRequest,
+    MfaResetRequest,
     KeyRequest,
     DatasetRows,
     ExperimentRequest,

@@ -282,11 +282,14 @@ def _auth_paths() -> Json:
                 "Start enrolling a second factor (TOTP)",
                 "auth",
                 {"200": _json("MfaEnrollment", "A new secret, in force once verified.")},
-                errors=(*_SECURED, "409"),
+                errors=(*_SECURED, *_WITH_BODY, "409"),
                 description=(
-                    "For a logged-in user (an access token; API keys get 403). Add the secret "
-                    "to an authenticator app, then send its code to /v1/auth/mfa/verify."
+                    "For a logged-in user (an access token; API keys get 403), with the "
+                    "account's password again: 403 `reauthentication-failed` when it is wrong, "
+                    "429 while failed logins throttle the account. Add the secret to an "
+                    "authenticator app, then send its code to /v1/auth/mfa/verify."
                 ),
+                body=_body(_ref("PasswordRequest"), "The account's password."),
             )
         },
         "/v1/auth/mfa/verify": {
@@ -298,9 +301,43 @@ def _auth_paths() -> Json:
                 errors=(*_SECURED, *_WITH_BODY),
                 description=(
                     "For a logged-in user (API keys get 403). 422 when the code does not match "
-                    "the enrolled secret, or there is none."
+                    "the enrolled secret, or there is none. The code is spent: a login needs "
+                    "the next one. Access tokens say a session passed MFA (`amr` holds `mfa`) "
+                    "only from the next login with a code."
                 ),
                 body=_body(_ref("CodeRequest"), "The code the authenticator app shows now."),
+            )
+        },
+        "/v1/auth/mfa/disable": {
+            "post": _operation(
+                "mfaDisable",
+                "Turn the second factor off",
+                "auth",
+                {"204": {"description": "MFA is off; every session of the account is ended."}},
+                errors=(*_SECURED, *_WITH_BODY, "409"),
+                description=(
+                    "For a logged-in user (API keys get 403), with the password and a current "
+                    "code or an unused recovery code (which is spent): 403 "
+                    "`reauthentication-failed` when either is wrong, 429 while failed logins "
+                    "throttle the account, 409 when MFA is not on. Audited (`mfa.disable`)."
+                ),
+                body=_body(_ref("MfaDisableRequest"), "The password and a code."),
+            )
+        },
+        "/v1/auth/mfa/reset": {
+            "post": _operation(
+                "mfaReset",
+                "Reset a person's second factor",
+                "auth",
+                {"204": {"description": "MFA is off; every session of the account is ended."}},
+                errors=(*_SECURED, *_WITH_BODY, "404", "409"),
+                description=(
+                    "For someone who lost their device. Needs `users:manage`, and the account "
+                    "in the caller's tenant (404 otherwise); 409 when its MFA is not on. The "
+                    "person logs in with the password alone and enrolls again. Audited "
+                    "(`mfa.reset`). On the host: `aia users reset-mfa`."
+                ),
+                body=_body(_ref("MfaResetRequest"), "Whose MFA to reset."),
             )
         },
     }
@@ -323,7 +360,14 @@ def _key_paths() -> Json:
                 errors=(*_SECURED, *_WITH_BODY),
                 description=(
                     "Admins (`keys:manage`) manage the tenant's keys; a person without it "
-                    "manages the keys they made. The new key's role may not exceed the caller's."
+                    "manages the keys they made. The new key's role may not exceed the "
+                    "caller's, and it never acts above its maker's current role: a key made by "
+                    "a person follows their demotion and stops when they are deleted; a key "
+                    "made by a key expires with it and stops when it is revoked. An `admin` "
+                    "key needs a person whose session passed MFA (403 `mfa-required`). Keys "
+                    "expire after `AIA_API_KEY_DEFAULT_DAYS` (90) unless `expires_in_days` "
+                    "says otherwise; longer or `never` needs `keys:manage` (403), and past "
+                    "`AIA_API_KEY_MAX_DAYS` (365) is a 422 `key-lifetime-too-long`."
                 ),
                 body=_body(_ref("KeyRequest"), "A name, a role and an optional lifetime."),
             ),

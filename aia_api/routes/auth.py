@@ -1,4 +1,4 @@
-"""``/v1/auth``: log in for tokens, rotate the refresh token, log out."""
+"""``/v1/auth``: log in for tokens, rotate the refresh token, log out (MFA: ``mfa.py``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aia_api.auth.principal import Principal
 from aia_api.auth.store import ActiveUser, RefreshError, RefreshReuseError
 from aia_api.auth.throttle import LoginAttempt
 from aia_api.body import parse_model, read_json
 from aia_api.problems import Problem
+from aia_api.routes import mfa
 from aia_api.services import Services, services
-from aia_api.tenancy import principal_of
-from aia_workers.errors import ConflictError
 
 __all__ = ["PUBLIC_PATHS", "routes"]
 
@@ -48,8 +46,11 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-def _tokens(svc: Services, user: ActiveUser, refresh: str) -> Response:
-    access = svc.auth.codec.issue(subject=user.id, tenant=user.tenant, roles=[user.role.value])
+def _tokens(svc: Services, user: ActiveUser, refresh: str, *, mfa: bool) -> Response:
+    """``mfa`` when the session passed the second factor: the token says so (``amr``)."""
+    access = svc.auth.codec.issue(
+        subject=user.id, tenant=user.tenant, roles=[user.role.value], mfa=mfa
+    )
     return JSONResponse(
         {
             "access_token": access,
@@ -110,8 +111,11 @@ async def token(request: Request) -> Response:
             )
     await svc.logins.succeeded(attempt)
     await svc.audit.record("login", "success", **audit)
-    refresh = await anyio.to_thread.run_sync(svc.identity.issue_refresh, user.id)
-    return _tokens(svc, user, refresh)
+    # Past this point an account with MFA on has passed it.
+    refresh = await anyio.to_thread.run_sync(
+        lambda: svc.identity.issue_refresh(user.id, mfa=user.mfa_enabled)
+    )
+    return _tokens(svc, user, refresh, mfa=user.mfa_enabled)
 
 
 async def _record_slowdown(svc: Services, attempt: LoginAttempt, audit: dict[str, Any]) -> None:
@@ -125,9 +129,7 @@ async def refresh(request: Request) -> Response:
     svc = services(request)
     body = parse_model(RefreshRequest, await read_json(request, svc.settings.max_body_bytes))
     try:
-        user, rotated = await anyio.to_thread.run_sync(
-            svc.identity.rotate_refresh, body.refresh_token
-        )
+        rotation = await anyio.to_thread.run_sync(svc.identity.rotate_refresh, body.refresh_token)
     except RefreshReuseError as exc:
         await svc.audit.record(
             "refresh.reuse",
@@ -140,7 +142,7 @@ async def refresh(request: Request) -> Response:
         raise _unauthorized(str(exc)) from None
     except RefreshError as exc:
         raise _unauthorized(str(exc)) from None
-    return _tokens(svc, user, rotated)
+    return _tokens(svc, rotation.user, rotation.refresh_token, mfa=rotation.mfa)
 
 
 async def logout(request: Request) -> Response:
@@ -158,66 +160,5 @@ routes = [
 ]
 
 
-class CodeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=6, max_length=16)
-
-
-def _user_principal(request: Request) -> Principal:
-    principal = principal_of(request)
-    if principal.kind != "user":
-        raise Problem(
-            403, "forbidden", "Forbidden", "MFA belongs to a person: log in with a password first"
-        )
-    return principal
-
-
-async def mfa_enroll(request: Request) -> Response:
-    principal = _user_principal(request)
-    svc = services(request)
-    try:
-        secret, uri = await anyio.to_thread.run_sync(svc.identity.start_mfa, principal.id)
-    except ConflictError as exc:
-        raise Problem(409, "mfa-conflict", "MFA conflict", str(exc)) from None
-    await svc.audit.record(
-        "mfa.enroll",
-        "success",
-        tenant=principal.tenant,
-        actor=principal.id,
-        client_address=_address(request),
-    )
-    return JSONResponse(
-        {"secret": secret, "otpauth_uri": uri}, headers={"Cache-Control": "no-store"}
-    )
-
-
-async def mfa_verify(request: Request) -> Response:
-    principal = _user_principal(request)
-    svc = services(request)
-    body = parse_model(CodeRequest, await read_json(request, svc.settings.max_body_bytes))
-    codes = await anyio.to_thread.run_sync(svc.identity.confirm_mfa, principal.id, body.code)
-    outcome = "success" if codes else "failure"
-    await svc.audit.record(
-        "mfa.enable",
-        outcome,
-        tenant=principal.tenant,
-        actor=principal.id,
-        client_address=_address(request),
-    )
-    if not codes:
-        raise Problem(
-            422,
-            "mfa-code-invalid",
-            "Code not accepted",
-            "the code does not match; enroll first, and send the code your app shows now",
-        )
-    return JSONResponse(
-        {"mfa_enabled": True, "recovery_codes": codes}, headers={"Cache-Control": "no-store"}
-    )
-
-
-routes += [
-    Route("/v1/auth/mfa/enroll", mfa_enroll, methods=["POST"]),
-    Route("/v1/auth/mfa/verify", mfa_verify, methods=["POST"]),
-]
+# Turning MFA on and off, in a module of its own.
+routes += mfa.routes

@@ -227,7 +227,9 @@ def test_mfa_enrolment_login_and_recovery_codes(redis_stack: Stack) -> None:
     username = _user(redis_stack)
     access = _login(url, username).json()["access_token"]
     auth = {"Authorization": f"Bearer {access}"}
-    enrolled = httpx.post(f"{url}/v1/auth/mfa/enroll", headers=auth)
+    enrolled = httpx.post(
+        f"{url}/v1/auth/mfa/enroll", json={"password": TEST_PASSWORD}, headers=auth
+    )
     assert enrolled.status_code == 200
     secret = enrolled.json()["secret"]
     assert enrolled.json()["otpauth_uri"].startswith("otpauth://totp/")
@@ -246,7 +248,10 @@ def test_mfa_enrolment_login_and_recovery_codes(redis_stack: Stack) -> None:
     assert needs.status_code == 401
     assert needs.json()["type"] == "urn:aia:problem:mfa-required"
     assert _login(url, username, totp="123456").status_code == 401
-    assert _login(url, username, totp=pyotp.TOTP(secret).now()).status_code == 200
+    # The enrolment spent the current code: the next one logs in, once.
+    upcoming = pyotp.TOTP(secret).at(time.time() + 30)
+    assert _login(url, username, totp=upcoming).status_code == 200
+    assert _login(url, username, totp=upcoming).status_code == 401
     assert _login(url, username, totp=recovery[0]).status_code == 200
     assert _login(url, username, totp=recovery[0]).status_code == 401  # spent
     # Keys cannot enroll: MFA is for people.
