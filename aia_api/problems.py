@@ -17,6 +17,7 @@ from starlette.responses import Response
 from aia_workers.db.cursors import InvalidCursorError
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.ml.datasets import DatasetError
+from aia_workers.secretbox import SecretBoxError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -188,6 +189,20 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
         log.warning("database unavailable: %s", exc)
         return problem_response(unavailable("The database", retry_after), request.url.path)
 
+    async def on_sealed(request: Request, exc: Exception) -> Response:
+        # A missing or rotated-away encryption key is the operator's to fix;
+        # the caller's request was fine and changed nothing.
+        log.error("a stored secret cannot be used: %s", exc)
+        problem = Problem(
+            503,
+            "secrets-unavailable",
+            "Secrets unavailable",
+            "the server cannot read or write its encrypted secrets (AIA_ENCRYPTION_KEYS); "
+            "nothing was changed",
+            headers={"Retry-After": str(retry_after)},
+        )
+        return problem_response(problem, request.url.path)
+
     return {
         Problem: _on_problem,
         HTTPException: _on_http,
@@ -202,4 +217,5 @@ def exception_handlers(retry_after: int) -> dict[Any, Any]:
         NotFoundError: _on_not_found,
         ConflictError: _on_conflict,
         DatasetError: _on_dataset,
+        SecretBoxError: on_sealed,
     }

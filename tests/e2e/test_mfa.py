@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from aia_workers.secretbox import new_key
 from tests.e2e.people import (
     PROBLEM,
     audited,
@@ -154,3 +155,18 @@ def test_an_admin_resets_a_persons_mfa(redis_stack: Stack, redis_api: httpx.Clie
     assert event["actor"].startswith("key:")
     # Reset is not on: there is nothing to reset a second time.
     assert redis_api.post("/v1/auth/mfa/reset", json=body).status_code == 409
+
+
+def test_a_secret_no_key_opens_is_a_503_not_a_500(redis_stack: Stack) -> None:
+    someone = with_mfa(redis_stack, person(redis_stack))
+    assert someone.totp is not None
+    # An API whose keys no longer include the one the seed was sealed with.
+    proc, url = redis_stack.start_api(env={"AIA_ENCRYPTION_KEYS": f'["{new_key()}"]'})
+    try:
+        response = login(url, someone.username, next_code(someone.totp))
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["retry-after"]
+        assert response.json()["type"].endswith("secrets-unavailable")
+    finally:
+        proc.stop()
