@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aia_workers.ml.budget import grace_seconds
 from tests import mldata
 from tests.support import Stack, sse_events, wait_for, wait_status
 
@@ -96,7 +97,9 @@ def test_classification_automl_through_the_api(ml: httpx.Client) -> None:
     board = version["leaderboard"]
     assert len(board) >= 2
     assert {"estimator", "params", "score", "fit_seconds"} <= set(board[0])
-    assert version["details"]["elapsed_seconds"] <= budget * 1.1
+    # The hard stop a grace period past the budget is what bounds a run; a
+    # tighter figure would measure the machine's load, not the search.
+    assert version["details"]["elapsed_seconds"] <= budget + grace_seconds(budget) + 1
     assert version["signature"][0] == {"name": "mean_radius", "kind": "numeric"}
     assert len(version["artifact"]["sha256"]) == 64
     assert version["dataset_id"] == dataset["id"]
