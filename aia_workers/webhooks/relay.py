@@ -8,14 +8,19 @@ again when a publisher pings ``WAKE_CHANNEL`` or after ``interval_seconds``.
 A leased message is in flight until its attempt is recorded or its lease
 runs out. Each tenant has at most ``tenant_max_inflight`` in flight; the rest
 stay in the outbox, so the broker queue and the workers' threads never fill
-with one tenant's deliveries while another's wait behind them.
+with one tenant's deliveries while another's wait behind them. While a pass
+held some back, each finished attempt pokes its own process's relay, so a
+busy tenant's next message goes as soon as there is room, not at the next poll.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -25,12 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from aia_workers.db.models import WebhookMessage
 from aia_workers.webhooks.outbox import WAKE_CHANNEL
 
-__all__ = ["Relay", "lease_due"]
+__all__ = ["Leased", "Relay", "lease_due"]
 
 log = logging.getLogger(__name__)
 
 _BATCH = 500
 _LEASE_LOCK = "aia:webhooks:relay"
+_GATHER_SECONDS = 0.02
 
 
 def _one_pass_at_a_time(session: Session) -> None:
@@ -47,6 +53,15 @@ def _one_pass_at_a_time(session: Session) -> None:
         session.execute(update(WebhookMessage).where(false()).values(status=WebhookMessage.status))
 
 
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """What one pass leased: (message id, tenant) pairs, oldest due first."""
+
+    messages: list[tuple[str, str]]
+    # Whether some tenant had more due than it had room for.
+    held_back: bool
+
+
 def lease_due(
     session: Session,
     *,
@@ -54,8 +69,8 @@ def lease_due(
     lease_seconds: float,
     tenant_max_inflight: int,
     limit: int = _BATCH,
-) -> list[tuple[str, str]]:
-    """Lease the messages due now; their (id, tenant) pairs, oldest due first.
+) -> Leased:
+    """Lease the messages due now.
 
     A tenant gets no more than ``tenant_max_inflight`` less what it has in
     flight already (leased, or being sent, under a lease not yet run out).
@@ -87,14 +102,17 @@ def lease_due(
         .group_by(m.tenant_id)
         .subquery()
     )
+    slot = (due.c.rank + func.coalesce(inflight.c.count, 0)).label("slot")
     stmt = (
-        select(due.c.id, due.c.tenant_id)
+        select(due.c.id, due.c.tenant_id, slot)
         .select_from(due.outerjoin(inflight, inflight.c.tenant_id == due.c.tenant_id))
-        .where(due.c.rank + func.coalesce(inflight.c.count, 0) <= tenant_max_inflight)
+        # One past the room, to learn whether the tenant has more waiting.
+        .where(slot <= tenant_max_inflight + 1)
         .order_by(due.c.next_attempt_at, due.c.id)
         .limit(limit)
     )
-    leased = [(row.id, row.tenant_id) for row in session.execute(stmt)]
+    rows = session.execute(stmt).all()
+    leased = [(row.id, row.tenant_id) for row in rows if row.slot <= tenant_max_inflight]
     if leased:
         # A rescued message is due again like any other: pending, and leased
         # to the task about to be sent for it.
@@ -103,7 +121,7 @@ def lease_due(
             .where(m.id.in_([ident for ident, _ in leased]))
             .values(status="pending", lease_until=now + timedelta(seconds=lease_seconds))
         )
-    return leased
+    return Leased(leased, held_back=len(leased) < len(rows))
 
 
 class Relay(threading.Thread):
@@ -127,29 +145,39 @@ class Relay(threading.Thread):
         self._lease = lease_seconds
         self._tenant_max_inflight = tenant_max_inflight
         self._stopping = threading.Event()
+        # Pokes reach this relay only, not every webhooks worker's.
+        self._own_channel = f"{WAKE_CHANNEL}:{uuid.uuid4().hex}"
+        self._held_back = False
         self.sent = 0
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def poke(self) -> None:
+        """Look again now if the last pass held messages back: an attempt just made room."""
+        if self._held_back:
+            with contextlib.suppress(redis.RedisError):
+                self._redis.publish(self._own_channel, 1)
+
     def pass_once(self) -> int:
         """One look at the outbox; how many messages it handed out."""
         with self._sessions.begin() as session:
-            due = lease_due(
+            leased = lease_due(
                 session,
                 now=datetime.now(UTC),
                 lease_seconds=self._lease,
                 tenant_max_inflight=self._tenant_max_inflight,
             )
-        if due:
-            self._send(due)
-        self.sent += len(due)
-        return len(due)
+        self._held_back = leased.held_back
+        if leased.messages:
+            self._send(leased.messages)
+        self.sent += len(leased.messages)
+        return len(leased.messages)
 
     def run(self) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
-            pubsub.subscribe(WAKE_CHANNEL)
+            pubsub.subscribe(WAKE_CHANNEL, self._own_channel)
         except redis.RedisError:
             log.warning("webhook relay: no wake-ups from Redis; polling only", exc_info=True)
         while not self._stopping.is_set():
@@ -168,7 +196,11 @@ class Relay(threading.Thread):
     def _wait(self, pubsub: redis.client.PubSub) -> None:
         try:
             if pubsub.subscribed:
-                pubsub.get_message(timeout=self._interval)
+                woken = pubsub.get_message(timeout=self._interval)
+                if woken is not None and self._held_back:
+                    # Pokes come one per finished attempt: gathered for a
+                    # moment, they lease several messages a pass, not one.
+                    self._stopping.wait(_GATHER_SECONDS)
                 # Many pings collapse into one pass.
                 while pubsub.get_message(timeout=0) is not None:
                     pass

@@ -20,8 +20,8 @@ from aia_workers.db.models import WebhookEndpoint, WebhookMessage
 from aia_workers.db.recorder import apply_rows, merge_events
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import Settings
-from aia_workers.webhooks.outbox import publish, publish_many
-from aia_workers.webhooks.relay import Relay, lease_due
+from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish, publish_many
+from aia_workers.webhooks.relay import Leased, Relay, lease_due
 from aia_workers.webhooks.task_events import task_finished_events
 from tests.support import wait_for
 
@@ -141,18 +141,18 @@ def test_leases_hand_each_due_message_out_once(sessions: sessionmaker[Session]) 
         [ident] = publish(session, "t1", "task.failed", payload)
     now = datetime.now(UTC) + timedelta(seconds=1)
     with sessions.begin() as session:
-        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5) == [
-            (ident, "t1")
-        ]
+        first = lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5)
+    assert first == Leased([(ident, "t1")], held_back=False)
     with sessions.begin() as session:
-        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5) == []
+        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5).messages == []
     # A worker died with it "sending": once the lease runs out it goes again.
     with sessions.begin() as session:
         session.get(WebhookMessage, ident).status = "sending"
     with sessions.begin() as session:
-        assert lease_due(
+        again = lease_due(
             session, now=now + timedelta(seconds=11), lease_seconds=10, tenant_max_inflight=5
-        ) == [(ident, "t1")]
+        )
+    assert again.messages == [(ident, "t1")]
     with sessions() as session:
         assert session.get(WebhookMessage, ident).status == "pending"
 
@@ -180,14 +180,19 @@ def test_each_tenant_has_at_most_so_many_deliveries_in_flight(
     quiet = _publish_tests(sessions, "quiet", _endpoint(sessions, "quiet", ["task.failed"]), 1)
     now = datetime.now(UTC) + timedelta(seconds=1)
 
+    held: list[bool] = []
+
     def lease(at: datetime) -> list[tuple[str, str]]:
         with sessions.begin() as session:
-            return lease_due(session, now=at, lease_seconds=10, tenant_max_inflight=2)
+            leased = lease_due(session, now=at, lease_seconds=10, tenant_max_inflight=2)
+        held.append(leased.held_back)
+        return leased.messages
 
     # The busy tenant's oldest two, and the quiet tenant's one behind them.
     assert sorted(lease(now)) == sorted([(busy[0], "busy"), (busy[1], "busy"), (quiet[0], "quiet")])
     # Both its deliveries still in flight, the busy tenant's others wait.
     assert lease(now) == []
+    assert held == [True, True]
     # One is being sent, the other's attempt was recorded: one more may go.
     with sessions.begin() as session:
         session.get(WebhookMessage, busy[0]).status = "sending"
@@ -199,6 +204,13 @@ def test_each_tenant_has_at_most_so_many_deliveries_in_flight(
     again = [(busy[0], "busy"), (busy[2], "busy"), (quiet[0], "quiet")]
     assert sorted(lease(later)) == sorted(again)
     assert lease(later) == []
+    # Those delivered, the busy tenant's last two go and nothing is held back.
+    with sessions.begin() as session:
+        for ident, _ in again:
+            sent = session.get(WebhookMessage, ident)
+            sent.status, sent.lease_until = "delivered", None
+    assert sorted(lease(later)) == sorted([(busy[3], "busy"), (busy[4], "busy")])
+    assert held[-1] is False
 
 
 def test_relays_leasing_at_once_share_a_tenant_s_room(sessions: sessionmaker[Session]) -> None:
@@ -219,7 +231,7 @@ def test_relays_leasing_at_once_share_a_tenant_s_room(sessions: sessionmaker[Ses
             # relay tries again on its next pass.
             return
         with lock:
-            handed_out.extend(ident for ident, _ in leased)
+            handed_out.extend(ident for ident, _ in leased.messages)
 
     threads = [threading.Thread(target=relay_pass) for _ in range(relays)]
     for thread in threads:
@@ -228,6 +240,44 @@ def test_relays_leasing_at_once_share_a_tenant_s_room(sessions: sessionmaker[Ses
         thread.join(60)
     # Each message once, and never more than the tenant's room.
     assert sorted(handed_out) == sorted(busy[:3])
+
+
+def test_a_finished_attempt_lets_the_relay_hand_out_a_held_message_at_once(
+    sessions: sessionmaker[Session], redis_url: str
+) -> None:
+    busy = _publish_tests(sessions, "busy", _endpoint(sessions, "busy", ["task.failed"]), 4)
+    handed_out: list[str] = []
+    relay: Relay
+
+    def finish(ident: str) -> None:
+        with sessions.begin() as session:
+            sent = session.get(WebhookMessage, ident)
+            sent.status, sent.lease_until = "delivered", None
+        relay.poke()
+
+    def send(due: Sequence[tuple[str, str]]) -> None:
+        for ident, _ in due:
+            handed_out.append(ident)
+            # As a worker would: the attempt ends a moment later, elsewhere.
+            threading.Thread(target=finish, args=(ident,)).start()
+
+    relay = Relay(
+        sessions,
+        redis.Redis.from_url(redis_url),
+        send,
+        # Far longer than the test: only the pokes can hand out the rest.
+        interval_seconds=60,
+        lease_seconds=30,
+        tenant_max_inflight=1,
+    )
+    relay.start()
+    try:
+        wait_for(lambda: len(handed_out) == 4, 10, 0.05, "every message, one at a time")
+    finally:
+        relay.stop()
+        redis.Redis.from_url(redis_url).publish(WAKE_CHANNEL, 1)
+        relay.join(5)
+    assert handed_out == busy
 
 
 def test_the_relay_outlives_a_broker_outage(
