@@ -17,6 +17,7 @@ is still served, for a bounded time after its last successful check.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
+import redis.exceptions
 
 from aia_api.auth.credentials import API_KEY_PREFIX, digest
 from aia_api.auth.identity import Principal
@@ -221,11 +223,19 @@ class Authenticator:
         """``resolve()``, charged to ``address`` first and refunded when it succeeds."""
         if address is None or self._failures is None:
             return await resolve()
-        charge = await self._failures.charge(address)
+        try:
+            charge = await self._failures.charge(address)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            # The budget guards the database; with Redis down it cannot be
+            # kept, and refusing everyone would also shut out /status and every
+            # route that needs no Redis, so the lookup goes on unbudgeted.
+            log.warning("failed-authentication budget unavailable: %s", exc)
+            return await resolve()
         if charge.refused:
             raise TooManyFailures(charge.retry_after, self._failures.per_minute)
         principal = await resolve()
-        await self._failures.refund(charge)
+        with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            await self._failures.refund(charge)
         return principal
 
     @staticmethod
