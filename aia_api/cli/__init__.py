@@ -16,8 +16,11 @@ __all__ = ["main"]
 def _exec_celery(args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> None:
     # Replace this process so Celery receives signals (Ctrl-C, SIGTERM) directly.
     argv = [sys.executable, "-m", "celery", "-A", "aia_workers", *args]
-    env = {**os.environ, **(extra_env or {})}
-    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
+    # Added to the process's own environment, which exec hands on whole, so
+    # secrets such as Flower's password never appear in argv.
+    for name, value in (extra_env or {}).items():
+        os.putenv(name, value)
+    os.execv(sys.executable, argv)  # noqa: S606 - a fixed argv, no shell
 
 
 def _cmd_api(ns: argparse.Namespace) -> int:
