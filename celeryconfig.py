@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kombu import Queue
 
+from aia_workers.backbone.states import Queue as AiaQueue
 from aia_workers.settings import get_settings
-from aia_workers.states import Queue as AiaQueue
 from schedules.system import SYSTEM_SCHEDULE
 
 _settings = get_settings()
@@ -16,7 +16,7 @@ broker_connection_retry_on_startup = True
 if _settings.broker_is_redis:
     broker_transport_options = {
         # A message taken by a worker that died comes back after this long;
-        # live workers keep theirs from aging (aia_workers/visibility.py).
+        # live workers keep theirs from aging (aia_workers/backbone/visibility.py).
         "visibility_timeout": _settings.visibility_timeout_seconds,
         # Sweep for messages abandoned by a dead worker every few seconds;
         # kombu's default throttle would make that up to 100 s.
@@ -87,7 +87,7 @@ task_soft_time_limit = 3540
 # Flower sees every task from sent to done, through Celery's events.
 worker_send_task_events = True
 task_send_sent_event = True
-# AIA's own record (aia_workers.events) tracks the start; writing STARTED to
+# AIA's own record (aia_workers.backbone.events) tracks the start; writing STARTED to
 # the result backend as well would cost every task a round trip for nothing.
 task_track_started = False
 

@@ -10,15 +10,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
-from aia_api.auth.audit import AuditLog
-from aia_api.auth.limits import RateLimiter
-from aia_api.auth.principal import Authenticator
-from aia_api.auth.store import IdentityStore
-from aia_api.auth.throttle import LoginThrottle
-from aia_api.hub import Hub
-from aia_api.metrics import ApiMetrics
-from aia_api.streaming.guard import StreamGuard
-from aia_api.taskservice import TaskService
+from aia_api.identity.auditlog import AuditLog
+from aia_api.identity.authenticator import Authenticator
+from aia_api.identity.limits import RateLimiter
+from aia_api.identity.store import IdentityStore
+from aia_api.identity.throttle import LoginThrottle
+from aia_api.ops.metrics import ApiMetrics
+from aia_api.tasks.hub import Hub
+from aia_api.tasks.service import TaskService
+from aia_api.tasks.streaming.guard import StreamGuard
 from aia_workers.ml.artifacts import ArtifactStore
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings

@@ -1,5 +1,5 @@
 """AIA's Celery side: the app, the task catalog and the domains."""
 
-from aia_workers.app import app
+from aia_workers.backbone.app import app
 
 __all__ = ["app"]

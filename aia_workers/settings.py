@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aia_workers.states import Queue
+from aia_workers.backbone.states import Queue
 
 __all__ = ["DEFAULT_TENANT", "InsecureSettingsError", "Settings", "get_settings"]
 
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # that one tenant cannot fill a queue's workers while others wait (JSON in
     # the env, e.g. {"ml": 2, "agents": 8}, replacing this map); queues it does
     # not name take the default; 0 lifts a cap. A start over it puts the task
-    # back to wait, still queued (aia_workers/fairness.py).
+    # back to wait, still queued (aia_workers/backbone/fairness.py).
     tenant_queue_concurrency: dict[Queue, Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: {Queue.ML: 2, Queue.AGENTS: 8, Queue.DRIFT: 4}
     )
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     poison_max_losses: int = Field(default=3, ge=0, le=1_000)
     # Redis as broker: how soon a message taken by a worker that has since died
     # goes back on its queue. A live worker keeps re-scoring the messages it
-    # holds (aia_workers/visibility.py), so this need not outlast any task;
+    # holds (aia_workers/backbone/visibility.py), so this need not outlast any task;
     # only a worker cut off from Redis for longer than this has its tasks
     # handed to another.
     visibility_timeout_seconds: int = Field(default=120, ge=4)

@@ -34,8 +34,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from aia_workers.ml.datasets import ColumnKind
-from aia_workers.ml.tabular import build_pipeline
+from aia_workers.ml.contracts.tables import ColumnKind
+from aia_workers.ml.trainers.tabular import build_pipeline
 
 GOAL_OVERHEAD = 0.10
 SEED = 0

@@ -120,7 +120,7 @@ def serve(kind: str, port: int) -> None:
             return JSONResponse({"id": task_id}, status_code=202)
 
     elif kind == "send_task":
-        from aia_workers.app import app as celery_app
+        from aia_workers.backbone.app import app as celery_app
 
         async def handler(request: Request) -> JSONResponse:
             body = await request.json()
@@ -154,9 +154,9 @@ def _serve_aia_without_auth(port: int) -> None:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from aia_api.app import create_app
-    from aia_api.auth.middleware import AuthMiddleware
-    from aia_api.auth.principal import Principal
-    from aia_api.auth.roles import Role
+    from aia_api.identity.authenticator import Principal
+    from aia_api.identity.middleware import AuthMiddleware
+    from aia_api.identity.roles import Role
     from aia_workers.settings import get_settings
 
     principal = Principal("key", "bench", "default", Role.ADMIN)

@@ -95,7 +95,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def _purge_rabbitmq() -> None:
-    from aia_workers.states import Queue
+    from aia_workers.backbone.states import Queue
 
     with Connection(RABBITMQ_URL, connect_timeout=5) as conn:
         channel = conn.channel()
@@ -166,7 +166,7 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with _fresh_postgres() as database:
         built = _build_stack(tmp, "redis", database)
         # Every prediction logged, so the tests can read the log back; a memory cap
-        # low enough for tests/e2e/test_ml_limits.py to pass it cheaply.
+        # low enough for tests/e2e/ml/test_ml_limits.py to pass it cheaply.
         env = {"AIA_PREDICTION_LOG_SAMPLE_RATE": "1", "AIA_ML_TASK_MEMORY_MB": "2048"}
         built.start_worker("ml", "ml", concurrency=1, env=env)
         yield built

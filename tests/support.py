@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis
 
-from aia_workers.events import StreamLimits
+from aia_workers.backbone.events import StreamLimits
 from aia_workers.secretbox import new_key
 
 REDIS_HOST = "127.0.0.1:6379"
@@ -301,7 +301,7 @@ def record_submit(
     payload_json: str = '{"seconds":1}',
 ) -> list[str]:
     """Run the submit Lua directly, as the API does, for tenant ``t1``."""
-    from aia_workers.events import SUBMIT_LUA, submit_args
+    from aia_workers.backbone.events import SUBMIT_LUA, submit_args
 
     keys, args = submit_args(
         task_id=task_id,

@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from aia_workers.backbone.states import Queue
 from aia_workers.settings import get_settings
-from aia_workers.states import Queue
 
 __all__ = ["main"]
 
@@ -42,7 +42,7 @@ def _cmd_api(ns: argparse.Namespace) -> int:
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
-    from aia_workers.profiles import PROFILES
+    from aia_workers.backbone.profiles import PROFILES
 
     profile = PROFILES[Queue(ns.queue)]
     args = profile.celery_args(hostname=ns.hostname)
@@ -87,8 +87,8 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
 
     import redis
 
+    from aia_workers.backbone.recorder import Recorder
     from aia_workers.db.session import make_engine, make_sessionmaker
-    from aia_workers.recorder import Recorder
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from aia_api.cli.supervisor import Supervisor
-from aia_workers.profiles import PROFILES
+from aia_workers.backbone.profiles import PROFILES
 from aia_workers.secretbox import new_key
 from aia_workers.settings import Settings
 

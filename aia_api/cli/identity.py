@@ -13,11 +13,11 @@ from typing import Any
 
 import redis
 
-from aia_api.auth.audit import AuditLog
-from aia_api.auth.passwords import PasswordPolicyError, check_policy
-from aia_api.auth.principal import INVALIDATION_CHANNEL
-from aia_api.auth.roles import Role
-from aia_api.auth.store import IdentityStore
+from aia_api.identity.auditlog import AuditLog
+from aia_api.identity.authenticator import INVALIDATION_CHANNEL
+from aia_api.identity.passwords import PasswordPolicyError, check_policy
+from aia_api.identity.roles import Role
+from aia_api.identity.store import IdentityStore
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.errors import ConflictError
 from aia_workers.settings import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aia_workers.backbone.progress import ProgressReporter
 from aia_workers.errors import TaskFailure, TransientError
-from aia_workers.progress import ProgressReporter
 
 __all__ = ["sleep_in_steps"]
 

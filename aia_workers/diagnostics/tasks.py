@@ -6,11 +6,11 @@ from typing import Any
 
 from celery import Task
 
-from aia_workers.catalog import get_task_type
+from aia_workers.backbone.catalog import get_task_type
+from aia_workers.backbone.tasking import aia_task, progress_reporter
 from aia_workers.diagnostics.crash import crash_process
 from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.diagnostics.sleep import sleep_in_steps
-from aia_workers.tasking import aia_task, progress_reporter
 
 __all__ = ["sleep", "worker_crash"]
 

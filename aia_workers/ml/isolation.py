@@ -36,11 +36,11 @@ from typing import Any, NoReturn
 
 from threadpoolctl import threadpool_limits
 
+from aia_workers.backbone.progress import ProgressReporter
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.budget import BudgetExceeded
-from aia_workers.ml.datasets import DatasetError
+from aia_workers.ml.contracts.tables import DatasetError
 from aia_workers.ml.memory import cap_memory, is_out_of_memory
-from aia_workers.progress import ProgressReporter
 
 __all__ = ["TrainingDied", "TrainingOutOfMemory", "TrainingStopped", "Work", "run_in_child"]
 

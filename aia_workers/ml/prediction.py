@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aia_workers.db.models import PredictionLog
-from aia_workers.db.registry import ModelRegistry
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError, ModelFile
-from aia_workers.ml.datasets import ColumnKind, DatasetError
-from aia_workers.ml.frames import frame_from_rows
-from aia_workers.ml.payloads import PredictPayload
+from aia_workers.ml.contracts.payloads import PredictPayload
+from aia_workers.ml.contracts.signatures import check_rows
+from aia_workers.ml.contracts.tables import ColumnKind, DatasetError
+from aia_workers.ml.registry import ModelRegistry
 from aia_workers.ml.runtime import MLRuntime
-from aia_workers.ml.schema import check_rows
+from aia_workers.ml.trainers.frames import frame_from_rows
 
 __all__ = ["predict"]
 

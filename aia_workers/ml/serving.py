@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from aia_workers.ml.artifacts import ArtifactSigner, ArtifactStore, ModelFile
-from aia_workers.ml.fitted import Predictor
+from aia_workers.ml.trainers.fitted import Predictor
 
 __all__ = ["CacheStats", "ModelCache", "dump_model", "load_model"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.registry import record_signature, versions_to_sign
 from aia_workers.ml.artifacts import ArtifactSigner, ArtifactStore, IntegrityError
+from aia_workers.ml.registry import record_signature, versions_to_sign
 
 __all__ = ["SigningReport", "sign_versions"]
 

@@ -9,15 +9,15 @@ from typing import Any
 import sqlalchemy.exc
 from celery import Task, signals
 
-from aia_workers.catalog import get_task_type
+from aia_workers.backbone.catalog import get_task_type
+from aia_workers.backbone.tasking import aia_task, progress_reporter
 from aia_workers.errors import TransientError
+from aia_workers.ml.contracts.payloads import PredictPayload, TrainPayload
 from aia_workers.ml.memory import cap_memory
-from aia_workers.ml.payloads import PredictPayload, TrainPayload
 from aia_workers.ml.prediction import predict as predict_rows
 from aia_workers.ml.runtime import runtime
 from aia_workers.ml.training import preload_trainers, train_run
 from aia_workers.settings import get_settings
-from aia_workers.tasking import aia_task, progress_reporter
 
 __all__ = ["predict", "train"]
 

@@ -14,33 +14,33 @@ from typing import Any
 
 import pandas as pd
 
-from aia_workers.db.datasets import DatasetRepository
+from aia_workers.backbone.progress import ProgressReporter, discard_progress
 from aia_workers.db.models import Experiment, ModelVersion
-from aia_workers.db.registry import ModelRegistry, RunStatus
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError
 from aia_workers.ml.budget import grace_seconds, hard_stop
-from aia_workers.ml.datasets import ColumnKind, DatasetError
-from aia_workers.ml.fitted import Fitted, TrainingSpec, json_safe
-from aia_workers.ml.frames import classification_labels, frame_from_csv
+from aia_workers.ml.contracts.options import OptionLimits, check_budget, check_options
+from aia_workers.ml.contracts.payloads import MLTask, TrainPayload
+from aia_workers.ml.contracts.signatures import check_experiment
+from aia_workers.ml.contracts.tables import ColumnKind, DatasetError
+from aia_workers.ml.datasets import DatasetRepository
 from aia_workers.ml.isolation import run_in_child
-from aia_workers.ml.options import OptionLimits, check_budget, check_options
-from aia_workers.ml.payloads import MLTask, TrainPayload
+from aia_workers.ml.registry import ModelRegistry, RunStatus
 from aia_workers.ml.runtime import MLRuntime
-from aia_workers.ml.schema import check_experiment
 from aia_workers.ml.serving import dump_model
-from aia_workers.progress import ProgressReporter, discard_progress
+from aia_workers.ml.trainers.fitted import Fitted, TrainingSpec, json_safe
+from aia_workers.ml.trainers.frames import classification_labels, frame_from_csv
 
 __all__ = ["preload_trainers", "train_fitted", "train_run"]
 
 # Where each kind's trainer lives: imported when first needed.
 _TRAINERS: Mapping[MLTask, tuple[str, str]] = {
-    MLTask.CLASSIFICATION: ("aia_workers.ml.automl", "search_tabular"),
-    MLTask.REGRESSION: ("aia_workers.ml.automl", "search_tabular"),
-    MLTask.FORECASTING: ("aia_workers.ml.forecasting", "train_forecaster"),
-    MLTask.TEXT_CLASSIFICATION: ("aia_workers.ml.text", "train_text_classifier"),
-    MLTask.SENTIMENT: ("aia_workers.ml.sentiment", "train_sentiment"),
-    MLTask.ANOMALY_DETECTION: ("aia_workers.ml.anomaly", "train_anomaly_detector"),
+    MLTask.CLASSIFICATION: ("aia_workers.ml.trainers.automl", "search_tabular"),
+    MLTask.REGRESSION: ("aia_workers.ml.trainers.automl", "search_tabular"),
+    MLTask.FORECASTING: ("aia_workers.ml.trainers.forecasting", "train_forecaster"),
+    MLTask.TEXT_CLASSIFICATION: ("aia_workers.ml.trainers.text", "train_text_classifier"),
+    MLTask.SENTIMENT: ("aia_workers.ml.trainers.sentiment", "train_sentiment"),
+    MLTask.ANOMALY_DETECTION: ("aia_workers.ml.trainers.anomaly", "train_anomaly_detector"),
 }
 
 _LEADERBOARD_KEPT = 200
@@ -80,7 +80,7 @@ def train_fitted(
     module, name = _TRAINERS[task]
     trainer = getattr(importlib.import_module(module), name)
     if task in (MLTask.CLASSIFICATION, MLTask.REGRESSION):
-        from aia_workers.ml.tabular import TabularTask
+        from aia_workers.ml.trainers.tabular import TabularTask
 
         fitted: Fitted = trainer(frame, spec, TabularTask(task.value), report)
     else:

@@ -21,13 +21,13 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.models import AuditEvent, WebhookAttempt, WebhookEndpoint, WebhookMessage
-from aia_workers.db.webhooks import signing_secrets
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.signing import signed_headers
 from aia_workers.webhooks.ssrf import BlockedDestination, resolve
+from aia_workers.webhooks.store import signing_secrets
 
 __all__ = ["DeliveryConfig", "deliver", "message_body"]
 

@@ -3,4 +3,4 @@
 They use ``redis_url``, which this folder's conftest points at the 6.2 server.
 """
 
-from tests.integration.test_broker_message import *  # noqa: F403
+from tests.integration.backbone.test_broker_message import *  # noqa: F403

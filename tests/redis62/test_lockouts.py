@@ -4,4 +4,4 @@ Its Lua reads Redis's clock before writing, which a 6.2 server allows only
 because it replicates scripts by their effects; these runs keep that honest.
 """
 
-from tests.integration.test_login_throttle import *  # noqa: F403
+from tests.integration.identity.test_login_throttle import *  # noqa: F403

@@ -4,4 +4,4 @@ They use ``redis_url`` (and ``database_url``), which this folder's conftest
 points at the 6.2 server.
 """
 
-from tests.integration.test_recorder import *  # noqa: F403
+from tests.integration.backbone.test_recorder import *  # noqa: F403

@@ -1,1 +1,0 @@
-"""Identity and access: principals, roles, passwords, tokens and API keys."""

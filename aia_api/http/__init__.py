@@ -1,0 +1,1 @@
+"""Shared HTTP plumbing: problems, request bodies, query parameters, replies, headers."""

@@ -1,0 +1,1 @@
+"""Identity and access: principals, roles, passwords, tokens, API keys, MFA and the audit log."""

@@ -1,0 +1,1 @@
+"""ML over HTTP: datasets, experiments and runs, the model registry, predictions."""

@@ -1,0 +1,308 @@
+"""``/v1/ml/datasets``: upload a table (CSV or JSON rows), get its schema back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, TypeVar
+
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message
+
+from aia_api.http.body import media_type, spool_body
+from aia_api.http.params import page_limit
+from aia_api.http.problems import Problem, dataset_problem
+from aia_api.http.replies import page_reply
+from aia_api.http.tenancy import require
+from aia_api.identity.roles import Permission
+from aia_api.services import Services, services
+from aia_workers.db.models import Dataset
+from aia_workers.db.quotas import lock_tenant, storage_used
+from aia_workers.ml.contracts.ingest import (
+    JsonRowsError,
+    MalformedJson,
+    json_rows_to_csv,
+    profile_csv,
+)
+from aia_workers.ml.contracts.tables import DatasetError, DatasetProfile
+from aia_workers.ml.datasets import DatasetRepository
+
+__all__ = ["DatasetRows", "routes"]
+
+_MAX_PAGE = 200
+_T = TypeVar("_T")
+# Room for the form's boundaries and part headers around a file at the size limit.
+_FORM_OVERHEAD = 64 * 1024
+
+
+class DatasetRows(BaseModel):
+    """A dataset sent as JSON: a name and a list of objects with the same keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    rows: list[Any] = Field(min_length=1)
+
+
+def view(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "rows": dataset.rows,
+        "columns": dataset.columns,
+        "size_bytes": dataset.size_bytes,
+        "sha256": dataset.sha256,
+        "created_at": dataset.created_at.isoformat(),
+        "links": {"self": f"/v1/ml/datasets/{dataset.id}"},
+    }
+
+
+async def upload(request: Request) -> Response:
+    principal = require(request, Permission.ML_TRAIN)
+    svc = services(request)
+    limit = svc.settings.max_dataset_bytes
+    tenant = principal.tenant
+    actor = f"{principal.kind}:{principal.id}"
+    kind = media_type(request)
+    # Every upload is spooled to a temporary file and read from there in one
+    # pass, so the API's memory does not grow with the size of the table.
+    with tempfile.TemporaryFile() as spool:
+        if kind in ("text/csv", "application/csv"):
+            name = _checked_name(request.query_params.get("name") or "dataset")
+            size = await spool_body(request, spool, limit)
+            await _check_quota(svc, tenant, size)
+            profile = await _parse(lambda: profile_csv(_rewound(spool)))
+            dataset = await anyio.to_thread.run_sync(
+                _store, svc, tenant, name, profile, spool, actor
+            )
+        elif kind == "application/json":
+            size = await spool_body(request, spool, limit)
+            await _check_quota(svc, tenant, size)
+            with tempfile.TemporaryFile() as table:
+                rows = await _parse(lambda: json_rows_to_csv(_rewound(spool), table))
+                dataset = await anyio.to_thread.run_sync(
+                    _store, svc, tenant, rows.name, rows.profile, table, actor
+                )
+        elif kind == "multipart/form-data":
+            form, file, name = await _multipart(request, limit)
+            async with form_closing(form):
+                await _check_quota(svc, tenant, file.size or 0)
+                profile = await _parse(lambda: profile_csv(_rewound(file.file)))
+                dataset = await anyio.to_thread.run_sync(
+                    _store, svc, tenant, name, profile, file.file, actor
+                )
+        else:
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                f"send text/csv (with ?name=), multipart/form-data (a `file` part) or "
+                f"application/json rows (got {kind or 'nothing'})",
+            )
+    return JSONResponse(
+        view(dataset), status_code=201, headers={"Location": f"/v1/ml/datasets/{dataset.id}"}
+    )
+
+
+def _checked_name(name: str) -> str:
+    if len(name) > 200:
+        raise Problem(422, "validation-error", "Invalid request", "name is over 200 characters")
+    return name
+
+
+def _rewound(source: BinaryIO) -> BinaryIO:
+    source.seek(0)
+    return source
+
+
+@contextlib.asynccontextmanager
+async def form_closing(form: FormData) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await form.close()
+
+
+async def _multipart(request: Request, limit: int) -> tuple[FormData, UploadFile, str]:
+    """The form of an upload, its CSV file (the ``file`` part) and a name for it."""
+    # Counted as it streams in, so an oversized upload is refused early; the
+    # parser spools the file part to disk.
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limit + _FORM_OVERHEAD:
+            raise _file_too_large(limit)
+        return message
+
+    try:
+        form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
+    except (HTTPException, MultiPartException) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
+        raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            "send the CSV in a form part named `file`",
+            errors=[
+                {
+                    "loc": ["body", "file"],
+                    "pointer": "/file",
+                    "message": "a file part named `file` is required",
+                    "type": "missing",
+                }
+            ],
+        )
+    if (upload.size or 0) > limit:
+        await form.close()
+        raise _file_too_large(limit)
+    field = form.get("name")
+    name = field if isinstance(field, str) and field else (upload.filename or "dataset")
+    if len(name) > 200:
+        await form.close()
+    return form, upload, _checked_name(name)
+
+
+def _file_too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"the file is larger than the limit of {limit} bytes",
+        max_bytes=limit,
+    )
+
+
+async def _parse(read: Callable[[], _T]) -> _T:
+    try:
+        return await anyio.to_thread.run_sync(read)
+    except DatasetError as exc:
+        raise dataset_problem(exc) from None
+    except MalformedJson as exc:
+        raise Problem(400, "malformed-json", "Malformed JSON", str(exc)) from None
+    except JsonRowsError as exc:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            str(exc),
+            errors=[
+                {
+                    "loc": ["body", *[p for p in exc.pointer.split("/") if p]],
+                    "pointer": exc.pointer,
+                    "message": str(exc),
+                    "type": exc.kind,
+                }
+            ],
+        ) from None
+
+
+async def _check_quota(svc: Services, tenant: str, size: int) -> None:
+    def used() -> int:
+        with svc.sessions() as session:
+            return storage_used(session, tenant)
+
+    _within_quota(svc, await anyio.to_thread.run_sync(used), size)
+
+
+def _within_quota(svc: Services, used: int, size: int) -> None:
+    quota = svc.settings.tenant_storage_bytes
+    if used + size > quota:
+        raise Problem(
+            413,
+            "storage-quota-exceeded",
+            "Storage quota exceeded",
+            f"this upload of {size} bytes would take the tenant's datasets and models past "
+            f"its storage quota ({used} of {quota} bytes used); delete some first",
+            used_bytes=used,
+            quota_bytes=quota,
+        )
+
+
+def _store(
+    svc: Services,
+    tenant: str,
+    name: str,
+    profile: DatasetProfile,
+    source: BinaryIO,
+    actor: str,
+) -> Dataset:
+    dataset_id = str(uuid.uuid4())
+    key = f"{tenant}/datasets/{dataset_id}.csv"
+    size = source.seek(0, os.SEEK_END)
+    with svc.sessions.begin() as session:
+        # Checked again under the tenant's lock: two uploads racing past the
+        # first check cannot both land beyond the quota.
+        lock_tenant(session, tenant)
+        _within_quota(svc, storage_used(session, tenant), size)
+        digest = svc.artifacts.put_file(key, source)
+        dataset = Dataset(
+            id=dataset_id,
+            tenant_id=tenant,
+            name=name,
+            rows=profile.rows,
+            columns=profile.as_json()["columns"],
+            size_bytes=size,
+            artifact_key=key,
+            sha256=digest,
+            created_by=actor,
+            created_at=datetime.now(UTC),
+        )
+        DatasetRepository(session, tenant).add(dataset)
+    return dataset
+
+
+async def get_dataset(request: Request) -> Response:
+    principal = require(request, Permission.ML_READ)
+    svc = services(request)
+    dataset_id = request.path_params["dataset_id"]
+
+    def load() -> Dataset | None:
+        with svc.sessions() as session:
+            return DatasetRepository(session, principal.tenant).get(dataset_id)
+
+    dataset = await anyio.to_thread.run_sync(load)
+    if dataset is None:
+        raise Problem(
+            404, "dataset-not-found", "Dataset not found", f"there is no dataset {dataset_id}"
+        )
+    return JSONResponse(view(dataset))
+
+
+async def list_datasets(request: Request) -> Response:
+    principal = require(request, Permission.ML_READ)
+    svc = services(request)
+    params = request.query_params
+    limit = page_limit(params, _MAX_PAGE)
+    cursor = params.get("cursor") or None
+
+    def load() -> tuple[list[Dataset], str | None]:
+        with svc.sessions() as session:
+            return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
+
+    items, next_cursor = await anyio.to_thread.run_sync(load)
+    return page_reply(request, [view(d) for d in items], next_cursor)
+
+
+routes = [
+    Route("/v1/ml/datasets", upload, methods=["POST"]),
+    Route("/v1/ml/datasets", list_datasets, methods=["GET"]),
+    Route("/v1/ml/datasets/{dataset_id}", get_dataset, methods=["GET"]),
+]

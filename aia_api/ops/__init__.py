@@ -1,0 +1,1 @@
+"""Operations: liveness, status, Prometheus metrics and the API's OpenAPI document."""

@@ -1,0 +1,204 @@
+"""Liveness, a status report of every dependency, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aia_api.http.problems import Problem
+from aia_api.http.tenancy import require
+from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
+from aia_api.identity.roles import Permission
+from aia_api.services import Services, services
+from aia_workers.backbone.broker import redis_queue_key
+from aia_workers.backbone.observability import WORKERS_KEY
+from aia_workers.backbone.states import Queue
+from aia_workers.db.session import DATABASE_DOWN
+from aia_workers.webhooks.store import outbox_counts
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+# A worker that has not sent a heartbeat (every 2 s) for this long is gone.
+_WORKER_STALE_SECONDS = 10.0
+_CHECK_TIMEOUT = 3.0
+_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    redis.exceptions.ConnectionError,
+    kombu.exceptions.OperationalError,
+    *DATABASE_DOWN,
+)
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, _UNREACHABLE):
+        return "unreachable"
+    return "check failed"
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(probe(), _CHECK_TIMEOUT)
+    except Exception as exc:
+        # An exception's text can carry host names, ports, user names or a
+        # URL: it goes to the server's log, and every viewer (admins too, who
+        # can read that log) gets only what kind of failure it was.
+        log.warning("status: the %s check failed", name, exc_info=exc)
+        return name, {"ok": False, "error": _reason(exc)}
+    report = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    if isinstance(detail, dict):
+        report.update(detail)
+    return name, report
+
+
+async def status(request: Request) -> Response:
+    require(request, Permission.STATUS_READ)
+    svc = services(request)
+
+    async def database() -> None:
+        def ping() -> None:
+            with svc.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        await anyio.to_thread.run_sync(ping)
+
+    async def redis() -> None:
+        await svc.redis.ping()
+
+    checks = await asyncio.gather(
+        _check("database", database),
+        _check("redis", redis),
+        _check("broker", lambda: _broker(svc)),
+        _check("workers", lambda: _workers(svc)),
+    )
+    report = dict(checks)
+    healthy = all(c["ok"] for c in report.values())
+    body = {"status": "ok" if healthy else "degraded", "checks": report}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+async def _broker(svc: Services) -> dict[str, Any]:
+    if svc.settings.broker_is_redis and svc.settings.broker_url == svc.settings.redis_url:
+        pipe = svc.redis.pipeline(transaction=False)
+        for queue in Queue:
+            for prio in (0, 3, 6, 9):
+                pipe.llen(redis_queue_key(queue.value, prio))
+        lengths = await pipe.execute()
+        depths = {q.value: sum(lengths[i * 4 : i * 4 + 4]) for i, q in enumerate(Queue)}
+        return {"transport": "redis", "queue_depths": depths}
+    return await anyio.to_thread.run_sync(_broker_depths_blocking, svc)
+
+
+def _broker_depths_blocking(svc: Services) -> dict[str, Any]:
+    depths: dict[str, int] = {}
+    with svc.celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=_CHECK_TIMEOUT)
+        channel = conn.default_channel
+        for queue in svc.celery.amqp.queues.values():
+            try:
+                declared = queue.bind(channel).queue_declare(passive=True)
+            except Exception:
+                # Not declared yet: no worker has consumed from it.
+                channel = conn.channel()
+                depths[queue.name] = 0
+                continue
+            depths[queue.name] = declared.message_count
+        return {"transport": conn.transport_cls, "queue_depths": depths}
+
+
+async def _workers(svc: Services) -> dict[str, Any]:
+    entries: dict[str, str] = await svc.redis.hgetall(WORKERS_KEY)  # type: ignore[assignment]
+    now = time.time()
+    online: dict[str, list[str]] = {q.value: [] for q in Queue}
+    for hostname, raw in entries.items():
+        entry = json.loads(raw)
+        if now - entry.get("seen", 0) > _WORKER_STALE_SECONDS:
+            continue
+        for queue in entry.get("queues", []):
+            online.setdefault(queue, []).append(hostname)
+    return {
+        "online": {q: sorted(h) for q, h in online.items()},
+        "count": {q: len(h) for q, h in online.items()},
+    }
+
+
+async def metrics(request: Request) -> Response:
+    svc = services(request)
+    # Prometheus scrapes with the scrape token when one is set; anyone else
+    # needs credentials like on every other route.
+    authorization = request.headers.get("authorization", "")
+    token = svc.settings.metrics_token
+    if not (token and hmac.compare_digest(authorization, f"Bearer {token}")):
+        try:
+            principal = await svc.auth.authenticate(
+                authorization or None,
+                request.headers.get("x-api-key"),
+                # Public for the scrape token only: guesses are budgeted as anywhere.
+                address=request.client.host if request.client else "unknown",
+            )
+        except TooManyFailures as exc:
+            raise Problem(
+                429,
+                "too-many-failures",
+                "Too many failed authentications",
+                str(exc),
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+        except Unauthenticated as exc:
+            raise Problem(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                str(exc),
+                headers={"WWW-Authenticate": 'Bearer realm="aia"'},
+            ) from None
+        if not principal.can(Permission.STATUS_READ):
+            raise Problem(403, "forbidden", "Forbidden", "this needs the status:read permission")
+    await _refresh_webhook_gauges(svc)
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh_webhook_gauges(svc: Services) -> None:
+    def count() -> tuple[dict[str, int], int]:
+        with svc.sessions() as session:
+            return outbox_counts(session)
+
+    try:
+        by_status, disabled = await anyio.to_thread.run_sync(count)
+    except sqlalchemy.exc.SQLAlchemyError:
+        # The scrape still answers; /status reports the database as down.
+        log.warning("metrics: could not count webhook messages", exc_info=True)
+        return
+    for status, value in by_status.items():
+        svc.metrics.webhook_messages.labels(status).set(value)
+    svc.metrics.webhook_endpoints_disabled.set(disabled)
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,1 @@
+"""Tasks and their event streams: submit, read, list, cancel, dead letters, SSE and WebSocket."""

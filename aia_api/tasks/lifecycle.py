@@ -1,0 +1,97 @@
+"""``/v1/tasks``: submit, read, list and cancel."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aia_api.http.body import read_json
+from aia_api.http.params import page_limit, page_links
+from aia_api.http.problems import Problem
+from aia_api.http.replies import json_reply
+from aia_api.http.tenancy import require
+from aia_api.identity.roles import Permission
+from aia_api.services import services
+from aia_workers.backbone.states import Status
+
+__all__ = ["routes"]
+
+_MAX_PAGE = 200
+
+
+async def submit(request: Request) -> Response:
+    svc = services(request)
+    body = await read_json(request, svc.settings.max_body_bytes)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1 to 255 characters",
+        )
+    principal = require(request, Permission.TASKS_SUBMIT)
+    submitted = await svc.tasks.submit(principal, body, key)
+    view = submitted.view
+    if submitted.created:
+        svc.metrics.submitted.labels(view["type"], view["queue"]).inc()
+    headers = {"Location": view["links"]["self"]}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_reply(view, 202, headers)
+
+
+async def get_task(request: Request) -> Response:
+    task_id = request.path_params["task_id"]
+    tenant = require(request, Permission.TASKS_READ).tenant
+    view = await services(request).tasks.get(tenant, task_id)
+    if view is None:
+        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
+    return json_reply(view)
+
+
+async def list_tasks(request: Request) -> Response:
+    tenant = require(request, Permission.TASKS_READ).tenant
+    params = request.query_params
+    statuses = params.getlist("status")
+    unknown = [s for s in statuses if s not in Status.__members__.values()]
+    if unknown:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid request",
+            f"unknown status {unknown[0]!r}; use one of: {', '.join(s.value for s in Status)}",
+            errors=[
+                {
+                    "loc": ["query", "status"],
+                    "pointer": "/query/status",
+                    "message": "not a task status",
+                    "type": "enum",
+                }
+            ],
+        )
+    limit = page_limit(params, _MAX_PAGE)
+    items, cursor = await services(request).tasks.list(
+        tenant,
+        statuses=statuses,
+        types=params.getlist("type"),
+        limit=limit,
+        cursor=params.get("cursor") or None,
+    )
+    return json_reply({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
+
+
+async def cancel(request: Request) -> Response:
+    task_id = request.path_params["task_id"]
+    tenant = require(request, Permission.TASKS_CANCEL).tenant
+    view = await services(request).tasks.cancel(tenant, task_id)
+    return json_reply(view, 202)
+
+
+routes = [
+    Route("/v1/tasks", submit, methods=["POST"]),
+    Route("/v1/tasks", list_tasks, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+]

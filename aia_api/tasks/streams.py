@@ -1,0 +1,412 @@
+"""Task event streams: Server-Sent Events per task, and one WebSocket for many tasks.
+
+Both subscribe first, then replay what the client missed from the task's
+replay stream, then follow live, dropping anything already sent by its
+sequence number; so no event is lost between submit and subscribe.
+
+Each stream holds one of its principal's slots (``AIA_STREAM_MAX_CONNECTIONS``
+across every API process) and is ended when its credential stops being good
+(see aia_api/tasks/streaming/guard.py). Browsers, which cannot set headers on
+either, open them with a ticket from ``POST /v1/streams/tickets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.exceptions
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from aia_api.http.params import parse_count
+from aia_api.http.problems import Problem
+from aia_api.http.tenancy import principal_of, require
+from aia_api.identity.principal import Principal
+from aia_api.identity.roles import Permission
+from aia_api.services import Services, services
+from aia_api.tasks.hub import Subscription, SubscriptionLost
+from aia_api.tasks.streaming.credential import credential_of
+from aia_api.tasks.streaming.guard import OpenStream
+from aia_api.tasks.streaming.slots import StreamLimitReached
+from aia_api.tasks.streaming.tickets import issue_ticket
+from aia_workers.backbone.events import channel, events_key
+from aia_workers.backbone.states import TERMINAL
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+
+
+async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any]]:
+    """Events of ``task_id`` with a sequence number above ``after``, oldest first."""
+    entries: list[tuple[str, dict[str, str]]] = await svc.redis.xrange(  # type: ignore[assignment]
+        events_key(task_id), min=f"0-{after + 1}"
+    )
+    return [orjson.loads(fields["e"]) for _, fields in entries]
+
+
+def _synthetic_terminal(view: dict[str, Any]) -> dict[str, Any]:
+    # The replay stream expired but the record is final: say how it ended.
+    data: dict[str, Any] = {}
+    if view.get("result") is not None:
+        data["result"] = view["result"]
+    if view.get("error") is not None:
+        data["error"] = view["error"]
+    return {
+        "task_id": view["id"],
+        "seq": view["seq"],
+        "event": view["status"],
+        "status": view["status"],
+        "time": None,
+        "data": data,
+    }
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return (
+        f"id: {event['seq']}\nevent: {event['event']}\ndata: {orjson.dumps(event).decode()}\n\n"
+    ).encode()
+
+
+def _sse_error(reason: str) -> bytes:
+    body = {"type": "urn:aia:problem:stream-dropped", "title": "Stream dropped", "detail": reason}
+    return f"event: error\ndata: {orjson.dumps(body).decode()}\n\n".encode()
+
+
+def _sse_problem(problem: Problem) -> bytes:
+    return f"event: error\ndata: {orjson.dumps(problem.body()).decode()}\n\n".encode()
+
+
+# -- opening and closing ------------------------------------------------------------
+
+
+async def _open(
+    svc: Services, conn: HTTPConnection, principal: Principal, sub: Subscription
+) -> OpenStream:
+    """Take one of the principal's stream slots; StreamLimitReached when none is left."""
+    stream = await svc.streams.open(principal, credential_of(conn), sub)
+    svc.metrics.streams.inc()
+    return stream
+
+
+async def _close(svc: Services, stream: OpenStream) -> None:
+    svc.metrics.streams.dec()
+    await svc.hub.detach(stream.sub)
+    await svc.streams.close(stream)
+
+
+def _too_many(svc: Services, exc: StreamLimitReached) -> Problem:
+    return Problem(
+        429,
+        "too-many-streams",
+        "Too many open streams",
+        str(exc),
+        headers={"Retry-After": str(svc.settings.retry_after_seconds)},
+        limit=exc.limit,
+    )
+
+
+async def create_ticket(request: Request) -> Response:
+    """A single-use ticket that opens one stream in place of this request's credentials."""
+    principal = require(request, Permission.TASKS_READ)
+    svc = services(request)
+    ttl = svc.settings.stream_ticket_ttl_seconds
+    ticket = await issue_ticket(svc.redis, credential_of(request), principal, ttl)
+    return JSONResponse(
+        {"ticket": ticket, "expires_in": ttl},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# -- Server-Sent Events -------------------------------------------------------------
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that watches for the client going away, and closes its stream."""
+
+    def __init__(self, events: AsyncIterator[bytes], svc: Services, stream: OpenStream) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._svc = svc
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = self._stream.sub
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    sub.drop("client disconnected")
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.stream_response(send)
+        except OSError:
+            pass
+        finally:
+            watcher.cancel()
+            # Here rather than in the generator, which never runs (nor its
+            # finally) when the client is gone before the first byte.
+            await _close(self._svc, self._stream)
+
+
+async def task_events(request: Request) -> StreamingResponse:
+    svc = services(request)
+    task_id = request.path_params["task_id"]
+    after = _last_event_id(request)
+    principal = require(request, Permission.TASKS_READ)
+    view = await svc.tasks.get(principal.tenant, task_id)
+    if view is None:
+        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
+    sub = Subscription(svc.settings.subscriber_buffer)
+    try:
+        stream = await _open(svc, request, principal, sub)
+    except StreamLimitReached as exc:
+        raise _too_many(svc, exc) from None
+    try:
+        await svc.hub.attach(sub, channel(task_id))
+        backlog = await _replay(svc, task_id, after)
+    except BaseException:
+        await _close(svc, stream)
+        raise
+    heartbeat = svc.settings.sse_heartbeat_seconds
+
+    async def events() -> AsyncIterator[bytes]:
+        last = after
+        try:
+            yield b"retry: 2000\n\n"
+            for event in backlog:
+                if event["seq"] > last:
+                    last = event["seq"]
+                    yield _sse(event)
+                    if event["status"] in TERMINAL and event["event"] != "progress":
+                        return
+            if view["status"] in TERMINAL and view["seq"] > last:
+                yield _sse(_synthetic_terminal(view))
+                return
+            while True:
+                batch = await sub.get(wait_seconds=heartbeat)
+                if not batch:
+                    yield b": keep-alive\n\n"
+                for event in batch:
+                    if event["seq"] <= last:
+                        continue
+                    last = event["seq"]
+                    yield _sse(event)
+                    if event["status"] in TERMINAL:
+                        return
+        except SubscriptionLost as exc:
+            if stream.ended is not None:
+                yield _sse_problem(stream.ended)
+            elif sub.lost != "client disconnected":
+                yield _sse_error(str(exc))
+
+    return _EventStream(events(), svc, stream)
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    after = parse_count(raw)
+    if after is None:
+        raise Problem(
+            400,
+            "invalid-last-event-id",
+            "Invalid Last-Event-ID",
+            "Last-Event-ID (or ?after=) must be the id of an event this stream sent",
+        )
+    return after
+
+
+# -- WebSocket ----------------------------------------------------------------------
+
+
+def _close_reason(text: str) -> str:
+    # A close frame's reason is at most 123 bytes of UTF-8.
+    return text.encode()[:123].decode(errors="ignore")
+
+
+async def _refuse(ws: WebSocket, status: int, detail: str, code: int) -> None:
+    """Accept, say why in an error message and the close reason, and close."""
+    await ws.accept()
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", "status": status, "detail": detail})
+        await ws.close(code=code, reason=_close_reason(detail))
+
+
+async def websocket(ws: WebSocket) -> None:
+    """One connection, many tasks: ``{"action": "subscribe"|"unsubscribe", "task_id": ...}``."""
+    svc = services(ws)
+    principal = principal_of(ws)
+    if not principal.can(Permission.TASKS_READ):
+        await ws.close(code=1008, reason="this needs the tasks:read permission")
+        return
+    sub = Subscription(svc.settings.subscriber_buffer)
+    try:
+        stream = await _open(svc, ws, principal, sub)
+    except StreamLimitReached as exc:
+        await _refuse(ws, 429, str(exc), 1013)
+        return
+    except redis.exceptions.RedisError:
+        await _refuse(ws, 503, "Redis is not reachable right now; try again shortly", 1013)
+        return
+    reader: asyncio.Task[None] | None = None
+    try:
+        await ws.accept()
+        reader = asyncio.create_task(_read_commands(ws, sub))
+        await _serve(ws, svc, stream)
+    except SubscriptionLost as exc:
+        ended = stream.ended
+        if ended is not None:
+            code = 1013 if ended.status == 503 else 1008
+            with contextlib.suppress(Exception):
+                await ws.send_json(
+                    {"type": "error", "status": ended.status, "detail": ended.detail}
+                )
+                await ws.close(code=code, reason=_close_reason(ended.detail))
+        elif sub.lost != "client disconnected":
+            with contextlib.suppress(Exception):
+                await ws.send_json({"type": "error", "detail": str(exc)})
+                await ws.close(code=1011)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        if reader is not None:
+            reader.cancel()
+        await _close(svc, stream)
+
+
+async def _serve(ws: WebSocket, svc: Services, stream: OpenStream) -> None:
+    """Run commands and forward events, in order, until the subscription is lost."""
+    sub = stream.sub
+    watched: dict[str, int] = {}
+    while True:
+        for item in await sub.get():
+            if item.get("action") is not None:
+                # The principal of now: a demotion may have changed it.
+                await _command(ws, svc, sub, stream.principal.tenant, item, watched)
+                continue
+            task_id = item["task_id"]
+            if item["seq"] <= watched.get(task_id, item["seq"]):
+                continue
+            await _forward(ws, svc, sub, item, watched)
+
+
+async def _read_commands(ws: WebSocket, sub: Subscription) -> None:
+    # Commands go through the subscription so that the single writer handles
+    # them in order with the live events (replay, then live, never interleaved).
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                command = json.loads(text)
+            except json.JSONDecodeError:
+                command = {"action": "invalid", "detail": "messages must be JSON objects"}
+            if not isinstance(command, dict) or "action" not in command:
+                command = {"action": "invalid", "detail": 'a message needs an "action"'}
+            sub.put(command)
+    except (WebSocketDisconnect, RuntimeError):
+        sub.drop("client disconnected")
+
+
+async def _command(
+    ws: WebSocket,
+    svc: Services,
+    sub: Subscription,
+    tenant: str,
+    command: dict[str, Any],
+    watched: dict[str, int],
+) -> None:
+    action = command.get("action")
+    task_id = command.get("task_id")
+    if action not in ("subscribe", "unsubscribe") or not isinstance(task_id, str):
+        detail = command.get("detail") or (
+            'use {"action": "subscribe" | "unsubscribe", "task_id": "...", "after": 0}'
+        )
+        await ws.send_json({"type": "error", "status": 400, "detail": detail})
+        return
+    if action == "unsubscribe":
+        watched.pop(task_id, None)
+        await svc.hub.detach(sub, channel(task_id))
+        await ws.send_json({"type": "unsubscribed", "task_id": task_id})
+        return
+    limit = svc.settings.ws_max_subscriptions
+    if task_id not in watched and len(watched) >= limit:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 429,
+                "task_id": task_id,
+                "detail": f"this connection already follows {limit} tasks, as many as it may; "
+                "unsubscribe from one, or wait for one to finish",
+            }
+        )
+        return
+    after = command.get("after", 0)
+    if not isinstance(after, int) or after < 0:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 400,
+                "task_id": task_id,
+                "detail": "after must be a non-negative event id",
+            }
+        )
+        return
+    view = await svc.tasks.get(tenant, task_id)
+    if view is None:
+        await ws.send_json(
+            {
+                "type": "error",
+                "status": 404,
+                "task_id": task_id,
+                "detail": f"there is no task {task_id}",
+            }
+        )
+        return
+    await svc.hub.attach(sub, channel(task_id))
+    watched[task_id] = after
+    await ws.send_json({"type": "subscribed", "task_id": task_id})
+    for event in await _replay(svc, task_id, after):
+        if task_id not in watched or event["seq"] <= watched[task_id]:
+            continue
+        await _forward(ws, svc, sub, event, watched)
+    if task_id in watched and view["status"] in TERMINAL and view["seq"] > watched[task_id]:
+        await _forward(ws, svc, sub, _synthetic_terminal(view), watched)
+
+
+async def _forward(
+    ws: WebSocket,
+    svc: Services,
+    sub: Subscription,
+    event: dict[str, Any],
+    watched: dict[str, int],
+) -> None:
+    task_id = event["task_id"]
+    watched[task_id] = event["seq"]
+    await ws.send_json({"type": "event", **event})
+    if event["status"] in TERMINAL:
+        # A finished task sends nothing more; stop listening for it.
+        watched.pop(task_id, None)
+        await svc.hub.detach(sub, channel(task_id))
+
+
+routes = [
+    Route("/v1/streams/tickets", create_ticket, methods=["POST"]),
+    Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
+    WebSocketRoute("/v1/ws", websocket),
+]

@@ -1,0 +1,1 @@
+"""The task backbone: the Celery app, the catalog, task events in Redis, the recorder, fairness."""

@@ -1,0 +1,1 @@
+"""The trainers: scikit-learn, PyTorch, statsmodels and NLTK models, AutoML and forecasting."""
