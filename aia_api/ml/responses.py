@@ -7,11 +7,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from aia_api.http.responses import Closed, PageLinks, SelfLinks, TaskView
+from aia_api.http.responses import Closed, PageLinks, SelfLinks
+from aia_api.tasks.responses import TaskView
 from aia_workers.ml.contracts.payloads import MLTask
 
 __all__ = [
     "AliasMoved",
+    "DatasetColumn",
+    "DatasetLinks",
+    "DatasetPage",
+    "DatasetView",
     "ExperimentPage",
     "ExperimentView",
     "ModelDetail",
@@ -167,3 +172,33 @@ class PredictionPage(Closed):
     """The latest logged (sampled) predictions, newest first."""
 
     items: list[_Prediction]
+
+
+class DatasetColumn(Closed):
+    name: str
+    kind: Literal["numeric", "categorical", "boolean", "datetime", "text"]
+    missing: int = Field(description="Cells with no value (empty, NA, null, ...).")
+    distinct: int
+
+
+class DatasetLinks(Closed):
+    self_: str = Field(alias="self")
+
+
+class DatasetView(Closed):
+    id: str
+    name: str
+    rows: int
+    columns: list[DatasetColumn]
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    links: DatasetLinks
+
+
+class DatasetPage(Closed):
+    """One page of the tenant's datasets, newest first."""
+
+    items: list[DatasetView]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page.")
+    links: PageLinks

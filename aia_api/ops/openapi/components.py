@@ -10,34 +10,25 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from aia_api.http.problems import PROBLEM_JSON
-from aia_api.http.responses import (
+from aia_api.http.responses import ProblemDetails
+from aia_api.identity.keys import KeyRequest
+from aia_api.identity.login import RefreshRequest, TokenRequest
+from aia_api.identity.mfa import CodeRequest, MfaDisableRequest, MfaResetRequest, PasswordRequest
+from aia_api.identity.responses import (
     AuditPage,
-    DatasetPage,
-    DatasetView,
-    DeadLetterPage,
-    DeadLetterView,
-    Health,
     KeyList,
     MfaEnabled,
     MfaEnrollment,
     NewKey,
-    ProblemDetails,
-    StatusReport,
-    TaskEvent,
-    TaskPage,
-    TaskView,
     TokenResponse,
-    WsCommand,
-    WsMessage,
 )
-from aia_api.identity.keys import KeyRequest
-from aia_api.identity.login import RefreshRequest, TokenRequest
-from aia_api.identity.mfa import CodeRequest, MfaDisableRequest, MfaResetRequest, PasswordRequest
 from aia_api.ml.datasets import DatasetRows
 from aia_api.ml.experiments import ExperimentRequest, RunRequest
 from aia_api.ml.models import AliasRequest, PredictRequest
 from aia_api.ml.responses import (
     AliasMoved,
+    DatasetPage,
+    DatasetView,
     ExperimentPage,
     ExperimentView,
     ModelDetail,
@@ -48,7 +39,17 @@ from aia_api.ml.responses import (
     RunView,
     VersionView,
 )
+from aia_api.ops.responses import Health, StatusReport
 from aia_api.tasks.requests import SubmitRequest
+from aia_api.tasks.responses import (
+    DeadLetterPage,
+    DeadLetterView,
+    TaskEvent,
+    TaskPage,
+    TaskView,
+    WsCommand,
+    WsMessage,
+)
 from aia_api.tasks.streaming.tickets import StreamTicket
 from aia_api.webhooks.responses import (
     AttemptPage,
