@@ -43,9 +43,12 @@ from aia_workers.ml.artifacts import LocalArtifactStore
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings, get_settings
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["ROUTES", "create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
+
+# One line per domain: each package's routes module lists its own.
+ROUTES = [*tasks.routes, *identity.routes, *ml.routes, *webhooks.routes, *ops.routes]
 
 
 def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
@@ -148,8 +151,7 @@ def create_app(settings: Settings) -> Starlette:
 
     redact_server_logs()
     return SecureStarlette(
-        # One line per domain: each package's routes module lists its own.
-        routes=[*identity.routes, *tasks.routes, *ml.routes, *webhooks.routes, *ops.routes],
+        routes=ROUTES,
         middleware=[
             *_proxy_headers(settings),
             Middleware(MetricsMiddleware, metrics=metrics),

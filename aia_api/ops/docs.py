@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from aia_api.http.openapi import Reply, Tag, operation
 from aia_api.ops.openapi import openapi_document
 
 __all__ = ["DOCS_POLICY", "render_docs", "routes"]
@@ -169,10 +170,37 @@ def _docs_html() -> str:
     return render_docs(openapi_document())
 
 
+_DOCS = Tag("docs", "This document.")
+
+
+@operation(
+    id="openapi",
+    summary="This document",
+    tag=_DOCS,
+    responses={
+        200: Reply(
+            "The OpenAPI 3.1 document.",
+            content={"application/json": {"schema": {"type": "object"}}},
+        )
+    },
+    public=True,
+)
 async def openapi_json(_: Request) -> Response:
     return Response(_document_bytes(), media_type="application/json")
 
 
+@operation(
+    id="docs",
+    summary="This document, for people",
+    tag=_DOCS,
+    responses={
+        200: Reply(
+            "A self-contained HTML page (no external assets).",
+            content={"text/html": {"schema": {"type": "string"}}},
+        )
+    },
+    public=True,
+)
 async def docs(_: Request) -> Response:
     return HTMLResponse(_docs_html(), headers={"Content-Security-Policy": DOCS_POLICY})
 

@@ -20,10 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aia_api.http.problems import Problem
+from aia_api.http.openapi import Reply, Tag, operation
+from aia_api.http.problems import PROBLEM_JSON, Problem
+from aia_api.http.responses import ProblemDetails
 from aia_api.http.tenancy import require
 from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
 from aia_api.identity.roles import Permission
+from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
 from aia_workers.backbone.broker import redis_queue_key
 from aia_workers.backbone.observability import WORKERS_KEY
@@ -46,6 +49,17 @@ _UNREACHABLE: tuple[type[Exception], ...] = (
 )
 
 
+_OPS = Tag("ops", "Health, status and metrics.")
+
+
+@operation(
+    id="health",
+    summary="Liveness",
+    tag=_OPS,
+    responses={200: Reply("The API process answers.", Health)},
+    description="Public. Says nothing about the dependencies: see /status.",
+    public=True,
+)
 async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -74,6 +88,25 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, d
     return name, report
 
 
+@operation(
+    id="status",
+    summary="Dependency status",
+    tag=_OPS,
+    permission=Permission.STATUS_READ,
+    responses={
+        200: Reply("Every dependency is reachable.", StatusReport),
+        503: Reply(
+            "A dependency is down (a StatusReport with `degraded`), or the "
+            "caller could not be checked (a problem).",
+            content={
+                "application/json": {"schema": StatusReport},
+                PROBLEM_JSON: {"schema": ProblemDetails},
+            },
+        ),
+    },
+    errors=("401", "403", "429"),
+    description="The database, Redis, the broker's queue depths, workers online.",
+)
 async def status(request: Request) -> Response:
     require(request, Permission.STATUS_READ)
     svc = services(request)
@@ -145,6 +178,23 @@ async def _workers(svc: Services) -> dict[str, Any]:
     }
 
 
+@operation(
+    id="metrics",
+    summary="Prometheus metrics",
+    tag=_OPS,
+    permission=Permission.STATUS_READ,
+    responses={
+        200: Reply(
+            "The Prometheus text exposition format.",
+            content={"text/plain": {"schema": {"type": "string"}}},
+        )
+    },
+    errors=("401", "403", "503"),
+    description=(
+        "Needs `status:read`, or `Authorization: Bearer <AIA_METRICS_TOKEN>` "
+        "when the scrape token is set."
+    ),
+)
 async def metrics(request: Request) -> Response:
     svc = services(request)
     # Prometheus scrapes with the scrape token when one is set; anyone else

@@ -7,7 +7,7 @@ from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import JsonSchemaMode
 
 from aia_api.http.problems import PROBLEM_JSON
 from aia_api.http.responses import ProblemDetails
@@ -144,19 +144,12 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
 )
 
 
-def _component_schemas() -> tuple[Json, dict[type[BaseModel], str]]:
-    """Every model's schema under components/schemas, and each model's component name."""
-    payloads = tuple(dict.fromkeys(t.payload for t in CATALOG.values()))
-    modes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        *((m, "validation") for m in (*_REQUESTS, *payloads)),
+def _legacy_models() -> tuple[list[tuple[type[BaseModel], JsonSchemaMode]], None]:
+    """The models of the paths not yet declared beside their handlers."""
+    return [
+        *((m, "validation") for m in _REQUESTS),
         *((m, "serialization") for m in _RESPONSES),
-    ]
-    refs, top = models_json_schema(modes, ref_template=_REF)
-    names: dict[type[BaseModel], str] = {}
-    for (model, _), ref in refs.items():
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            names[model] = str(ref["$ref"]).rsplit("/", 1)[-1]
-    return dict(top.get("$defs", {})), names
+    ], None
 
 
 def _submit_variants(schemas: Json, names: dict[type[BaseModel], str]) -> Json:

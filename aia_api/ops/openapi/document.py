@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
+from starlette.routing import BaseRoute
+
+from aia_api.http.responses import ProblemDetails
+from aia_api.ops.openapi.assembly import Registry, assemble
 from aia_api.ops.openapi.components import (
     _ERRORS,
     _HEADERS,
     _PARAMETERS,
     API_VERSION,
     Json,
-    _component_schemas,
+    _legacy_models,
     _package_version,
     _ref,
     _submit_variants,
@@ -21,9 +26,7 @@ from aia_api.ops.openapi.paths import (
     _audit_paths,
     _auth_paths,
     _dataset_paths,
-    _docs_paths,
     _key_paths,
-    _ops_paths,
     _stream_paths,
     _task_paths,
 )
@@ -35,10 +38,25 @@ __all__ = ["API_VERSION", "build_openapi", "openapi_document"]
 # -- the document -------------------------------------------------------------------------
 
 
-def build_openapi() -> Json:
-    """A fresh OpenAPI 3.1 document of every route of the app."""
-    schemas, names = _component_schemas()
+def build_openapi(routes: Sequence[BaseRoute] | None = None) -> Json:
+    """A fresh OpenAPI 3.1 document of ``routes`` (by default every route the app mounts)."""
+    if routes is None:
+        from aia_api.app import ROUTES
+
+        routes = ROUTES
+    assembly = assemble(routes, strict=False)
+    legacy_models, _ = _legacy_models()
+    registry = Registry.of(
+        [
+            *(pair for source in assembly.sources() for pair in source.models()),
+            *((t.payload, "validation") for t in CATALOG.values()),
+            (ProblemDetails, "serialization"),
+            *legacy_models,
+        ]
+    )
+    schemas, names = registry.defs, registry.names
     submit_schema = _submit_variants(schemas, names)
+    declared_paths = assembly.paths(registry)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -87,22 +105,23 @@ def build_openapi() -> Json:
             {"name": "ops", "description": "Health, status and metrics."},
             {"name": "docs", "description": "This document."},
         ],
-        "paths": {
-            **_task_paths(submit_schema),
-            **_dead_letter_paths(),
-            **_stream_paths(),
-            **_auth_paths(),
-            **_key_paths(),
-            **_audit_paths(),
-            **_dataset_paths(),
-            **_ml_paths(),
-            **_webhook_paths(),
-            **_ops_paths(),
-            **_docs_paths(),
-        },
+        "paths": _merge(
+            {
+                **_task_paths(submit_schema),
+                **_dead_letter_paths(),
+                **_stream_paths(),
+                **_auth_paths(),
+                **_key_paths(),
+                **_audit_paths(),
+                **_dataset_paths(),
+                **_ml_paths(),
+                **_webhook_paths(),
+            },
+            declared_paths,
+        ),
         "components": {
             "schemas": dict(sorted(schemas.items())),
-            "parameters": _PARAMETERS,
+            "parameters": {**_PARAMETERS, **assembly.parameters()},
             "headers": _HEADERS,
             "responses": {name: response for name, response in _ERRORS.values()},
             "securitySchemes": {
@@ -122,6 +141,13 @@ def build_openapi() -> Json:
         },
         "security": [{"bearer": []}, {"apiKey": []}],
     }
+
+
+def _merge(legacy: Json, declared: Json) -> Json:
+    merged = {path: dict(item) for path, item in legacy.items()}
+    for path, item in declared.items():
+        merged.setdefault(path, {}).update(item)
+    return merged
 
 
 @functools.cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aia_api.http.problems import PROBLEM_JSON
 from aia_api.ops.openapi.components import (
     _SECURED,
     _WITH_BODY,
@@ -169,61 +168,6 @@ def _stream_paths() -> Json:
                 "server-messages": _ref("WsMessage"),
                 "query": {"ticket": "a stream ticket, when headers cannot be set"},
             },
-        },
-    }
-
-
-def _ops_paths() -> Json:
-    return {
-        "/health": {
-            "get": _operation(
-                "health",
-                "Liveness",
-                "ops",
-                {"200": _json("Health", "The API process answers.")},
-                description="Public. Says nothing about the dependencies: see /status.",
-                public=True,
-            )
-        },
-        "/status": {
-            "get": _operation(
-                "status",
-                "Dependency status",
-                "ops",
-                {
-                    "200": _json("StatusReport", "Every dependency is reachable."),
-                    "503": {
-                        "description": (
-                            "A dependency is down (a StatusReport with `degraded`), or the "
-                            "caller could not be checked (a problem)."
-                        ),
-                        "content": {
-                            "application/json": {"schema": _ref("StatusReport")},
-                            PROBLEM_JSON: {"schema": _ref("ProblemDetails")},
-                        },
-                    },
-                },
-                errors=("401", "403", "429"),
-                description="The database, Redis, the broker's queue depths, workers online.",
-            )
-        },
-        "/metrics": {
-            "get": _operation(
-                "metrics",
-                "Prometheus metrics",
-                "ops",
-                {
-                    "200": {
-                        "description": "The Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-                errors=("401", "403", "503"),
-                description=(
-                    "Needs `status:read`, or `Authorization: Bearer <AIA_METRICS_TOKEN>` "
-                    "when the scrape token is set."
-                ),
-            )
         },
     }
 
@@ -475,39 +419,6 @@ def _dataset_paths() -> Json:
                 errors=(*_SECURED, "404"),
                 description="Needs `ml:read`.",
                 parameters=["DatasetId"],
-            )
-        },
-    }
-
-
-def _docs_paths() -> Json:
-    return {
-        "/openapi.json": {
-            "get": _operation(
-                "openapi",
-                "This document",
-                "docs",
-                {
-                    "200": {
-                        "description": "The OpenAPI 3.1 document.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-                public=True,
-            )
-        },
-        "/docs": {
-            "get": _operation(
-                "docs",
-                "This document, for people",
-                "docs",
-                {
-                    "200": {
-                        "description": "A self-contained HTML page (no external assets).",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-                public=True,
             )
         },
     }

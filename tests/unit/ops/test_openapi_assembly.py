@@ -1,0 +1,59 @@
+"""The OpenAPI document is assembled from the declarations beside the handlers.
+
+``openapi_v1.json`` is the document as it stood when its paths were still
+written out by hand in tables apart from the routes: assembling it from the
+handlers changes nothing a client sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.routing import Route
+
+from aia_api.app import ROUTES
+from aia_api.http.openapi import Operation, Reply, Tag, declared, operation
+from aia_api.ops.openapi import build_openapi
+from aia_api.ops.openapi.assembly import Undocumented, assemble
+
+SNAPSHOT = Path(__file__).with_name("openapi_v1.json")
+
+
+def _normal(document: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(document))
+
+
+def test_the_assembled_document_is_the_one_clients_know() -> None:
+    expected = json.loads(SNAPSHOT.read_text())
+    assert _normal(build_openapi()) == expected
+
+
+def test_a_permission_the_description_names_is_the_declared_one() -> None:
+    checked = 0
+    for route in ROUTES:
+        decl = declared(route.endpoint)
+        if not isinstance(decl, Operation):
+            continue
+        named = re.findall(r"Needs `([a-z]+:[a-z]+)`", decl.description or "")
+        assert named in ([], [decl.permission]), (route.path, named, decl.permission)
+        checked += bool(named)
+    assert checked
+
+
+def test_a_route_without_a_declaration_is_refused() -> None:
+    async def handler(_: Any) -> None:
+        return None
+
+    tag = Tag("t", "A tag.")
+    documented = operation(id="x", summary="X", tag=tag, responses={200: Reply("ok")})(handler)
+    assert assemble([Route("/x", documented)]).operations["/x"]["get"].id == "x"
+
+    async def bare(_: Any) -> None:
+        return None
+
+    with pytest.raises(Undocumented, match="/y"):
+        assemble([Route("/y", bare)])
