@@ -24,12 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aia_api.http.openapi import CURSOR, LIMIT, MAX_PAGE, SECURED, Reply, Tag, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
+from aia_api.tasks.parameters import TASK_ID
+from aia_api.tasks.responses import DeadLetterPage, DeadLetterView, TaskView
 from aia_api.tasks.views import iso_time
 from aia_workers.backbone.events import (
     DeadLetter,
@@ -41,7 +44,16 @@ from aia_workers.db.cursors import InvalidCursorError
 
 __all__ = ["DeadLetters", "routes"]
 
-_MAX_PAGE = 200
+_DEAD_LETTERS = Tag(
+    "dead-letters",
+    "Tasks quarantined because their worker process kept dying: read, replay or discard them.",
+)
+
+_ABOUT = (
+    "A task whose worker process is lost `AIA_POISON_MAX_LOSSES` times (killed, crashed or "
+    "out of memory; 3 by default) is failed with a `WorkerLost` error and kept here, with "
+    "its payload, instead of being redelivered forever."
+)
 
 
 class DeadLetters:
@@ -144,15 +156,35 @@ def _not_found(task_id: str) -> Problem:
     )
 
 
+@operation(
+    id="listDeadLetters",
+    summary="List dead letters",
+    tag=_DEAD_LETTERS,
+    permission=Permission.TASKS_READ,
+    responses={200: Reply("Newest first; follow links.next for more.", DeadLetterPage)},
+    errors=(*SECURED, "400", "422"),
+    description=f"{_ABOUT} Needs `tasks:read`. 400 for a cursor this API did not make.",
+    parameters=(LIMIT, CURSOR),
+)
 async def list_dead_letters(request: Request) -> Response:
     tenant = require(request, Permission.TASKS_READ).tenant
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params, MAX_PAGE)
     letters, cursor = await DeadLetters(services(request).redis, tenant).page(
         limit=limit, cursor=request.query_params.get("cursor") or None
     )
     return page_reply(request, [_view(letter) for letter in letters], cursor)
 
 
+@operation(
+    id="getDeadLetter",
+    summary="Read a dead letter",
+    tag=_DEAD_LETTERS,
+    permission=Permission.TASKS_READ,
+    responses={200: Reply("The dead letter.", DeadLetterView)},
+    errors=(*SECURED, "404"),
+    description="Needs `tasks:read`. Other tenants' dead letters are 404 too.",
+    parameters=(TASK_ID,),
+)
 async def get_dead_letter(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     tenant = require(request, Permission.TASKS_READ).tenant
@@ -162,6 +194,29 @@ async def get_dead_letter(request: Request) -> Response:
     return json_reply(_view(letter))
 
 
+@operation(
+    id="replayDeadLetter",
+    summary="Replay a dead letter",
+    tag=_DEAD_LETTERS,
+    permission=Permission.TASKS_SUBMIT,
+    responses={
+        202: Reply(
+            "A new task with the same type and payload, queued; the dead letter is removed.",
+            TaskView,
+            headers=("Location", "Idempotent-Replayed"),
+        )
+    },
+    errors=(*SECURED, "404", "409"),
+    description=(
+        "Submits the task again as a new task, through the same checks as "
+        "`POST /v1/tasks`: it needs `tasks:submit` and the task type's own "
+        "permission, and 429 when the tenant has too many tasks in flight. "
+        "Replaying the same dead letter again returns the same new task "
+        "(`Idempotent-Replayed: true`) while it is kept. 409 when the type or "
+        "payload is no longer accepted (discard it instead)."
+    ),
+    parameters=(TASK_ID,),
+)
 async def replay(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     principal = require(request, Permission.TASKS_SUBMIT)
@@ -198,6 +253,16 @@ async def replay(request: Request) -> Response:
     return json_reply(view, 202, headers)
 
 
+@operation(
+    id="discardDeadLetter",
+    summary="Discard a dead letter",
+    tag=_DEAD_LETTERS,
+    permission=Permission.TASKS_CANCEL,
+    responses={204: Reply("Discarded; the failed task keeps its record.")},
+    errors=(*SECURED, "404"),
+    description="Needs `tasks:cancel`: its work will not be done.",
+    parameters=(TASK_ID,),
+)
 async def discard(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     tenant = require(request, Permission.TASKS_CANCEL).tenant

@@ -7,19 +7,63 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import read_json
+from aia_api.http.openapi import (
+    CURSOR,
+    LIMIT,
+    MAX_PAGE,
+    SECURED,
+    WITH_BODY,
+    Body,
+    Reply,
+    Tag,
+    operation,
+)
 from aia_api.http.params import page_limit, page_links
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
+from aia_api.tasks.parameters import IDEMPOTENCY_KEY, STATUS, TASK_ID, TYPE
+from aia_api.tasks.requests import SubmitVariants
+from aia_api.tasks.responses import TaskPage, TaskView
+from aia_workers.backbone.catalog import CATALOG
 from aia_workers.backbone.states import Status
 
 __all__ = ["routes"]
 
-_MAX_PAGE = 200
+_TASKS = Tag("tasks", "Submit, read, list and cancel tasks.")
+
+_TASK_TYPES = ", ".join(f"`{name}`" for name in sorted(CATALOG))
 
 
+@operation(
+    id="submitTask",
+    summary="Submit a task",
+    tag=_TASKS,
+    permission=Permission.TASKS_SUBMIT,
+    responses={
+        202: Reply(
+            "Accepted and queued (or, on a replayed Idempotency-Key, the first task).",
+            TaskView,
+            headers=("Location", "Idempotent-Replayed"),
+        )
+    },
+    errors=(*SECURED, *WITH_BODY, "409"),
+    description=(
+        f"Task types: {_TASK_TYPES}; each has its own payload schema (the request "
+        "body is one of `SubmitRequest.<type>`). Needs `tasks:submit`. 403 also "
+        "when a priority or a `diagnostics.sleep` is beyond the bound of the "
+        "caller's role (`beyond-role-bound`, naming it in `bound`). 409 when the "
+        "Idempotency-Key was used with another body; 429 also when the tenant has "
+        "too many tasks in flight; 503 when the broker refused the task."
+    ),
+    parameters=(IDEMPOTENCY_KEY,),
+    body=Body(
+        "What to run, with what payload, and when.",
+        content={"application/json": {"schema": SubmitVariants(CATALOG)}},
+    ),
+)
 async def submit(request: Request) -> Response:
     svc = services(request)
     body = await read_json(request, svc.settings.max_body_bytes)
@@ -42,6 +86,16 @@ async def submit(request: Request) -> Response:
     return json_reply(view, 202, headers)
 
 
+@operation(
+    id="getTask",
+    summary="Read a task",
+    tag=_TASKS,
+    permission=Permission.TASKS_READ,
+    responses={200: Reply("The task.", TaskView)},
+    errors=(*SECURED, "404"),
+    description="Needs `tasks:read`. Tasks of other tenants are 404 too.",
+    parameters=(TASK_ID,),
+)
 async def get_task(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     tenant = require(request, Permission.TASKS_READ).tenant
@@ -51,6 +105,19 @@ async def get_task(request: Request) -> Response:
     return json_reply(view)
 
 
+@operation(
+    id="listTasks",
+    summary="List tasks",
+    tag=_TASKS,
+    permission=Permission.TASKS_READ,
+    responses={200: Reply("A page of the tenant's recorded tasks, newest first.", TaskPage)},
+    errors=(*SECURED, "400", "422"),
+    description=(
+        "Reads the recorded history (slightly behind the live record). "
+        "Needs `tasks:read`. 400 for a cursor this API did not make."
+    ),
+    parameters=(STATUS, TYPE, LIMIT, CURSOR),
+)
 async def list_tasks(request: Request) -> Response:
     tenant = require(request, Permission.TASKS_READ).tenant
     params = request.query_params
@@ -71,7 +138,7 @@ async def list_tasks(request: Request) -> Response:
                 }
             ],
         )
-    limit = page_limit(params, _MAX_PAGE)
+    limit = page_limit(params, MAX_PAGE)
     items, cursor = await services(request).tasks.list(
         tenant,
         statuses=statuses,
@@ -82,6 +149,16 @@ async def list_tasks(request: Request) -> Response:
     return json_reply({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
 
 
+@operation(
+    id="cancelTask",
+    summary="Cancel a task",
+    tag=_TASKS,
+    permission=Permission.TASKS_CANCEL,
+    responses={202: Reply("Cancelled; a running body is stopped.", TaskView)},
+    errors=(*SECURED, "404", "409"),
+    description="Needs `tasks:cancel`. 409 when the task has already finished.",
+    parameters=(TASK_ID,),
+)
 async def cancel(request: Request) -> Response:
     task_id = request.path_params["task_id"]
     tenant = require(request, Permission.TASKS_CANCEL).tenant

@@ -27,6 +27,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from aia_api.http.openapi import (
+    SECURED,
+    Reply,
+    Tag,
+    WebSocketDoc,
+    documented_websocket,
+    operation,
+)
 from aia_api.http.params import parse_count
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
@@ -34,16 +42,28 @@ from aia_api.identity.principal import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.tasks.hub import Subscription, SubscriptionLost
+from aia_api.tasks.parameters import AFTER, LAST_EVENT_ID, TASK_ID
+from aia_api.tasks.responses import TaskEvent, WsCommand, WsMessage
 from aia_api.tasks.streaming.credential import credential_of
 from aia_api.tasks.streaming.guard import OpenStream
 from aia_api.tasks.streaming.slots import StreamLimitReached
-from aia_api.tasks.streaming.tickets import issue_ticket
+from aia_api.tasks.streaming.tickets import StreamTicket, issue_ticket
 from aia_workers.backbone.events import channel, events_key
 from aia_workers.backbone.states import TERMINAL
 
 __all__ = ["routes"]
 
 log = logging.getLogger(__name__)
+
+_STREAMS = Tag("streams", "Task events, as SSE or over a WebSocket.")
+
+_TICKET = {
+    "name": "ticket",
+    "in": "query",
+    "required": False,
+    "description": "A stream ticket, in place of the Authorization or X-API-Key header.",
+    "schema": {"type": "string", "maxLength": 64},
+}
 
 
 async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any]]:
@@ -115,6 +135,22 @@ def _too_many(svc: Services, exc: StreamLimitReached) -> Problem:
     )
 
 
+@operation(
+    id="createStreamTicket",
+    summary="Get a stream ticket",
+    tag=_STREAMS,
+    permission=Permission.TASKS_READ,
+    responses={201: Reply("A single-use ticket for one stream.", StreamTicket)},
+    errors=SECURED,
+    description=(
+        "A ticket for browsers, which cannot set headers on an EventSource or a WebSocket: "
+        "open one stream with `?ticket=<ticket>` on `/v1/tasks/{task_id}/events` or `/v1/ws` "
+        "within `expires_in` seconds (`AIA_STREAM_TICKET_TTL_SECONDS`). It works once, for the "
+        "principal that asked for it, and the stream then lives as long as these credentials "
+        "do. Credentials in a query string (`?access_token=`) are not accepted. Needs "
+        "`tasks:read`."
+    ),
+)
 async def create_ticket(request: Request) -> Response:
     """A single-use ticket that opens one stream in place of this request's credentials."""
     principal = require(request, Permission.TASKS_READ)
@@ -165,6 +201,34 @@ class _EventStream(StreamingResponse):
             await _close(self._svc, self._stream)
 
 
+@operation(
+    id="taskEvents",
+    summary="Follow a task's events (SSE)",
+    tag=_STREAMS,
+    permission=Permission.TASKS_READ,
+    responses={
+        200: Reply(
+            "An event stream; each `data:` is a TaskEvent.",
+            content={
+                "text/event-stream": {"schema": {"type": "string"}, "x-event-schema": TaskEvent}
+            },
+        )
+    },
+    errors=(*SECURED, "400", "404"),
+    description=(
+        "Server-Sent Events of one task: first what happened after Last-Event-ID (or `?after=`), "
+        "then live events, until the task ends. Each event is `id: <seq>`, `event: <name>` "
+        "(queued, started, progress, retrying, succeeded, failed, cancelled) and "
+        "`data: <TaskEvent JSON>`; comments (`: keep-alive`) keep the connection open. An "
+        "`event: error` with a problem in `data` says the stream was dropped: reconnect with "
+        "Last-Event-ID; its `status` is 401 or 403 when the credentials were revoked, expired "
+        "or lost `tasks:read`, and the stream ends there. Browsers, which cannot set headers "
+        "on an EventSource, send `?ticket=` from `POST /v1/streams/tickets` instead. 429 when "
+        "the principal already holds `AIA_STREAM_MAX_CONNECTIONS` streams (SSE and WebSocket, "
+        "every API process). Needs `tasks:read`."
+    ),
+    parameters=(TASK_ID, LAST_EVENT_ID, AFTER, _TICKET),
+)
 async def task_events(request: Request) -> StreamingResponse:
     svc = services(request)
     task_id = request.path_params["task_id"]
@@ -248,6 +312,26 @@ async def _refuse(ws: WebSocket, status: int, detail: str, code: int) -> None:
         await ws.close(code=code, reason=_close_reason(detail))
 
 
+@documented_websocket(
+    WebSocketDoc(
+        summary="Follow many tasks (WebSocket)",
+        description=(
+            "A WebSocket (OpenAPI has no operation for one, so it is described here and in "
+            "`x-websocket`): one connection follows many tasks. Authenticate with the "
+            "Authorization or X-API-Key header, or where headers cannot be set (browsers) with "
+            "`?ticket=` from `POST /v1/streams/tickets`. Send `WsCommand` messages "
+            "(`subscribe` with an optional `after`, `unsubscribe`); receive `WsMessage`s: "
+            "`subscribed`, `unsubscribed`, `event` (a TaskEvent's fields), `error` (status 429 "
+            "past `AIA_WS_MAX_SUBSCRIPTIONS` tasks followed at once). Close codes: 1008 "
+            "unauthenticated or forbidden, also when the credentials are revoked or expire "
+            "while open; 1011 server error or lost stream; 1013 rate limited, or the principal "
+            "already holds `AIA_STREAM_MAX_CONNECTIONS` streams. Needs `tasks:read`."
+        ),
+        client_messages=WsCommand,
+        server_messages=WsMessage,
+        query={"ticket": "a stream ticket, when headers cannot be set"},
+    )
+)
 async def websocket(ws: WebSocket) -> None:
     """One connection, many tasks: ``{"action": "subscribe"|"unsubscribe", "task_id": ...}``."""
     svc = services(ws)
