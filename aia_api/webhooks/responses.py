@@ -15,10 +15,13 @@ __all__ = [
     "EndpointView",
     "EventTypeList",
     "MessagePage",
+    "MessageStatus",
     "MessageView",
     "NewEndpoint",
     "Recovered",
 ]
+
+MessageStatus = Literal["pending", "sending", "delivered", "failed"]
 
 
 class EndpointView(Closed):
@@ -54,7 +57,7 @@ class MessageView(Closed):
     endpoint_id: str
     event_type: str
     payload: dict[str, Any]
-    status: Literal["pending", "sending", "delivered", "failed"]
+    status: MessageStatus
     attempts: int
     trigger: Literal["scheduled", "manual", "replay"]
     next_attempt_at: datetime | None

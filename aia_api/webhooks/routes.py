@@ -10,12 +10,23 @@ from typing import Any
 
 import anyio.to_thread
 import redis
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import (
+    CURSOR,
+    LIMIT,
+    MAX_PAGE,
+    SECURED,
+    SINCE,
+    WITH_BODY,
+    Body,
+    Reply,
+    Tag,
+    operation,
+)
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
@@ -23,72 +34,45 @@ from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.webhooks.audit import changes, record_change, snapshot
+from aia_api.webhooks.parameters import (
+    ATTEMPT_OUTCOME,
+    ATTEMPT_OUTCOMES,
+    ENDPOINT_ID,
+    EVENT_TYPE,
+    MESSAGE_ID,
+    MESSAGE_ID_PATH,
+    MESSAGE_STATUS,
+    MESSAGE_STATUSES,
+)
+from aia_api.webhooks.requests import EndpointPatch, EndpointRequest, RecoverRequest
+from aia_api.webhooks.responses import (
+    AttemptPage,
+    EndpointPage,
+    EndpointView,
+    EventTypeList,
+    MessagePage,
+    MessageView,
+    NewEndpoint,
+    Recovered,
+)
 from aia_api.webhooks.views import attempt_view, endpoint_view, message_view
 from aia_workers.db.models import WebhookEndpoint
 from aia_workers.webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
 from aia_workers.webhooks.signing import new_secret
-from aia_workers.webhooks.ssrf import BlockedDestination, check_literal, parse_url
+from aia_workers.webhooks.ssrf import BlockedDestination, check_literal
 from aia_workers.webhooks.store import EndpointLimitError, WebhookRepository, store_secret
 
 __all__ = ["EndpointPatch", "EndpointRequest", "RecoverRequest", "routes"]
 
-_MAX_PAGE = 200
-_SUBSCRIBABLE = sorted(n for n in EVENT_TYPES if n != TEST_EVENT)
-
-
-def _check_url(url: str) -> str:
-    parse_url(url)  # its ValueError becomes the field's 422
-    return url
-
-
-def _check_events(events: list[str]) -> list[str]:
-    unknown = [e for e in events if e not in EVENT_TYPES or e == TEST_EVENT]
-    if unknown:
-        raise ValueError(f"unknown event type {unknown[0]!r}; known: {', '.join(_SUBSCRIBABLE)}")
-    return sorted(set(events))
-
-
-class EndpointRequest(BaseModel):
-    """Where to send which events."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(max_length=2000, description="http(s) URL that receives POSTs.")
-    events: list[str] = Field(min_length=1, max_length=50, description="Event types to send.")
-    description: str | None = Field(default=None, max_length=500)
-
-    _url = field_validator("url")(_check_url)
-    _events = field_validator("events")(_check_events)
-
-
-class EndpointPatch(BaseModel):
-    """Change an endpoint; fields left out stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: str | None = Field(default=None, max_length=2000)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
-
-    @field_validator("events")
-    @classmethod
-    def _events(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _check_events(value)
-
-
-class RecoverRequest(BaseModel):
-    """Resend every message that failed for good since ``since``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    since: AwareDatetime
+_WEBHOOKS = Tag("webhooks", "Signed deliveries of events to your endpoints, with retries.")
+_NEEDS = "Needs `webhooks:manage`."
+_BLOCKED = (
+    " A URL whose host is a loopback, private, link-local, metadata or other non-public "
+    "address, in any spelling (`2130706433`, `[::ffff:127.0.0.1]`, ...), is a 422 "
+    "`webhook-url-blocked` naming the rule, unless `AIA_WEBHOOK_ALLOWED_NETWORKS` lets it; "
+    "a host name is checked when each delivery resolves it."
+)
 
 
 def _actor(request: Request) -> tuple[str, str]:
@@ -123,6 +107,24 @@ async def _wake(svc: Services) -> None:
         await svc.redis.publish(WAKE_CHANNEL, 1)
 
 
+@operation(
+    id="createWebhook",
+    summary="Add a webhook endpoint",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={201: Reply("Created; the secret is shown this once.", NewEndpoint)},
+    errors=(*SECURED, *WITH_BODY, "409"),
+    # "{_BLOCKED}" stands in the published description as written, uninterpolated:
+    # filling it in changes the document clients know.
+    description=(
+        f"{_NEEDS} Deliveries are signed per the Standard Webhooks spec "
+        "(`webhook-id`, `webhook-timestamp`, `webhook-signature`).{_BLOCKED} "
+        "409 `webhook-endpoint-limit` when the tenant has "
+        "`AIA_WEBHOOK_TENANT_MAX_ENDPOINTS` (50) endpoints already. "
+        "Audited as `endpoint.create`."
+    ),
+    body=Body("Where to send which events.", EndpointRequest),
+)
 async def create_endpoint(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
@@ -171,10 +173,20 @@ async def create_endpoint(request: Request) -> Response:
     return json_reply(view, 201, {"Location": view["links"]["self"]})
 
 
+@operation(
+    id="listWebhooks",
+    summary="List webhook endpoints",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("Newest first.", EndpointPage)},
+    errors=(*SECURED, "400", "422"),
+    description=_NEEDS,
+    parameters=(LIMIT, CURSOR),
+)
 async def list_endpoints(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params, MAX_PAGE)
     cursor = request.query_params.get("cursor") or None
 
     def load() -> tuple[list[dict[str, Any]], str | None]:
@@ -186,6 +198,16 @@ async def list_endpoints(request: Request) -> Response:
     return page_reply(request, items, next_cursor)
 
 
+@operation(
+    id="getWebhook",
+    summary="A webhook endpoint",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("The endpoint (never its secret).", EndpointView)},
+    errors=(*SECURED, "404"),
+    description=_NEEDS,
+    parameters=(ENDPOINT_ID,),
+)
 async def get_endpoint(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
@@ -198,6 +220,20 @@ async def get_endpoint(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(load))
 
 
+@operation(
+    id="updateWebhook",
+    summary="Change an endpoint: url, events, description, enabled",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("Changed.", EndpointView)},
+    errors=(*SECURED, *WITH_BODY, "404"),
+    description=(
+        f"{_NEEDS} Enabling it again restarts the auto-disable clock.{_BLOCKED} "
+        "Audited as `endpoint.update`, with each changed field."
+    ),
+    parameters=(ENDPOINT_ID,),
+    body=Body("The fields to change.", EndpointPatch),
+)
 async def update_endpoint(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
@@ -233,6 +269,16 @@ async def update_endpoint(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(change))
 
 
+@operation(
+    id="deleteWebhook",
+    summary="Remove an endpoint, its messages and attempts",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={204: Reply("Removed.")},
+    errors=(*SECURED, "404"),
+    description=f"{_NEEDS} Audited as `endpoint.delete`.",
+    parameters=(ENDPOINT_ID,),
+)
 async def delete_endpoint(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
@@ -256,6 +302,20 @@ async def delete_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    id="rotateWebhookSecret",
+    summary="Rotate the signing secret",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("The new secret, shown this once.", NewEndpoint)},
+    errors=(*SECURED, "404"),
+    description=(
+        f"{_NEEDS} The old secret keeps signing (a second signature) for "
+        "`AIA_WEBHOOK_SECRET_GRACE_SECONDS`. Audited as `endpoint.rotate_secret` "
+        "(never with a secret)."
+    ),
+    parameters=(ENDPOINT_ID,),
+)
 async def rotate_secret(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
@@ -285,6 +345,16 @@ async def rotate_secret(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(rotate))
 
 
+@operation(
+    id="testWebhook",
+    summary="Send a webhook.test event",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={202: Reply("Queued; follow its attempts.", MessageView)},
+    errors=(*SECURED, "404", "409"),
+    description=f"{_NEEDS} 409 when the endpoint is disabled.",
+    parameters=(ENDPOINT_ID,),
+)
 async def send_test(request: Request) -> Response:
     tenant, actor = _actor(request)
     svc = services(request)
@@ -330,19 +400,29 @@ def _since(request: Request) -> datetime | None:
     return when
 
 
+@operation(
+    id="listWebhookMessages",
+    summary="Messages for an endpoint",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("Newest first.", MessagePage)},
+    errors=(*SECURED, "400", "404", "422"),
+    description=f"{_NEEDS} Failed messages are the dead letters, kept with their data.",
+    parameters=(ENDPOINT_ID, MESSAGE_STATUS, EVENT_TYPE, SINCE, LIMIT, CURSOR),
+)
 async def list_messages(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
     params = request.query_params
-    limit = page_limit(params, _MAX_PAGE)
+    limit = page_limit(params, MAX_PAGE)
     status = params.get("status") or None
-    if status is not None and status not in ("pending", "sending", "delivered", "failed"):
+    if status is not None and status not in MESSAGE_STATUSES:
         raise Problem(
             422,
             "validation-error",
             "Invalid request",
-            "status is one of pending, sending, delivered, failed",
+            f"status is one of {', '.join(MESSAGE_STATUSES)}",
         )
     since = _since(request)
 
@@ -364,14 +444,24 @@ async def list_messages(request: Request) -> Response:
     return page_reply(request, items, next_cursor)
 
 
+@operation(
+    id="listWebhookAttempts",
+    summary="Delivery attempts for an endpoint",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("Newest first.", AttemptPage)},
+    errors=(*SECURED, "400", "404", "422"),
+    description=_NEEDS,
+    parameters=(ENDPOINT_ID, MESSAGE_ID, ATTEMPT_OUTCOME, SINCE, LIMIT, CURSOR),
+)
 async def list_attempts(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
     params = request.query_params
-    limit = page_limit(params, _MAX_PAGE)
+    limit = page_limit(params, MAX_PAGE)
     outcome = params.get("outcome") or None
-    if outcome is not None and outcome not in ("succeeded", "failed"):
+    if outcome is not None and outcome not in ATTEMPT_OUTCOMES:
         raise Problem(422, "validation-error", "Invalid request", "outcome is succeeded or failed")
     since = _since(request)
 
@@ -393,6 +483,16 @@ async def list_attempts(request: Request) -> Response:
     return page_reply(request, items, next_cursor)
 
 
+@operation(
+    id="resendWebhookMessage",
+    summary="Send a message again, with the same webhook-id",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={202: Reply("Queued for one more attempt.", MessageView)},
+    errors=(*SECURED, "404", "409"),
+    description=f"{_NEEDS} 409 while it is being sent or the endpoint is disabled.",
+    parameters=(ENDPOINT_ID, MESSAGE_ID_PATH),
+)
 async def resend(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
@@ -410,6 +510,17 @@ async def resend(request: Request) -> Response:
     return json_reply(view, 202)
 
 
+@operation(
+    id="recoverWebhookMessages",
+    summary="Resend every failed message since a time",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={202: Reply("How many were queued again.", Recovered)},
+    errors=(*SECURED, *WITH_BODY, "404", "409"),
+    description=_NEEDS,
+    parameters=(ENDPOINT_ID,),
+    body=Body("Since when.", RecoverRequest),
+)
 async def recover(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
@@ -427,6 +538,15 @@ async def recover(request: Request) -> Response:
     return json_reply({"resent": count}, 202)
 
 
+@operation(
+    id="listWebhookEventTypes",
+    summary="The events an endpoint can subscribe to",
+    tag=_WEBHOOKS,
+    permission=Permission.WEBHOOKS_MANAGE,
+    responses={200: Reply("Each with the JSON Schema of its data.", EventTypeList)},
+    errors=SECURED,
+    description=_NEEDS,
+)
 async def event_types(request: Request) -> Response:
     require(request, Permission.WEBHOOKS_MANAGE)
     return json_reply(
