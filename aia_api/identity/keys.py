@@ -18,15 +18,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, Tag, operation, path_param
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
 from aia_api.identity.principal import Principal
+from aia_api.identity.responses import KeyList, NewKey
 from aia_api.identity.roles import Permission, Role
 from aia_api.services import services
 from aia_workers.db.models import ApiKey
 from aia_workers.settings import Settings
 
 __all__ = ["routes"]
+
+_KEYS = Tag("keys", "API keys for services.")
+_KEY_ID = path_param("KeyId", "key_id", "The API key's id (not the key itself).")
 
 
 class KeyRequest(BaseModel):
@@ -120,6 +125,29 @@ def _check_role(principal: Principal, role: Role) -> None:
         )
 
 
+@operation(
+    id="createKey",
+    summary="Create an API key",
+    tag=_KEYS,
+    responses={
+        201: Reply(
+            "The key, shown this once; only its hash is kept.", NewKey, headers=("Location",)
+        )
+    },
+    errors=(*SECURED, *WITH_BODY),
+    description=(
+        "Admins (`keys:manage`) manage the tenant's keys; a person without it "
+        "manages the keys they made. The new key's role may not exceed the "
+        "caller's, and it never acts above its maker's current role: a key made by "
+        "a person follows their demotion and stops when they are deleted; a key "
+        "made by a key expires with it and stops when it is revoked. An `admin` "
+        "key needs a person whose session passed MFA (403 `mfa-required`). Keys "
+        "expire after `AIA_API_KEY_DEFAULT_DAYS` (90) unless `expires_in_days` "
+        "says otherwise; longer or `never` needs `keys:manage` (403), and past "
+        "`AIA_API_KEY_MAX_DAYS` (365) is a 422 `key-lifetime-too-long`."
+    ),
+    body=Body("A name, a role and an optional lifetime.", KeyRequest),
+)
 async def create_key(request: Request) -> Response:
     principal, _ = _manager(request)
     svc = services(request)
@@ -156,6 +184,14 @@ async def create_key(request: Request) -> Response:
     )
 
 
+@operation(
+    id="listKeys",
+    summary="List API keys",
+    tag=_KEYS,
+    responses={200: Reply("The tenant's keys, without the keys themselves.", KeyList)},
+    errors=SECURED,
+    description="Admins see every key of the tenant; a person sees their own.",
+)
 async def list_keys(request: Request) -> Response:
     principal, owner = _manager(request)
     keys = await anyio.to_thread.run_sync(
@@ -164,6 +200,15 @@ async def list_keys(request: Request) -> Response:
     return JSONResponse({"items": [_view(k) for k in keys]})
 
 
+@operation(
+    id="revokeKey",
+    summary="Revoke an API key",
+    tag=_KEYS,
+    responses={204: Reply("Revoked, at once in every API process.")},
+    errors=(*SECURED, "404"),
+    description="Admins revoke any key of the tenant; a person, their own.",
+    parameters=(_KEY_ID,),
+)
 async def revoke_key(request: Request) -> Response:
     principal, owner = _manager(request)
     svc = services(request)

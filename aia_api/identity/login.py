@@ -11,14 +11,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import WITH_BODY, Body, Reply, Tag, operation
 from aia_api.http.problems import Problem
+from aia_api.identity.responses import TokenResponse
 from aia_api.identity.store import ActiveUser, RefreshError, RefreshReuseError
 from aia_api.identity.throttle import LoginAttempt
 from aia_api.services import Services, services
 
-__all__ = ["PUBLIC_PATHS", "routes"]
+__all__ = ["AUTH", "PUBLIC_PATHS", "routes"]
 
 PUBLIC_PATHS = ("/v1/auth/token", "/v1/auth/refresh", "/v1/auth/logout")
+
+AUTH = Tag("auth", "Tokens for users.")
+
+# Errors of the public routes: their body, their per-address rate limit, Redis.
+_BODY_ERRORS = (*WITH_BODY, "429", "503")
 
 
 class TokenRequest(BaseModel):
@@ -66,6 +73,21 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@operation(
+    id="login",
+    summary="Log in",
+    tag=AUTH,
+    responses={200: Reply("An access token and a refresh token.", TokenResponse)},
+    errors=(*_BODY_ERRORS, "401"),
+    description=(
+        "Public. Rate limited per client address. Failed logins are budgeted "
+        "per account and address, per account and per address; past a budget "
+        "each further attempt waits, the wait doubling (429 locked-out with "
+        "Retry-After, even for the right password)."
+    ),
+    body=Body("Username and password.", TokenRequest),
+    public=True,
+)
 async def token(request: Request) -> Response:
     svc = services(request)
     body = parse_model(TokenRequest, await read_json(request, svc.settings.max_body_bytes))
@@ -124,6 +146,18 @@ async def _record_slowdown(svc: Services, attempt: LoginAttempt, audit: dict[str
         await svc.audit.record("lockout", "success", **audit, detail=detail)
 
 
+@operation(
+    id="refresh",
+    summary="Rotate the refresh token",
+    tag=AUTH,
+    responses={200: Reply("New tokens; the old refresh token is spent.", TokenResponse)},
+    errors=(*_BODY_ERRORS, "401"),
+    description=(
+        "Public. A refresh token works once; using a spent one revokes its whole family (401)."
+    ),
+    body=Body("A refresh token from /v1/auth/token.", RefreshRequest),
+    public=True,
+)
 async def refresh(request: Request) -> Response:
     svc = services(request)
     body = parse_model(RefreshRequest, await read_json(request, svc.settings.max_body_bytes))
@@ -144,6 +178,16 @@ async def refresh(request: Request) -> Response:
     return _tokens(svc, rotation.user, rotation.refresh_token, mfa=rotation.mfa)
 
 
+@operation(
+    id="logout",
+    summary="Log out",
+    tag=AUTH,
+    responses={204: Reply("The refresh token is revoked (known or not).")},
+    errors=_BODY_ERRORS,
+    description="Public: the refresh token is the credential.",
+    body=Body("A refresh token from /v1/auth/token.", RefreshRequest),
+    public=True,
+)
 async def logout(request: Request) -> Response:
     svc = services(request)
     body = parse_model(RefreshRequest, await read_json(request, svc.settings.max_body_bytes))

@@ -15,9 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
+from aia_api.identity.login import AUTH
 from aia_api.identity.principal import Principal
+from aia_api.identity.responses import MfaEnabled, MfaEnrollment
 from aia_api.identity.roles import Permission
 from aia_api.identity.throttle import LoginAttempt
 from aia_api.services import Services, services
@@ -127,6 +130,20 @@ class _Change:
         await self.audit("success")
 
 
+@operation(
+    id="mfaEnroll",
+    summary="Start enrolling a second factor (TOTP)",
+    tag=AUTH,
+    responses={200: Reply("A new secret, in force once verified.", MfaEnrollment)},
+    errors=(*SECURED, *WITH_BODY, "409"),
+    description=(
+        "For a logged-in user (an access token; API keys get 403), with the "
+        "account's password again: 403 `reauthentication-failed` when it is wrong, "
+        "429 while failed logins throttle the account. Add the secret to an "
+        "authenticator app, then send its code to /v1/auth/mfa/verify."
+    ),
+    body=Body("The account's password.", PasswordRequest),
+)
 async def mfa_enroll(request: Request) -> Response:
     svc = services(request)
     change = _Change(request, svc, _person(request), "mfa.enroll")
@@ -142,6 +159,20 @@ async def mfa_enroll(request: Request) -> Response:
     )
 
 
+@operation(
+    id="mfaVerify",
+    summary="Turn the second factor on",
+    tag=AUTH,
+    responses={200: Reply("MFA is on; logins now need `totp`.", MfaEnabled)},
+    errors=(*SECURED, *WITH_BODY),
+    description=(
+        "For a logged-in user (API keys get 403). 422 when the code does not match "
+        "the enrolled secret, or there is none. The code is spent: a login needs "
+        "the next one. Access tokens say a session passed MFA (`amr` holds `mfa`) "
+        "only from the next login with a code."
+    ),
+    body=Body("The code the authenticator app shows now.", CodeRequest),
+)
 async def mfa_verify(request: Request) -> Response:
     svc = services(request)
     change = _Change(request, svc, _person(request), "mfa.enable")
@@ -161,6 +192,20 @@ async def mfa_verify(request: Request) -> Response:
     )
 
 
+@operation(
+    id="mfaDisable",
+    summary="Turn the second factor off",
+    tag=AUTH,
+    responses={204: Reply("MFA is off; every session of the account is ended.")},
+    errors=(*SECURED, *WITH_BODY, "409"),
+    description=(
+        "For a logged-in user (API keys get 403), with the password and a current "
+        "code or an unused recovery code (which is spent): 403 "
+        "`reauthentication-failed` when either is wrong, 429 while failed logins "
+        "throttle the account, 409 when MFA is not on. Audited (`mfa.disable`)."
+    ),
+    body=Body("The password and a code.", MfaDisableRequest),
+)
 async def mfa_disable(request: Request) -> Response:
     svc = services(request)
     change = _Change(request, svc, _person(request), "mfa.disable")
@@ -175,6 +220,21 @@ async def mfa_disable(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    id="mfaReset",
+    summary="Reset a person's second factor",
+    tag=AUTH,
+    permission=Permission.USERS_MANAGE,
+    responses={204: Reply("MFA is off; every session of the account is ended.")},
+    errors=(*SECURED, *WITH_BODY, "404", "409"),
+    description=(
+        "For someone who lost their device. Needs `users:manage`, and the account "
+        "in the caller's tenant (404 otherwise); 409 when its MFA is not on. The "
+        "person logs in with the password alone and enrolls again. Audited "
+        "(`mfa.reset`). On the host: `aia users reset-mfa`."
+    ),
+    body=Body("Whose MFA to reset.", MfaResetRequest),
+)
 async def mfa_reset(request: Request) -> Response:
     admin = require(request, Permission.USERS_MANAGE)
     svc = services(request)
