@@ -21,11 +21,14 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from aia_api.http.body import media_type, spool_body
+from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Ref, Reply, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem, dataset_problem
 from aia_api.http.replies import page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
+from aia_api.ml.openapi import DATASET_ID, ML
+from aia_api.ml.responses import DatasetPage, DatasetView
 from aia_api.services import Services, services
 from aia_workers.db.models import Dataset
 from aia_workers.db.quotas import lock_tenant, storage_used
@@ -68,6 +71,46 @@ def view(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+@operation(
+    id="uploadDataset",
+    summary="Upload a dataset",
+    tag=ML,
+    permission=Permission.ML_TRAIN,
+    responses={
+        201: Reply(
+            "Stored, with the kind, missing and distinct counts of every column.",
+            DatasetView,
+            headers=("Location",),
+        )
+    },
+    errors=(*SECURED, *WITH_BODY),
+    description=(
+        "Needs `ml:train`. Send CSV (`text/csv`, header first, `?name=`), a "
+        "multipart form with the CSV in its `file` part, or JSON rows. "
+        "Data that cannot be used is a 422 naming the column and row."
+    ),
+    body=Body(
+        "The table.",
+        content={
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "contentMediaType": "text/csv",
+                            "description": "The CSV file.",
+                        },
+                        "name": {"type": "string", "maxLength": 200},
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/json": {"schema": Ref(DatasetRows, "validation")},
+        },
+    ),
+)
 async def upload(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
@@ -269,6 +312,16 @@ def _store(
     return dataset
 
 
+@operation(
+    id="getDataset",
+    summary="A dataset's schema",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("The dataset.", DatasetView)},
+    errors=(*SECURED, "404"),
+    description="Needs `ml:read`.",
+    parameters=(DATASET_ID,),
+)
 async def get_dataset(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -286,6 +339,16 @@ async def get_dataset(request: Request) -> Response:
     return JSONResponse(view(dataset))
 
 
+@operation(
+    id="listDatasets",
+    summary="List datasets",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("Newest first; follow links.next for more.", DatasetPage)},
+    errors=(*SECURED, "400", "422"),
+    description="Needs `ml:read`.",
+    parameters=(LIMIT, CURSOR),
+)
 async def list_datasets(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)

@@ -16,11 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
+from aia_api.ml.openapi import EXPERIMENT_ID, ML, RUN_ID
+from aia_api.ml.responses import ExperimentPage, ExperimentView, RunPage, RunView
 from aia_api.ml.views import experiment_view, run_view
 from aia_api.services import Services, services
 from aia_workers.backbone.states import Status
@@ -105,6 +108,24 @@ class RunRequest(BaseModel):
     )
 
 
+@operation(
+    id="createExperiment",
+    summary="Create an experiment",
+    tag=ML,
+    permission=Permission.ML_TRAIN,
+    responses={201: Reply("Created.", ExperimentView, headers=("Location",))},
+    errors=(*SECURED, *WITH_BODY, "409"),
+    description=(
+        "Needs `ml:train`. The target and features are checked against the "
+        "dataset now: a missing column, a non-numeric regression target, a constant "
+        "target or too few rows is a 422 naming the column. Every option must be "
+        "one the task takes and within its bounds, and the time budget at most "
+        "`AIA_ML_MAX_TIME_BUDGET_SECONDS`: otherwise a 422 (`invalid-options`) "
+        "whose `parameter` and `errors` name each offending option and its bound. "
+        "409 when the name is taken."
+    ),
+    body=Body("What to learn.", ExperimentRequest),
+)
 async def create_experiment(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)
@@ -172,6 +193,16 @@ async def _experiment(svc: Services, tenant: str, experiment_id: str) -> Experim
     return experiment
 
 
+@operation(
+    id="getExperiment",
+    summary="An experiment",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("The experiment.", ExperimentView)},
+    errors=(*SECURED, "404"),
+    description="Needs `ml:read`.",
+    parameters=(EXPERIMENT_ID,),
+)
 async def get_experiment(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     experiment = await _experiment(
@@ -180,6 +211,16 @@ async def get_experiment(request: Request) -> Response:
     return json_reply(experiment_view(experiment))
 
 
+@operation(
+    id="listExperiments",
+    summary="List experiments",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("Newest first.", ExperimentPage)},
+    errors=(*SECURED, "400", "422"),
+    description="Needs `ml:read`.",
+    parameters=(LIMIT, CURSOR),
+)
 async def list_experiments(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -299,6 +340,16 @@ def _set_task(svc: Services, tenant: str, run_id: str, task_id: str) -> None:
             registry.update_run(run_id, task_id=task_id)
 
 
+@operation(
+    id="getRun",
+    summary="A run",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("The run.", RunView)},
+    errors=(*SECURED, "404"),
+    description="Needs `ml:read`.",
+    parameters=(EXPERIMENT_ID, RUN_ID),
+)
 async def get_run(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -326,6 +377,16 @@ async def get_run(request: Request) -> Response:
     return json_reply(view)
 
 
+@operation(
+    id="listRuns",
+    summary="List an experiment's runs",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("Newest first.", RunPage)},
+    errors=(*SECURED, "400", "404", "422"),
+    description="Needs `ml:read`.",
+    parameters=(EXPERIMENT_ID, LIMIT, CURSOR),
+)
 async def list_runs(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)

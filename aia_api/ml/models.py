@@ -12,11 +12,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.params import page_limit, parse_count
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
+from aia_api.ml.openapi import ALIAS, ML, MODEL_NAME, VERSION
+from aia_api.ml.responses import AliasMoved, ModelDetail, ModelPage, PredictionPage, VersionView
 from aia_api.ml.views import (
     alias_change_view,
     alias_view,
@@ -25,6 +28,7 @@ from aia_api.ml.views import (
     version_view,
 )
 from aia_api.services import services
+from aia_api.tasks.responses import TaskView
 from aia_workers.db.models import Experiment, ModelVersion
 from aia_workers.errors import NotFoundError
 from aia_workers.ml.contracts.payloads import MAX_PREDICT_ROWS
@@ -84,6 +88,16 @@ def _alias_name(request: Request) -> str:
     return alias
 
 
+@operation(
+    id="listModels",
+    summary="List registered models",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("Models with at least one version.", ModelPage)},
+    errors=(*SECURED, "400", "422"),
+    description="Needs `ml:read`.",
+    parameters=(LIMIT, CURSOR),
+)
 async def list_models(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -117,6 +131,16 @@ def _model(registry: ModelRegistry, name: str) -> Experiment:
     return experiment
 
 
+@operation(
+    id="getModel",
+    summary="A model: versions, aliases and every alias move",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("The model.", ModelDetail)},
+    errors=(*SECURED, "404"),
+    description="Needs `ml:read`.",
+    parameters=(MODEL_NAME,),
+)
 async def get_model(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -136,6 +160,16 @@ async def get_model(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(load))
 
 
+@operation(
+    id="getModelVersion",
+    summary="A model version with its metrics and leaderboard",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("The version.", VersionView)},
+    errors=(*SECURED, "404"),
+    description="Needs `ml:read`.",
+    parameters=(MODEL_NAME, VERSION),
+)
 async def get_version(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
@@ -155,6 +189,17 @@ async def get_version(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(load))
 
 
+@operation(
+    id="setAlias",
+    summary="Point an alias at a version",
+    tag=ML,
+    permission=Permission.MODELS_MANAGE,
+    responses={200: Reply("Moved; the move is kept in the alias history.", AliasMoved)},
+    errors=(*SECURED, *WITH_BODY, "404"),
+    description="Needs `models:manage`.",
+    parameters=(MODEL_NAME, ALIAS),
+    body=Body("The version to point at.", AliasRequest),
+)
 async def set_alias(request: Request) -> Response:
     principal = require(request, Permission.MODELS_MANAGE)
     svc = services(request)
@@ -180,6 +225,16 @@ def _pointer(registry: ModelRegistry, name: str, alias: str) -> dict[str, Any]:
     return alias_view(pointer)
 
 
+@operation(
+    id="rollbackAlias",
+    summary="Undo an alias's last move",
+    tag=ML,
+    permission=Permission.MODELS_MANAGE,
+    responses={200: Reply("The alias points where it did before.", AliasMoved)},
+    errors=(*SECURED, "404", "409", "422"),
+    description="Needs `models:manage`. 409 when the alias pointed nowhere before its last move.",
+    parameters=(MODEL_NAME, ALIAS),
+)
 async def rollback_alias(request: Request) -> Response:
     principal = require(request, Permission.MODELS_MANAGE)
     svc = services(request)
@@ -197,6 +252,16 @@ async def rollback_alias(request: Request) -> Response:
     return json_reply(await anyio.to_thread.run_sync(undo))
 
 
+@operation(
+    id="deleteAlias",
+    summary="Remove an alias",
+    tag=ML,
+    permission=Permission.MODELS_MANAGE,
+    responses={204: Reply("Removed; the removal is kept in the history.")},
+    errors=(*SECURED, "404", "422"),
+    description="Needs `models:manage`.",
+    parameters=(MODEL_NAME, ALIAS),
+)
 async def delete_alias(request: Request) -> Response:
     principal = require(request, Permission.MODELS_MANAGE)
     svc = services(request)
@@ -214,6 +279,28 @@ async def delete_alias(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(
+    id="predict",
+    summary="Predict rows",
+    tag=ML,
+    permission=Permission.ML_PREDICT,
+    responses={
+        202: Reply(
+            "Queued as an `ml.predict` task; its result holds the predictions.",
+            TaskView,
+            headers=("Location",),
+        )
+    },
+    errors=(*SECURED, *WITH_BODY, "404"),
+    description=(
+        "Needs `ml:predict`. Uses `version`, else `alias`, else the `production` "
+        "alias, else the latest version. Rows are checked against the version's "
+        "signature: a missing column or a value of the wrong kind is a 422 naming "
+        "the row and column."
+    ),
+    parameters=(MODEL_NAME,),
+    body=Body("The rows, and which version.", PredictRequest),
+)
 async def predict(request: Request) -> Response:
     principal = require(request, Permission.ML_PREDICT)
     svc = services(request)
@@ -237,6 +324,16 @@ async def predict(request: Request) -> Response:
     return json_reply(view, 202, {"Location": view["links"]["self"]})
 
 
+@operation(
+    id="listPredictions",
+    summary="Logged predictions",
+    tag=ML,
+    permission=Permission.ML_READ,
+    responses={200: Reply("A sample of predictions, newest first.", PredictionPage)},
+    errors=(*SECURED, "404", "422"),
+    description="Needs `ml:read`.",
+    parameters=(MODEL_NAME, LIMIT),
+)
 async def list_predictions(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
