@@ -123,6 +123,7 @@ class Body:
     description: str
     model: type[BaseModel] | None = None
     content: Mapping[str, Any] | None = None
+    required: bool = True
 
 
 @dataclass(frozen=True)

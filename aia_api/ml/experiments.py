@@ -23,7 +23,7 @@ from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.ml.openapi import EXPERIMENT_ID, ML, RUN_ID
-from aia_api.ml.responses import ExperimentPage, ExperimentView, RunPage, RunView
+from aia_api.ml.responses import ExperimentPage, ExperimentView, RunAccepted, RunPage, RunView
 from aia_api.ml.views import experiment_view, run_view
 from aia_api.services import Services, services
 from aia_workers.backbone.states import Status
@@ -235,6 +235,30 @@ async def list_experiments(request: Request) -> Response:
     return page_reply(request, [experiment_view(e) for e in items], next_cursor)
 
 
+@operation(
+    id="startRun",
+    summary="Train the experiment",
+    tag=ML,
+    permission=Permission.ML_TRAIN,
+    responses={
+        202: Reply(
+            "Queued as an `ml.train` task; its events report each trial.",
+            RunAccepted,
+            headers=("Location",),
+        )
+    },
+    errors=(*SECURED, *WITH_BODY, "404"),
+    description=(
+        "Needs `ml:train`. The body is optional. The run's options, laid over the "
+        "experiment's, are checked as at creation (422 `invalid-options`). A run "
+        "trains within the experiment's time budget, its final fit included, and "
+        "within `AIA_ML_TASK_MEMORY_MB` of memory; past either it fails with a "
+        "message saying which. A run that succeeds registers a new version of the "
+        "experiment's model."
+    ),
+    parameters=(EXPERIMENT_ID,),
+    body=Body("Seed and per-run options.", RunRequest, required=False),
+)
 async def start_run(request: Request) -> Response:
     principal = require(request, Permission.ML_TRAIN)
     svc = services(request)

@@ -1,10 +1,10 @@
-"""The API's OpenAPI 3.1 document, built from the request and response models.
+"""The API's OpenAPI 3.1 document, assembled from the routes the app mounts.
 
-Paths and their error responses are declared here, next to each other, in the
-order of the route modules; the schemas come from the pydantic models (request
-models beside their routes, response models in aia_api.http.responses, payloads from
-the task catalog). tests/e2e/ops/test_openapi.py checks that every route of the app
-is described and fuzzes the running API against this document.
+Each handler declares its operation beside it (``aia_api.http.openapi``); the
+schemas come from the pydantic models those declarations name, and the task
+payloads from the catalog. tests/unit/ops/test_openapi_assembly.py refuses a
+route without a declaration; tests/e2e/ops/test_openapi.py checks the served
+document against the running API and fuzzes it.
 """
 
 from aia_api.ops.openapi.document import API_VERSION, build_openapi, openapi_document

@@ -113,7 +113,7 @@ class Assembly:
         return paths
 
 
-def assemble(routes: Sequence[BaseRoute], *, strict: bool = True) -> Assembly:
+def assemble(routes: Sequence[BaseRoute]) -> Assembly:
     """The declarations of ``routes``; Undocumented names the first route without one."""
     found = Assembly()
     for route in _flatten(routes):
@@ -124,7 +124,7 @@ def assemble(routes: Sequence[BaseRoute], *, strict: bool = True) -> Assembly:
             item = found.operations.setdefault(route.path, {})
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 item[method.lower()] = decl
-        elif strict:
+        else:
             raise Undocumented(f"{route.path} ({route.endpoint.__qualname__}) is not documented")
     return found
 
@@ -148,7 +148,7 @@ def _operation(op: Operation, registry: Registry) -> Json:
         ]
     if op.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": op.body.required,
             "description": op.body.description,
             "content": _content(op.body.model, op.body.content, registry),
         }

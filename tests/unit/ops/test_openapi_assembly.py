@@ -2,7 +2,8 @@
 
 ``openapi_v1.json`` is the document as it stood when its paths were still
 written out by hand in tables apart from the routes: assembling it from the
-handlers changes nothing a client sees.
+handlers changes nothing a client sees, but that the `audit` tag its
+operation always carried is now listed with the others.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def _normal(document: dict[str, Any]) -> Any:
 def test_the_assembled_document_is_the_one_clients_know() -> None:
     expected = json.loads(SNAPSHOT.read_text())
     assert _normal(build_openapi()) == expected
+
+
+def test_every_mounted_route_is_declared() -> None:
+    assembly = assemble(ROUTES)
+    operations = sum(len(methods) for methods in assembly.operations.values())
+    assert operations + len(assembly.websockets) == len(
+        [m for r in ROUTES for m in (getattr(r, "methods", None) or {"WS"}) if m != "HEAD"]
+    )
 
 
 def test_a_permission_the_description_names_is_the_declared_one() -> None:
