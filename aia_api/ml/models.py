@@ -25,7 +25,7 @@ from aia_api.ml.views import (
     version_view,
 )
 from aia_api.services import services
-from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.errors import NotFoundError
 from aia_workers.ml.contracts.payloads import MAX_PREDICT_ROWS
 from aia_workers.ml.contracts.signatures import check_rows

@@ -24,7 +24,7 @@ from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.webhooks.audit import changes, record_change, snapshot
 from aia_api.webhooks.views import attempt_view, endpoint_view, message_view
-from aia_workers.db.models import WebhookEndpoint
+from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
 from aia_workers.webhooks.signing import new_secret

@@ -14,7 +14,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
-from aia_workers.db.models import (
+from aia_workers.db.ml import (
     AliasChange,
     Experiment,
     ModelAlias,

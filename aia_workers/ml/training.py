@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from aia_workers.backbone.progress import ProgressReporter, discard_progress
-from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError
 from aia_workers.ml.budget import grace_seconds, hard_stop
