@@ -25,6 +25,7 @@ from aia_api.ml.views import (
     version_view,
 )
 from aia_api.services import services
+from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.errors import NotFoundError
 from aia_workers.ml.contracts.payloads import MAX_PREDICT_ROWS
@@ -165,7 +166,7 @@ async def set_alias(request: Request) -> Response:
 
     def move() -> dict[str, Any]:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             change = registry.move_alias(name, alias, body.version, actor=actor, reason=body.reason)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
@@ -189,7 +190,7 @@ async def rollback_alias(request: Request) -> Response:
 
     def undo() -> dict[str, Any]:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             change = registry.rollback_alias(name, alias, actor=actor)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
@@ -206,7 +207,7 @@ async def delete_alias(request: Request) -> Response:
 
     def remove() -> None:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             registry.move_alias(name, alias, None, actor=actor)
 
