@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.cursors import keyset_page
-from aia_workers.db.models import AuditEvent
+from aia_workers.db.identity import AuditEvent
 
 __all__ = ["AuditLog"]
 

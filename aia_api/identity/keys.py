@@ -25,7 +25,7 @@ from aia_api.identity.principal import Principal
 from aia_api.identity.responses import KeyList, NewKey
 from aia_api.identity.roles import Permission, Role
 from aia_api.services import services
-from aia_workers.db.models import ApiKey
+from aia_workers.db.identity import ApiKey
 from aia_workers.settings import Settings
 
 __all__ = ["routes"]

@@ -23,7 +23,7 @@ from sqlalchemy import Text, cast, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_api.identity.credentials import digest
-from aia_workers.db.models import RefreshToken, User
+from aia_workers.db.identity import RefreshToken, User
 from aia_workers.errors import ConflictError
 
 __all__ = ["MfaRecords"]

@@ -19,7 +19,7 @@ from aia_api.identity.mfa_records import MfaRecords
 from aia_api.identity.passwords import hash_password, verify_password
 from aia_api.identity.principal import Principal
 from aia_api.identity.roles import Role
-from aia_workers.db.models import ApiKey, RefreshToken, Tenant, User
+from aia_workers.db.identity import ApiKey, RefreshToken, Tenant, User
 from aia_workers.errors import AiaError, ConflictError
 from aia_workers.secretbox import SecretBox, SecretBoxError
 

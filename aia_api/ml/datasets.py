@@ -30,7 +30,7 @@ from aia_api.identity.roles import Permission
 from aia_api.ml.openapi import DATASET_ID, ML
 from aia_api.ml.responses import DatasetPage, DatasetView
 from aia_api.services import Services, services
-from aia_workers.db.models import Dataset
+from aia_workers.db.ml import Dataset
 from aia_workers.db.quotas import lock_tenant, storage_used
 from aia_workers.ml.contracts.ingest import (
     JsonRowsError,

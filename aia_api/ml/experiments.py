@@ -27,7 +27,7 @@ from aia_api.ml.responses import ExperimentPage, ExperimentView, RunAccepted, Ru
 from aia_api.ml.views import experiment_view, run_view
 from aia_api.services import Services, services
 from aia_workers.backbone.states import Status
-from aia_workers.db.models import Experiment, TrainingRun
+from aia_workers.db.ml import Experiment, TrainingRun
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.ml.contracts.options import OptionLimits, OptionsError, check_budget, check_options
 from aia_workers.ml.contracts.payloads import METRICS, MLTask

@@ -29,7 +29,8 @@ from aia_api.ml.views import (
 )
 from aia_api.services import services
 from aia_api.tasks.responses import TaskView
-from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.backbone.announcements import to_webhooks
+from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.errors import NotFoundError
 from aia_workers.ml.contracts.payloads import MAX_PREDICT_ROWS
 from aia_workers.ml.contracts.signatures import check_rows
@@ -210,7 +211,7 @@ async def set_alias(request: Request) -> Response:
 
     def move() -> dict[str, Any]:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             change = registry.move_alias(name, alias, body.version, actor=actor, reason=body.reason)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
@@ -244,7 +245,7 @@ async def rollback_alias(request: Request) -> Response:
 
     def undo() -> dict[str, Any]:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             change = registry.rollback_alias(name, alias, actor=actor)
             return {**_pointer(registry, name, alias), "change": alias_change_view(change)}
@@ -271,7 +272,7 @@ async def delete_alias(request: Request) -> Response:
 
     def remove() -> None:
         with svc.sessions.begin() as session:
-            registry = ModelRegistry(session, principal.tenant)
+            registry = ModelRegistry(session, principal.tenant, to_webhooks)
             _model(registry, name)
             registry.move_alias(name, alias, None, actor=actor)
 

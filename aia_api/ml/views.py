@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aia_api.tasks.views import iso_time
-from aia_workers.db.models import (
+from aia_workers.db.ml import (
     AliasChange,
     Experiment,
     ModelAlias,

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from aia_workers.db.models import TaskRecord
+from aia_workers.db.tasks import TaskRecord
 
 __all__ = ["iso_time", "links", "view_from_hash", "view_from_record"]
 

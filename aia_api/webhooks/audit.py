@@ -14,7 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from aia_workers.db.models import AuditEvent, WebhookEndpoint
+from aia_workers.db.identity import AuditEvent
+from aia_workers.db.webhooks import WebhookEndpoint
 
 __all__ = ["audit_url", "changes", "record_change", "snapshot"]
 

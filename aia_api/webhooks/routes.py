@@ -56,7 +56,7 @@ from aia_api.webhooks.responses import (
     Recovered,
 )
 from aia_api.webhooks.views import attempt_view, endpoint_view, message_view
-from aia_workers.db.models import WebhookEndpoint
+from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.webhooks.catalog import EVENT_TYPES, TEST_EVENT
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
 from aia_workers.webhooks.signing import new_secret

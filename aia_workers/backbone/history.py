@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import InvalidCursorError, keyset_page
-from aia_workers.db.models import TaskRecord
+from aia_workers.db.tasks import TaskRecord
 
 __all__ = ["InvalidCursorError", "TaskPage", "TaskRepository"]
 

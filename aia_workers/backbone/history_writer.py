@@ -17,7 +17,7 @@ from sqlalchemy import Table, and_, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from aia_workers.db.models import TaskRecord
+from aia_workers.db.tasks import TaskRecord
 
 __all__ = ["apply_events", "apply_rows", "merge_events"]
 

@@ -1,1 +1,1 @@
-"""The database: models, sessions, the tenant-scoped repository, migrations."""
+"""The database: one table module per domain on a shared base, sessions, migrations."""

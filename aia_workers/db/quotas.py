@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aia_workers.db.models import Dataset, ModelVersion, Tenant
+from aia_workers.db.identity import Tenant
+from aia_workers.db.ml import Dataset, ModelVersion
 
 __all__ = ["lock_tenant", "storage_used"]
 

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from aia_workers.db.models import User, WebhookEndpoint
+from aia_workers.db.identity import User
+from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.secretbox import SecretBox, SecretBoxError
 
 __all__ = ["SEALED_COLUMNS", "ResealReport", "reseal_all"]

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
-from aia_workers.db.models import Dataset
+from aia_workers.db.ml import Dataset
 
 __all__ = ["DatasetRepository"]
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aia_workers.db.models import PredictionLog
+from aia_workers.db.ml import PredictionLog
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError, ModelFile
 from aia_workers.ml.contracts.payloads import PredictPayload

@@ -1,20 +1,24 @@
 """Tenant-scoped reads and writes of experiments, runs, model versions and aliases.
 
 Also, across tenants, the model versions ``aia secrets sign-models`` signs.
+A new version and an alias move are announced (``model.version_created``,
+``model.alias_changed``) through the ``ModelEvents`` sink the registry is given,
+so ML does not know who listens: the ``ml`` tasks and the API's routes pass the
+webhook outbox (``aia_workers.backbone.announcements``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
-from aia_workers.db.models import (
+from aia_workers.db.ml import (
     AliasChange,
     Experiment,
     ModelAlias,
@@ -23,9 +27,15 @@ from aia_workers.db.models import (
     TrainingRun,
 )
 from aia_workers.errors import ConflictError, NotFoundError
-from aia_workers.webhooks.outbox import publish
 
-__all__ = ["DEFAULT_ALIAS", "ModelRegistry", "RunStatus", "record_signature", "versions_to_sign"]
+__all__ = [
+    "DEFAULT_ALIAS",
+    "ModelEvents",
+    "ModelRegistry",
+    "RunStatus",
+    "record_signature",
+    "versions_to_sign",
+]
 
 DEFAULT_ALIAS = "production"
 
@@ -37,12 +47,36 @@ class RunStatus:
     FAILED = "failed"
 
 
-class ModelRegistry:
-    """Experiments and the models they produce, for one tenant only."""
+class ModelEvents(Protocol):
+    """Where the registry announces a change, in the session (and transaction) that makes it.
 
-    def __init__(self, session: Session, tenant_id: str) -> None:
+    Called after the change is flushed, so an event commits or rolls back with
+    it; events with the same ``dedupe_key`` are one event.
+    """
+
+    def __call__(
+        self,
+        session: Session,
+        tenant: str,
+        event_type: str,
+        payload: Mapping[str, Any],
+        /,
+        *,
+        dedupe_key: str,
+    ) -> object: ...
+
+
+class ModelRegistry:
+    """Experiments and the models they produce, for one tenant only.
+
+    Without ``events`` nothing is announced, so whoever may register a version
+    or move an alias passes one.
+    """
+
+    def __init__(self, session: Session, tenant_id: str, events: ModelEvents | None = None) -> None:
         self._session = session
         self._tenant = tenant_id
+        self._events = events
 
     # -- experiments -----------------------------------------------------------
 
@@ -152,9 +186,7 @@ class ModelRegistry:
         version.tenant_id = self._tenant
         self._session.add(version)
         self._session.flush()
-        publish(
-            self._session,
-            self._tenant,
+        self._announce(
             "model.version_created",
             {
                 "model": version.model_name,
@@ -167,6 +199,10 @@ class ModelRegistry:
             dedupe_key=f"model.version_created:{version.id}",
         )
         return version
+
+    def _announce(self, event_type: str, payload: Mapping[str, Any], *, dedupe_key: str) -> None:
+        if self._events is not None:
+            self._events(self._session, self._tenant, event_type, payload, dedupe_key=dedupe_key)
 
     def version(self, model_name: str, number: int) -> ModelVersion | None:
         return self._session.scalars(
@@ -280,9 +316,7 @@ class ModelRegistry:
         )
         self._session.add(change)
         self._session.flush()
-        publish(
-            self._session,
-            self._tenant,
+        self._announce(
             "model.alias_changed",
             {
                 "model": model_name,

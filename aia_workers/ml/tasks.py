@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy.exc
 from celery import Task, signals
 
+from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
 from aia_workers.errors import TransientError
@@ -52,6 +53,7 @@ def train(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
             tenant,
             TrainPayload.model_validate(payload),
             task_id=self.request.id,
+            events=to_webhooks,
             report=progress_reporter(self),
         )
 

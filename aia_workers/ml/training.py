@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from aia_workers.backbone.progress import ProgressReporter, discard_progress
-from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError
 from aia_workers.ml.budget import grace_seconds, hard_stop
@@ -25,7 +25,7 @@ from aia_workers.ml.contracts.signatures import check_experiment
 from aia_workers.ml.contracts.tables import ColumnKind, DatasetError
 from aia_workers.ml.datasets import DatasetRepository
 from aia_workers.ml.isolation import run_in_child
-from aia_workers.ml.registry import ModelRegistry, RunStatus
+from aia_workers.ml.registry import ModelEvents, ModelRegistry, RunStatus
 from aia_workers.ml.runtime import MLRuntime
 from aia_workers.ml.serving import dump_model
 from aia_workers.ml.trainers.fitted import Fitted, TrainingSpec, json_safe
@@ -94,9 +94,13 @@ def train_run(
     payload: TrainPayload,
     *,
     task_id: str | None,
+    events: ModelEvents,
     report: ProgressReporter = discard_progress,
 ) -> dict[str, Any]:
     """Train the run's experiment, store the model, register a version; a summary back.
+
+    The new version is announced through ``events`` in the transaction that
+    registers it.
 
     Problems a person must fix (bad data, options out of bounds, a changed
     artifact, a run past its budget or memory cap) end the run as failed with
@@ -123,7 +127,7 @@ def train_run(
         inputs = _inputs(rt, tenant, experiment, payload)
         task = MLTask(experiment.task)
         fitted = _train_confined(rt, task, inputs, report)
-        summary = _register(rt, tenant, experiment, payload, inputs, fitted, task_id)
+        summary = _register(rt, tenant, experiment, payload, inputs, fitted, task_id, events)
     except TaskFailure as exc:
         _fail(rt, tenant, payload.run_id, str(exc))
         raise
@@ -222,6 +226,7 @@ def _register(
     inputs: _Inputs,
     fitted: _Trained,
     task_id: str | None,
+    events: ModelEvents,
 ) -> dict[str, Any]:
     blob = fitted.model
     key = f"{tenant}/models/{experiment.id}/{payload.run_id}.pkl"
@@ -230,7 +235,7 @@ def _register(
     mac = rt.signer.sign(tenant, key, digest)
     leaderboard = fitted.leaderboard
     with rt.sessions.begin() as session:
-        registry = ModelRegistry(session, tenant)
+        registry = ModelRegistry(session, tenant, events)
         run = registry.run(payload.run_id)
         version = registry.register(
             ModelVersion(

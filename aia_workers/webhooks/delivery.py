@@ -20,7 +20,8 @@ import orjson
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.models import AuditEvent, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from aia_workers.db.identity import AuditEvent
+from aia_workers.db.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 from aia_workers.webhooks.deadline import Deadline

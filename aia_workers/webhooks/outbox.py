@@ -17,7 +17,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from aia_workers.db.models import WebhookEndpoint, WebhookMessage
+from aia_workers.db.webhooks import WebhookEndpoint, WebhookMessage
 from aia_workers.webhooks.catalog import event_type
 
 __all__ = ["WAKE_CHANNEL", "Event", "message_id", "publish", "publish_many"]

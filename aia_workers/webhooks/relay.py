@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.models import WebhookMessage
+from aia_workers.db.webhooks import WebhookMessage
 from aia_workers.webhooks.outbox import WAKE_CHANNEL
 
 __all__ = ["Leased", "Relay", "lease_due"]

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import keyset_page
-from aia_workers.db.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from aia_workers.db.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.secretbox import SecretBox
 

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from aia_workers.backbone.history import InvalidCursorError, TaskRepository
 from aia_workers.backbone.history_writer import apply_events
+from aia_workers.db.identity import Tenant
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import TaskRecord, Tenant
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.db.tasks import TaskRecord
 from aia_workers.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from aia_api.identity.roles import Role
 from aia_api.identity.store import IdentityStore
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import WebhookEndpoint
 from aia_workers.db.sealed import reseal_all
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.secretbox import SecretBox, SecretBoxError, new_key
 from aia_workers.settings import Settings
 from aia_workers.webhooks.signing import new_secret

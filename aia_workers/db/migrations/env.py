@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from aia_workers.db.models import Base
+from aia_workers.db.schema import metadata
 from aia_workers.db.session import make_engine
 from aia_workers.settings import Settings, get_settings
 
@@ -13,7 +13,7 @@ from aia_workers.settings import Settings, get_settings
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -16,8 +16,8 @@ from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.recorder import DEAD_LETTERS, GROUP, Recorder
 from aia_workers.backbone.states import Event
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import TaskRecord
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.db.tasks import TaskRecord
 from aia_workers.settings import Settings
 from tests.support import TEST_LIMITS as LIMITS
 from tests.support import record_submit

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aia_api.identity.roles import Role
 from aia_api.identity.store import IdentityStore, RefreshError, RefreshReuseError
+from aia_workers.db.identity import RefreshToken
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import RefreshToken
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import Settings
 from tests.support import TEST_PASSWORD

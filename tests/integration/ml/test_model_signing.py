@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import Experiment, ModelVersion
+from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import ArtifactSigner, LocalArtifactStore, ModelFile
 from aia_workers.ml.registry import ModelRegistry

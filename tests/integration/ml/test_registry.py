@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import Base, Experiment, ModelVersion, PredictionLog
+from aia_workers.db.ml import Experiment, ModelVersion, PredictionLog
+from aia_workers.db.schema import Base
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.errors import ConflictError, NotFoundError
 from aia_workers.ml.registry import ModelRegistry

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import WebhookEndpoint
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.errors import ConflictError
 from aia_workers.settings import Settings
 from aia_workers.webhooks.store import EndpointLimitError, WebhookRepository

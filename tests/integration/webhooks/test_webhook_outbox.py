@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.backbone.history_writer import apply_rows, merge_events
 from aia_workers.db.migrate import upgrade
-from aia_workers.db.models import WebhookEndpoint, WebhookMessage
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.db.webhooks import WebhookEndpoint, WebhookMessage
 from aia_workers.settings import Settings
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish, publish_many
 from aia_workers.webhooks.relay import Leased, Relay, lease_due

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from aia_workers.db.models import UTCDateTime
+from aia_workers.db.base import UTCDateTime
 
 revision = "0001"
 down_revision = None

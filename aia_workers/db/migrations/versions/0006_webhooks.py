@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from aia_workers.db.models import UTCDateTime
+from aia_workers.db.base import UTCDateTime
 
 revision = "0006"
 down_revision = "0005"
