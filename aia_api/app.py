@@ -76,7 +76,9 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from aia_workers.backbone.app import app as celery_app
+        from aia_workers.backbone.app import create_celery_app
+
+        celery_app = create_celery_app()
 
         client = _redis(settings, retries=1)
         # The hub must see a dropped connection rather than retry past lost messages.

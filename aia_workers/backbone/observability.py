@@ -4,6 +4,10 @@ Every task's success, failure and revocation is published from here (its
 start and retries from ``aia_workers.backbone.tasking.AiaTask``), so task bodies never
 publish their own lifecycle. Handlers swallow Redis errors: a broken event
 pipe must not turn a finished task into a failed one.
+
+Importing this module connects nothing: the worker's app connects the
+handlers (``connect_handlers``), so a process that only reads a name from
+here, such as the API's ``WORKERS_KEY``, never runs them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from aia_workers.backbone.publisher import get_publisher, reset_publisher
 from aia_workers.backbone.states import Event
 from aia_workers.errors import TaskFailure
 
-__all__ = ["WORKERS_KEY", "describe_failure"]
+__all__ = ["WORKERS_KEY", "connect_handlers", "describe_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,11 @@ def _publish(task_id: str | None, event: Event, **kwargs: Any) -> None:
         log.exception("could not publish %s for task %s", event.value, task_id)
 
 
-@signals.task_success.connect
 def _on_success(sender: Task | None = None, result: Any = None, **_: Any) -> None:
     task_id = sender.request.id if sender is not None else None
     _publish(task_id, Event.SUCCEEDED, data={"result": result}, fields={"result": dumps(result)})
 
 
-@signals.task_failure.connect
 def _on_failure(
     sender: Task | None = None,
     task_id: str | None = None,
@@ -74,7 +76,6 @@ def _on_failure(
     _publish(task_id, Event.FAILED, data={"error": error}, fields={"error": dumps(error)})
 
 
-@signals.task_revoked.connect
 def _on_revoked(
     request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
 ) -> None:
@@ -88,12 +89,10 @@ def _on_revoked(
     _publish(task_id, Event.CANCELLED, data={"reason": reason})
 
 
-@signals.worker_process_init.connect
 def _on_child_start(**_: Any) -> None:
     reset_publisher()
 
 
-@signals.celeryd_after_setup.connect
 def _remember_queues(sender: str | None = None, instance: Any = None, **_: Any) -> None:
     queues = sorted(instance.app.amqp.queues.consume_from) if instance is not None else []
     _registration.update(hostname=sender or socket.gethostname(), queues=queues, pid=os.getpid())
@@ -109,17 +108,14 @@ def _register() -> None:
         log.warning("could not refresh the worker registry", exc_info=True)
 
 
-@signals.worker_ready.connect
 def _on_ready(**_: Any) -> None:
     _register()
 
 
-@signals.heartbeat_sent.connect
 def _on_heartbeat(**_: Any) -> None:
     _register()
 
 
-@signals.worker_shutdown.connect
 def _on_shutdown(**_: Any) -> None:
     if not _registration:
         return
@@ -127,3 +123,19 @@ def _on_shutdown(**_: Any) -> None:
         get_publisher().client.hdel(WORKERS_KEY, _registration["hostname"])
     except redis.RedisError:
         log.warning("could not leave the worker registry", exc_info=True)
+
+
+def connect_handlers() -> None:
+    """Connect the handlers above to Celery's signals, for the process's worker app.
+
+    Celery's signals are process-wide and keep one connection per receiver, so
+    a second call changes nothing.
+    """
+    signals.task_success.connect(_on_success)
+    signals.task_failure.connect(_on_failure)
+    signals.task_revoked.connect(_on_revoked)
+    signals.worker_process_init.connect(_on_child_start)
+    signals.celeryd_after_setup.connect(_remember_queues)
+    signals.worker_ready.connect(_on_ready)
+    signals.heartbeat_sent.connect(_on_heartbeat)
+    signals.worker_shutdown.connect(_on_shutdown)

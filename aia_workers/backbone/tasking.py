@@ -10,7 +10,6 @@ import redis
 from celery import Task
 from celery.exceptions import Ignore
 
-from aia_workers.backbone.app import app
 from aia_workers.backbone.catalog import TaskType
 from aia_workers.backbone.deferral import put_back
 from aia_workers.backbone.events import dumps
@@ -18,6 +17,7 @@ from aia_workers.backbone.progress import ProgressReporter
 from aia_workers.backbone.publisher import get_publisher
 from aia_workers.backbone.slots import get_keeper
 from aia_workers.backbone.states import Event
+from aia_workers.celery import app
 from aia_workers.errors import TransientError
 from aia_workers.settings import DEFAULT_TENANT
 

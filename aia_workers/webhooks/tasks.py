@@ -15,9 +15,9 @@ from typing import Any
 
 from celery import Task, signals
 
-from aia_workers.backbone.app import app
 from aia_workers.backbone.publisher import get_publisher
 from aia_workers.backbone.states import Queue
+from aia_workers.celery import app
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import get_settings
 from aia_workers.webhooks.delivery import DeliveryConfig, deliver
