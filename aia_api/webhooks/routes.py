@@ -112,13 +112,13 @@ async def _wake(svc: Services) -> None:
     summary="Add a webhook endpoint",
     tag=_WEBHOOKS,
     permission=Permission.WEBHOOKS_MANAGE,
-    responses={201: Reply("Created; the secret is shown this once.", NewEndpoint)},
+    responses={
+        201: Reply("Created; the secret is shown this once.", NewEndpoint, headers=("Location",))
+    },
     errors=(*SECURED, *WITH_BODY, "409"),
-    # "{_BLOCKED}" stands in the published description as written, uninterpolated:
-    # filling it in changes the document clients know.
     description=(
         f"{_NEEDS} Deliveries are signed per the Standard Webhooks spec "
-        "(`webhook-id`, `webhook-timestamp`, `webhook-signature`).{_BLOCKED} "
+        f"(`webhook-id`, `webhook-timestamp`, `webhook-signature`).{_BLOCKED} "
         "409 `webhook-endpoint-limit` when the tenant has "
         "`AIA_WEBHOOK_TENANT_MAX_ENDPOINTS` (50) endpoints already. "
         "Audited as `endpoint.create`."
@@ -350,7 +350,7 @@ async def rotate_secret(request: Request) -> Response:
     summary="Send a webhook.test event",
     tag=_WEBHOOKS,
     permission=Permission.WEBHOOKS_MANAGE,
-    responses={202: Reply("Queued; follow its attempts.", MessageView)},
+    responses={202: Reply("Queued; follow its attempts.", MessageView, headers=("Location",))},
     errors=(*SECURED, "404", "409"),
     description=f"{_NEEDS} 409 when the endpoint is disabled.",
     parameters=(ENDPOINT_ID,),

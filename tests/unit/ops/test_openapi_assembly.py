@@ -2,8 +2,10 @@
 
 ``openapi_v1.json`` is the document as it stood when its paths were still
 written out by hand in tables apart from the routes: assembling it from the
-handlers changes nothing a client sees, but that the `audit` tag its
-operation always carried is now listed with the others.
+handlers changed nothing a client sees but that the `audit` tag its
+operation always carried is listed with the others. Since then: the blocked-URL
+rules are in createWebhook's description, and the Location header its 201 and
+the test delivery's 202 send is documented.
 """
 
 from __future__ import annotations
