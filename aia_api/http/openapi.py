@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from aia_api.http.params import DEFAULT_PAGE, MAX_PAGE
 from aia_api.http.problems import PROBLEM_JSON
 
 __all__ = [
@@ -270,8 +271,6 @@ ERRORS: dict[str, tuple[str, Json]] = {
 SECURED = ("401", "403", "429", "503")
 WITH_BODY = ("400", "413", "415", "422")
 
-MAX_PAGE = 200
-
 LIMIT = Param(
     "Limit",
     {
@@ -279,7 +278,7 @@ LIMIT = Param(
         "in": "query",
         "required": False,
         "description": f"Page size, 1 to {MAX_PAGE}.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
     },
 )
 CURSOR = Param(

@@ -10,10 +10,14 @@ from starlette.requests import Request
 
 from aia_api.http.problems import Problem
 
-__all__ = ["page_limit", "page_links", "parse_count"]
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "page_limit", "page_links", "parse_count"]
 
 # ASCII digits only (str.isdigit() also takes "²"), and few enough for any use here.
 _COUNT = re.compile(r"[0-9]{1,15}")
+
+# Every list of the API pages alike; the OpenAPI `Limit` parameter says so.
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
 
 
 def parse_count(raw: str) -> int | None:
@@ -21,7 +25,7 @@ def parse_count(raw: str) -> int | None:
     return int(raw) if _COUNT.fullmatch(raw) else None
 
 
-def page_limit(params: QueryParams, maximum: int, default: int = 50) -> int:
+def page_limit(params: QueryParams, maximum: int = MAX_PAGE, default: int = DEFAULT_PAGE) -> int:
     """The ``limit`` query parameter (1..maximum), or a 422 Problem."""
     raw = params.get("limit", str(default))
     value = parse_count(raw)

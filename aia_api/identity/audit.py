@@ -16,7 +16,6 @@ from aia_api.services import services
 
 __all__ = ["routes"]
 
-_MAX_PAGE = 200
 
 _AUDIT = Tag("audit", "The tenant's security events.")
 _ACTION = Param(
@@ -59,7 +58,7 @@ _OUTCOME = Param(
 async def list_audit(request: Request) -> Response:
     principal = require(request, Permission.AUDIT_READ)
     params = request.query_params
-    limit = page_limit(params, _MAX_PAGE)
+    limit = page_limit(params)
     outcome = params.get("outcome") or None
     audit = services(request).audit
     items, cursor = await anyio.to_thread.run_sync(

@@ -43,7 +43,6 @@ from aia_workers.ml.datasets import DatasetRepository
 
 __all__ = ["DatasetRows", "routes"]
 
-_MAX_PAGE = 200
 _T = TypeVar("_T")
 # Room for the form's boundaries and part headers around a file at the size limit.
 _FORM_OVERHEAD = 64 * 1024
@@ -353,7 +352,7 @@ async def list_datasets(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
     params = request.query_params
-    limit = page_limit(params, _MAX_PAGE)
+    limit = page_limit(params)
     cursor = params.get("cursor") or None
 
     def load() -> tuple[list[Dataset], str | None]:

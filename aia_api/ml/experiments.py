@@ -38,7 +38,6 @@ from aia_workers.settings import Settings
 
 __all__ = ["ExperimentRequest", "RunRequest", "routes"]
 
-_MAX_PAGE = 200
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
@@ -224,7 +223,7 @@ async def get_experiment(request: Request) -> Response:
 async def list_experiments(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params)
     cursor = request.query_params.get("cursor") or None
 
     def load() -> tuple[list[Experiment], str | None]:
@@ -415,7 +414,7 @@ async def list_runs(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
     experiment = await _experiment(svc, principal.tenant, request.path_params["experiment_id"])
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params)
     cursor = request.query_params.get("cursor") or None
 
     def load() -> tuple[list[TrainingRun], str | None]:

@@ -38,7 +38,6 @@ from aia_workers.ml.registry import ModelRegistry
 
 __all__ = ["AliasRequest", "PredictRequest", "routes"]
 
-_MAX_PAGE = 200
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _HISTORY_SHOWN = 50
 
@@ -102,7 +101,7 @@ def _alias_name(request: Request) -> str:
 async def list_models(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params)
     cursor = request.query_params.get("cursor") or None
 
     def load() -> tuple[list[dict[str, Any]], str | None]:
@@ -339,7 +338,7 @@ async def list_predictions(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
     name = request.path_params["name"]
-    limit = page_limit(request.query_params, _MAX_PAGE)
+    limit = page_limit(request.query_params)
 
     def load() -> list[dict[str, Any]]:
         with svc.sessions() as session:

@@ -18,7 +18,6 @@ from aia_api.http.body import parse_model, read_json
 from aia_api.http.openapi import (
     CURSOR,
     LIMIT,
-    MAX_PAGE,
     SECURED,
     SINCE,
     WITH_BODY,
@@ -186,7 +185,7 @@ async def create_endpoint(request: Request) -> Response:
 async def list_endpoints(request: Request) -> Response:
     tenant, _ = _actor(request)
     svc = services(request)
-    limit = page_limit(request.query_params, MAX_PAGE)
+    limit = page_limit(request.query_params)
     cursor = request.query_params.get("cursor") or None
 
     def load() -> tuple[list[dict[str, Any]], str | None]:
@@ -415,7 +414,7 @@ async def list_messages(request: Request) -> Response:
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
     params = request.query_params
-    limit = page_limit(params, MAX_PAGE)
+    limit = page_limit(params)
     status = params.get("status") or None
     if status is not None and status not in MESSAGE_STATUSES:
         raise Problem(
@@ -459,7 +458,7 @@ async def list_attempts(request: Request) -> Response:
     svc = services(request)
     endpoint_id = request.path_params["endpoint_id"]
     params = request.query_params
-    limit = page_limit(params, MAX_PAGE)
+    limit = page_limit(params)
     outcome = params.get("outcome") or None
     if outcome is not None and outcome not in ATTEMPT_OUTCOMES:
         raise Problem(422, "validation-error", "Invalid request", "outcome is succeeded or failed")
