@@ -14,10 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from aia_api.http.tenancy import require
+from aia_api.identity.roles import Permission
 from aia_workers.db.identity import AuditEvent
 from aia_workers.db.webhooks import WebhookEndpoint
 
-__all__ = ["audit_url", "changes", "record_change", "snapshot"]
+__all__ = ["audit_url", "changes", "record_change", "snapshot", "tenant_and_actor"]
 
 
 def audit_url(url: str) -> str:
@@ -72,3 +74,9 @@ def record_change(
             created_at=datetime.now(UTC),
         )
     )
+
+
+def tenant_and_actor(request: Request) -> tuple[str, str]:
+    """The caller's tenant, and who they are as audit entries name them."""
+    principal = require(request, Permission.WEBHOOKS_MANAGE)
+    return principal.tenant, f"{principal.kind}:{principal.id}"

@@ -1,10 +1,10 @@
-"""The webhook routes' parameters, kept once under the document's components/parameters."""
+"""The webhook routes' tag and parameters (kept once under the document's components/parameters)."""
 
 from __future__ import annotations
 
 from typing import get_args
 
-from aia_api.http.openapi import Param, path_param
+from aia_api.http.openapi import Param, Tag, path_param
 from aia_api.webhooks.responses import MessageStatus
 
 __all__ = [
@@ -16,7 +16,12 @@ __all__ = [
     "MESSAGE_ID_PATH",
     "MESSAGE_STATUS",
     "MESSAGE_STATUSES",
+    "NEEDS",
+    "WEBHOOKS",
 ]
+
+WEBHOOKS = Tag("webhooks", "Signed deliveries of events to your endpoints, with retries.")
+NEEDS = "Needs `webhooks:manage`."
 
 MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
 ATTEMPT_OUTCOMES = ("succeeded", "failed")
