@@ -69,8 +69,8 @@ class ModelEvents(Protocol):
 class ModelRegistry:
     """Experiments and the models they produce, for one tenant only.
 
-    Without ``events`` nothing is announced, so whoever may register a version
-    or move an alias passes one.
+    Registering a version or moving an alias announces it through ``events``;
+    a registry made without them only reads, records runs and logs predictions.
     """
 
     def __init__(self, session: Session, tenant_id: str, events: ModelEvents | None = None) -> None:
@@ -201,8 +201,10 @@ class ModelRegistry:
         return version
 
     def _announce(self, event_type: str, payload: Mapping[str, Any], *, dedupe_key: str) -> None:
-        if self._events is not None:
-            self._events(self._session, self._tenant, event_type, payload, dedupe_key=dedupe_key)
+        if self._events is None:
+            # Loud rather than a change no subscriber ever hears of.
+            raise TypeError(f"{event_type} needs a registry made with events to announce it")
+        self._events(self._session, self._tenant, event_type, payload, dedupe_key=dedupe_key)
 
     def version(self, model_name: str, number: int) -> ModelVersion | None:
         return self._session.scalars(

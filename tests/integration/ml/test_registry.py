@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.db.migrate import upgrade
 from aia_workers.db.ml import Experiment, ModelVersion, PredictionLog
 from aia_workers.db.schema import Base
@@ -60,7 +61,7 @@ def _experiment(sessions: sessionmaker[Session], tenant: str = "t1", name: str =
         created_at=datetime.now(UTC),
     )
     with sessions.begin() as session:
-        ModelRegistry(session, tenant).add_experiment(experiment)
+        ModelRegistry(session, tenant, to_webhooks).add_experiment(experiment)
     return experiment.id
 
 
@@ -68,7 +69,7 @@ def _register(
     sessions: sessionmaker[Session], experiment_id: str, run_id: str, tenant: str = "t1"
 ) -> int:
     with sessions.begin() as session:
-        version = ModelRegistry(session, tenant).register(
+        version = ModelRegistry(session, tenant, to_webhooks).register(
             ModelVersion(
                 id=str(uuid.uuid4()),
                 tenant_id=tenant,
@@ -103,7 +104,7 @@ def test_versions_are_numbered_per_model_and_a_run_registers_once(
     # The same run delivered twice gets back the version it registered.
     assert _register(sessions, experiment, first_run) == 1
     with sessions() as session:
-        registry = ModelRegistry(session, "t1")
+        registry = ModelRegistry(session, "t1", to_webhooks)
         assert [v.version for v in registry.versions("churn")] == [2, 1]
         assert registry.resolve("churn", version=None, alias=None).version == 2
         # Another tenant sees nothing of it.
@@ -124,14 +125,14 @@ def test_alias_moves_are_kept_and_rollback_is_one_call(sessions: sessionmaker[Se
     for _ in range(3):
         _register(sessions, experiment, str(uuid.uuid4()))
     with sessions.begin() as session:
-        registry = ModelRegistry(session, "t1")
+        registry = ModelRegistry(session, "t1", to_webhooks)
         registry.move_alias("churn", "production", 1, actor="user:a")
         registry.move_alias("churn", "production", 3, actor="user:b", reason="better f1")
         registry.move_alias("churn", "staging", 2, actor="user:a")
         with pytest.raises(NotFoundError):
             registry.move_alias("churn", "production", 9, actor="user:a")
     with sessions() as session:
-        registry = ModelRegistry(session, "t1")
+        registry = ModelRegistry(session, "t1", to_webhooks)
         # By default, predictions use the production alias rather than the latest.
         assert registry.resolve("churn", version=None, alias=None).version == 3
         assert registry.resolve("churn", version=None, alias="staging").version == 2
@@ -141,10 +142,12 @@ def test_alias_moves_are_kept_and_rollback_is_one_call(sessions: sessionmaker[Se
             (None, 1, "user:a"),
         ]
     with sessions.begin() as session:
-        change = ModelRegistry(session, "t1").rollback_alias("churn", "production", actor="user:c")
+        change = ModelRegistry(session, "t1", to_webhooks).rollback_alias(
+            "churn", "production", actor="user:c"
+        )
         assert (change.from_version, change.to_version) == (3, 1)
     with sessions.begin() as session:
-        registry = ModelRegistry(session, "t1")
+        registry = ModelRegistry(session, "t1", to_webhooks)
         assert registry.resolve("churn", version=None, alias=None).version == 1
         # Rolling back the first move of an alias has nowhere to go.
         with pytest.raises(ConflictError):
@@ -170,9 +173,9 @@ def test_prediction_log_keeps_the_newest(sessions: sessionmaker[Session]) -> Non
 
     for batch in range(3):
         with sessions.begin() as session:
-            ModelRegistry(session, "t1").log_predictions(
+            ModelRegistry(session, "t1", to_webhooks).log_predictions(
                 [entry(batch * 10 + i) for i in range(10)], keep=15
             )
     with sessions() as session:
-        kept = ModelRegistry(session, "t1").predictions("churn", limit=100)
+        kept = ModelRegistry(session, "t1", to_webhooks).predictions("churn", limit=100)
     assert [p.inputs["x"] for p in kept] == list(range(29, 14, -1))

@@ -110,3 +110,29 @@ def test_a_version_and_an_alias_move_are_announced_once_each(
         "changed_by": "user:a",
         "reason": "first",
     }
+
+
+def test_a_registry_without_events_refuses_a_change_no_one_would_hear_of(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment = Experiment(
+        id=str(uuid.uuid4()),
+        tenant_id="t1",
+        name="quiet",
+        model_name="quiet",
+        task="classification",
+        dataset_id="d",
+        target="label",
+        features=[],
+        time_budget_seconds=10,
+        metric=None,
+        options={},
+        latest_version=0,
+        created_at=datetime.now(UTC),
+    )
+    with sessions.begin() as session:
+        ModelRegistry(session, "t1").add_experiment(experiment)
+    with pytest.raises(TypeError, match=r"model\.version_created"), sessions.begin() as session:
+        ModelRegistry(session, "t1").register(_version(experiment.id, str(uuid.uuid4())))
+    with sessions.begin() as session:
+        assert ModelRegistry(session, "t1").versions("quiet") == []
