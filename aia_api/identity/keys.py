@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.client import client_address
 from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, Tag, operation, path_param
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
@@ -168,7 +169,7 @@ async def create_key(request: Request) -> Response:
         "success",
         tenant=principal.tenant,
         actor=f"{principal.kind}:{principal.id}",
-        client_address=request.client.host if request.client else None,
+        client_address=client_address(request),
         detail={
             "key_id": record.id,
             "role": record.role,
@@ -224,7 +225,7 @@ async def revoke_key(request: Request) -> Response:
         "success",
         tenant=principal.tenant,
         actor=f"{principal.kind}:{principal.id}",
-        client_address=request.client.host if request.client else None,
+        client_address=client_address(request),
         detail={"key_id": key_id},
     )
     return Response(status_code=204)

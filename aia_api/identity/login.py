@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.client import client_address
 from aia_api.http.openapi import WITH_BODY, Body, Reply, Tag, operation
 from aia_api.http.problems import Problem
 from aia_api.identity.responses import TokenResponse
@@ -69,10 +70,6 @@ def _tokens(svc: Services, user: ActiveUser, refresh: str, *, mfa: bool) -> Resp
     )
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @operation(
     id="login",
     summary="Log in",
@@ -91,7 +88,7 @@ def _address(request: Request) -> str:
 async def token(request: Request) -> Response:
     svc = services(request)
     body = parse_model(TokenRequest, await read_json(request, svc.settings.max_body_bytes))
-    address = _address(request)
+    address = client_address(request) or "unknown"
     tenant = await anyio.to_thread.run_sync(svc.identity.tenant_of_username, body.username)
     audit: dict[str, Any] = {"tenant": tenant, "actor": body.username, "client_address": address}
     # Counted as a failure before the password is looked at, and taken back
@@ -169,7 +166,7 @@ async def refresh(request: Request) -> Response:
             "failure",
             tenant=exc.tenant or None,
             actor=exc.user_id,
-            client_address=_address(request),
+            client_address=client_address(request) or "unknown",
             detail={"family_revoked": True},
         )
         raise _unauthorized(str(exc)) from None

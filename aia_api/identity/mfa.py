@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.client import client_address
 from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
@@ -58,10 +59,6 @@ class MfaResetRequest(BaseModel):
     username: str = Field(min_length=1, max_length=150, description="Whose MFA to turn off.")
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _person(request: Request) -> Principal:
     principal = principal_of(request)
     if principal.kind != "user":
@@ -94,7 +91,7 @@ class _Change:
             outcome,
             tenant=self.principal.tenant,
             actor=self.principal.id,
-            client_address=_address(self.request),
+            client_address=client_address(self.request) or "unknown",
             detail={"username": self.username, **detail},
         )
 
@@ -103,7 +100,7 @@ class _Change:
         svc, user_id = self.svc, self.principal.id
         username = await anyio.to_thread.run_sync(svc.identity.username_of, user_id)
         self.username = username or ""
-        attempt = await svc.logins.attempt(self.username, _address(self.request))
+        attempt = await svc.logins.attempt(self.username, client_address(self.request) or "unknown")
         if attempt.refused:
             await self.audit("locked", reason="throttled")
             raise Problem(
@@ -254,7 +251,7 @@ async def mfa_reset(request: Request) -> Response:
         "success",
         tenant=admin.tenant,
         actor=f"{admin.kind}:{admin.id}",
-        client_address=_address(request),
+        client_address=client_address(request) or "unknown",
         detail={"user_id": user.id, "username": body.username, "sessions_revoked": True},
     )
     return Response(status_code=204)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_api.http.client import client_address
 from aia_api.http.openapi import Reply, Tag, operation
 from aia_api.http.problems import PROBLEM_JSON, Problem
 from aia_api.http.responses import ProblemDetails
@@ -207,7 +208,7 @@ async def metrics(request: Request) -> Response:
                 authorization or None,
                 request.headers.get("x-api-key"),
                 # Public for the scrape token only: guesses are budgeted as anywhere.
-                address=request.client.host if request.client else "unknown",
+                address=client_address(request) or "unknown",
             )
         except TooManyFailures as exc:
             raise Problem(

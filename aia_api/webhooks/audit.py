@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
+from aia_api.http.client import client_address
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_workers.db.identity import AuditEvent
@@ -69,7 +70,7 @@ def record_change(
             actor=actor,
             action=action,
             outcome="success",
-            client_address=request.client.host if request.client else None,
+            client_address=client_address(request),
             detail=detail,
             created_at=datetime.now(UTC),
         )
