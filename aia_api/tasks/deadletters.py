@@ -30,13 +30,9 @@ from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
-from aia_api.tasks.views import iso_time
-from aia_workers.backbone.events import (
-    DeadLetter,
-    dead_letter_entries_key,
-    dead_letters_key,
-    task_key,
-)
+from aia_workers.backbone.events import DeadLetter
+from aia_workers.backbone.keys import dead_letter_entries_key, dead_letters_key, task_key
+from aia_workers.backbone.view import iso_time
 from aia_workers.db.cursors import InvalidCursorError
 
 __all__ = ["DeadLetters", "routes"]
