@@ -1,7 +1,7 @@
 """The Lua scripts of the task backbone, with their KEYS and ARGV by name.
 
 Each script is the body of one atomic step on a task's live record (submit,
-transition). Its arguments are a frozen dataclass whose fields are the
+transition). Its arguments are a dataclass whose fields are the
 script's KEYS and ARGV in order; the script opens with one ``local`` per
 field, rendered from the same dataclass, so Python and Lua both use names
 and cannot disagree on a position. Every key a script touches is declared
@@ -18,7 +18,8 @@ is ``aia_workers.backbone.event.TaskEvent``'s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from operator import attrgetter
+from typing import Any, ClassVar
 
 from aia_workers.backbone.keys import inflight_key, pending_key
 from aia_workers.backbone.states import TERMINAL
@@ -28,32 +29,41 @@ __all__ = ["SUBMIT_LUA", "TRANSITION_LUA", "ScriptCall", "SubmitCall", "Transiti
 Arg = str | int | float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScriptCall:
     """The arguments of one call of a script: fields named in ``KEYS`` go to KEYS, in
-    that order, and every other field goes to ARGV, in declaration order."""
+    that order, and every other field goes to ARGV, in declaration order.
+
+    Not frozen: a frozen dataclass sets each of some twenty fields through
+    ``object.__setattr__``, which tripled the cost of building a submit.
+    """
 
     KEYS: ClassVar[tuple[str, ...]] = ()
 
     def keys(self) -> list[str]:
-        return [str(getattr(self, name)) for name in self.KEYS]
+        return list(_getters(type(self))[0](self))
 
     def args(self) -> list[Arg]:
-        return [getattr(self, name) for name in _argv_names(type(self))]
+        return list(_getters(type(self))[1](self))
 
     def keys_and_args(self) -> tuple[list[str], list[Arg]]:
         return self.keys(), self.args()
 
 
 def _argv_names(cls: type[ScriptCall]) -> tuple[str, ...]:
-    names = _ARGV_NAMES.get(cls)
-    if names is None:
-        named = (f for f in fields(cls) if not f.metadata.get("rest"))
-        names = _ARGV_NAMES[cls] = tuple(f.name for f in named if f.name not in cls.KEYS)
-    return names
+    named = (f for f in fields(cls) if not f.metadata.get("rest"))
+    return tuple(f.name for f in named if f.name not in cls.KEYS)
 
 
-_ARGV_NAMES: dict[type[ScriptCall], tuple[str, ...]] = {}
+def _getters(cls: type[ScriptCall]) -> tuple[attrgetter[Any], attrgetter[Any]]:
+    # Made once per class: the submit path builds a call per request.
+    getters = _GETTERS.get(cls)
+    if getters is None:
+        getters = _GETTERS[cls] = (attrgetter(*cls.KEYS), attrgetter(*_argv_names(cls)))
+    return getters
+
+
+_GETTERS: dict[type[ScriptCall], tuple[attrgetter[Any], attrgetter[Any]]] = {}
 
 
 def _prelude(cls: type[ScriptCall]) -> str:
@@ -68,7 +78,7 @@ def _lua_set(name: str, members: frozenset[str]) -> str:
     return f"local {name} = {{{entries}}}\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubmitCall(ScriptCall):
     """SUBMIT_LUA: record a new task, count it in flight, enqueue it, announce it.
 
@@ -163,7 +173,7 @@ return {'created', task_id}
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransitionCall(ScriptCall):
     """TRANSITION_LUA: apply one event to a task's record and announce it.
 
