@@ -301,7 +301,8 @@ def record_submit(
     payload_json: str = '{"seconds":1}',
 ) -> list[str]:
     """Run the submit Lua directly, as the API does, for tenant ``t1``."""
-    from aia_workers.backbone.events import SUBMIT_LUA, submit_args
+    from aia_workers.backbone.events import submit_args
+    from aia_workers.backbone.scripts import SUBMIT_LUA
 
     keys, args = submit_args(
         task_id=task_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aia_api.tasks.views import iso_time
+from aia_workers.backbone.view import iso_time
 from aia_workers.db.ml import (
     AliasChange,
     Experiment,

@@ -33,13 +33,9 @@ from aia_api.identity.roles import Permission
 from aia_api.services import services
 from aia_api.tasks.parameters import TASK_ID
 from aia_api.tasks.responses import DeadLetterPage, DeadLetterView, TaskView
-from aia_api.tasks.views import iso_time
-from aia_workers.backbone.events import (
-    DeadLetter,
-    dead_letter_entries_key,
-    dead_letters_key,
-    task_key,
-)
+from aia_workers.backbone.events import DeadLetter
+from aia_workers.backbone.keys import dead_letter_entries_key, dead_letters_key, task_key
+from aia_workers.backbone.view import iso_time
 from aia_workers.db.cursors import InvalidCursorError
 
 __all__ = ["DeadLetters", "routes"]

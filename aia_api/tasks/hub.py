@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -84,6 +85,8 @@ class Hub:
         self._connecting = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._channels: dict[str, set[Subscription]] = {}
+        # How each channel's messages are read, once for all its subscribers.
+        self._parsers: dict[str, Callable[[Any], Any]] = {}
         # One future per SUBSCRIBE sent, resolved by its confirmation, in order.
         self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
         self.messages = 0
@@ -96,12 +99,16 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._channels.values())
 
-    async def attach(self, sub: Subscription, channel: str) -> None:
-        """Deliver ``channel`` to ``sub``; returns once Redis confirms the subscription."""
+    async def attach(
+        self, sub: Subscription, channel: str, parse: Callable[[Any], Any] = orjson.loads
+    ) -> None:
+        """Deliver ``channel`` to ``sub``, each message as ``parse`` reads it (JSON by
+        default); returns once Redis confirms the subscription."""
         subs = self._channels.get(channel)
         waiter: asyncio.Future[None] | None
         if subs is None:
             subs = self._channels[channel] = set()
+            self._parsers[channel] = parse
             fresh: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._confirmations.setdefault(channel, deque()).append(fresh)
             waiter = fresh
@@ -150,6 +157,7 @@ class Hub:
         if subs:
             return False
         del self._channels[channel]
+        self._parsers.pop(channel, None)
         return True
 
     async def _connected_pubsub(self) -> PubSub:
@@ -200,7 +208,8 @@ class Hub:
         if not subs:
             return
         self.messages += 1
-        event = orjson.loads(message["data"])
+        parse: Callable[[Any], Any] = self._parsers.get(name, orjson.loads)
+        event = parse(message["data"])
         for sub in list(subs):
             if not sub.put(event):
                 for ch in list(sub.channels):
@@ -218,6 +227,7 @@ class Hub:
                 sub.drop(reason)
                 sub.channels.clear()
         self._channels.clear()
+        self._parsers.clear()
         for pending in self._confirmations.values():
             for waiter in pending:
                 # Waiters then find their subscription lost and raise.

@@ -26,7 +26,6 @@ from aia_api.identity.authenticator import Principal
 from aia_api.tasks.batching import ScriptBatcher
 from aia_api.tasks.requests import SubmitRequest
 from aia_api.tasks.rolebounds import check_role_bounds
-from aia_api.tasks.views import links, view_from_hash, view_from_record
 from aia_workers.backbone.broker import (
     broker_priority,
     celery_message,
@@ -36,18 +35,17 @@ from aia_workers.backbone.broker import (
 )
 from aia_workers.backbone.catalog import TaskType, get_task_type
 from aia_workers.backbone.events import (
-    SUBMIT_LUA,
-    TRANSITION_LUA,
     StreamLimits,
     TransitionOutcome,
     dumps,
-    idempotency_key,
-    submit_args,
-    task_key,
+    submit_call,
     transition_args,
 )
 from aia_workers.backbone.history import TaskRepository
-from aia_workers.backbone.states import TERMINAL, Event
+from aia_workers.backbone.keys import idempotency_key, task_key
+from aia_workers.backbone.scripts import SUBMIT_LUA, TRANSITION_LUA
+from aia_workers.backbone.states import TERMINAL, Event, Status
+from aia_workers.backbone.view import iso_time, task_view, view_from_hash, view_from_record
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.settings import Settings
 
@@ -58,6 +56,81 @@ __all__ = ["Submitted", "TaskService"]
 class Submitted:
     view: dict[str, Any]
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A valid, permitted submit: the new task as the submit script records it."""
+
+    task_id: str
+    tenant: str
+    type_name: str
+    queue: str
+    payload: dict[str, Any]
+    priority: int | None
+    eta: datetime | None
+    now: float  # unix seconds
+    fingerprint: str  # what an Idempotency-Key's later requests must match
+
+    @classmethod
+    def of(
+        cls, tenant: str, request: SubmitRequest, task_type: TaskType, payload: dict[str, Any]
+    ) -> _Order:
+        now = time.time()
+        fingerprint = hashlib.sha256(
+            dumps([request.type, payload, request.countdown, request.priority]).encode()
+        ).hexdigest()
+        eta = (
+            datetime.fromtimestamp(now, UTC) + timedelta(seconds=request.countdown)
+            if request.countdown
+            else None
+        )
+        return cls(
+            task_id=str(uuid.uuid4()),
+            tenant=tenant,
+            type_name=task_type.name,
+            queue=task_type.queue.value,
+            payload=payload,
+            priority=request.priority,
+            eta=eta,
+            now=now,
+            fingerprint=fingerprint,
+        )
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The Celery task's keyword arguments."""
+        return {"payload": self.payload, "tenant": self.tenant}
+
+    @property
+    def eta_iso(self) -> str | None:
+        return self.eta.isoformat() if self.eta else None
+
+    def view(self) -> dict[str, Any]:
+        """The task's view as the submit script recorded it."""
+        created = iso_time(self.now)
+        return task_view(
+            task_id=self.task_id,
+            type_name=self.type_name,
+            queue=self.queue,
+            status=Status.QUEUED.value,
+            seq=1,
+            attempts=0,
+            progress=None,
+            payload=self.payload,
+            result=None,
+            error=None,
+            priority=self.priority,
+            eta=self.eta_iso,
+            created_at=created,
+            started_at=None,
+            finished_at=None,
+            updated_at=created,
+        )
+
+
+# Through another broker, the submit script only records the task.
+_NO_ENVELOPE = {"broker_key": "", "broker_message": "", "sent_message": ""}
 
 
 class TaskService:
@@ -118,7 +191,30 @@ class TaskService:
     async def submit(
         self, principal: Principal, body: Any, idempotency: str | None = None
     ) -> Submitted:
+        """Record and enqueue the task ``body`` asks for, or answer the one its
+        Idempotency-Key already made; a Problem when it may not run."""
         request, task_type, payload = self.validate(body)
+        self._authorize(principal, request, task_type, payload)
+        order = _Order.of(principal.tenant, request, task_type, payload)
+        kind, ident = await self._record(order, idempotency)
+        if kind == "replay":
+            return await self._replayed(order.tenant, ident)
+        if kind != "created":
+            raise self._refused(kind, ident)
+        if not self._direct:
+            await self._enqueue_elsewhere(
+                order.task_id, task_type, order.kwargs, request.priority, order.eta
+            )
+        return Submitted(order.view(), created=True)
+
+    def _authorize(
+        self,
+        principal: Principal,
+        request: SubmitRequest,
+        task_type: TaskType,
+        payload: dict[str, Any],
+    ) -> None:
+        """A 403 Problem unless the principal's role may submit this task, within its bounds."""
         if not principal.can(task_type.permission):
             raise Problem(
                 403,
@@ -129,66 +225,74 @@ class TaskService:
                 permission=task_type.permission,
             )
         check_role_bounds(principal, request, task_type, payload, self._settings)
-        tenant = principal.tenant
-        task_id = str(uuid.uuid4())
-        now = time.time()
-        payload_json = dumps(payload)
-        fingerprint = hashlib.sha256(
-            dumps([request.type, payload, request.countdown, request.priority]).encode()
-        ).hexdigest()
-        eta = (
-            datetime.fromtimestamp(now, UTC) + timedelta(seconds=request.countdown)
-            if request.countdown
-            else None
-        )
-        queue = task_type.queue.value
-        kwargs = {"payload": payload, "tenant": tenant}
-        broker_key = message = sent = ""
-        if self._direct:
-            prio = broker_priority(request.priority, redis=True)
-            broker_key = redis_queue_key(queue, prio)
-            message = celery_message(
-                task_id=task_id,
-                name=task_type.name,
-                kwargs=kwargs,
-                queue=queue,
-                eta=eta,
-                broker_prio=prio,
-            )
-            sent = sent_event(
-                task_id=task_id,
-                name=task_type.name,
-                kwargs=kwargs,
-                queue=queue,
-                eta=eta,
-                timestamp=now,
-            )
-        idem = (
-            idempotency_key(tenant, hashlib.sha256(idempotency.encode()).hexdigest())
-            if idempotency
-            else None
-        )
-        keys, args = submit_args(
-            task_id=task_id,
-            tenant=tenant,
-            type_name=task_type.name,
-            queue=queue,
-            now=now,
+
+    async def _record(self, order: _Order, idempotency: str | None) -> tuple[str, str]:
+        """Run the submit script (batched with other submits): its outcome and task id."""
+        call = submit_call(
+            task_id=order.task_id,
+            tenant=order.tenant,
+            type_name=order.type_name,
+            queue=order.queue,
+            now=order.now,
             limits=self._limits,
-            payload_json=payload_json,
-            fingerprint=fingerprint,
-            idempotency_key=idem,
-            broker_key=broker_key,
-            broker_message=message,
-            priority=request.priority,
-            eta=eta.isoformat() if eta else None,
+            payload_json=dumps(order.payload),
+            fingerprint=order.fingerprint,
+            idempotency_key=(
+                idempotency_key(order.tenant, hashlib.sha256(idempotency.encode()).hexdigest())
+                if idempotency
+                else None
+            ),
+            priority=order.priority,
+            eta=order.eta_iso,
             sent_channel=self._sent_channel,
-            sent_message=sent,
             max_inflight=self._settings.tenant_max_inflight,
+            **(self._envelope(order) if self._direct else _NO_ENVELOPE),
         )
+        keys, args = call.keys_and_args()
         kind, ident = (_text(v) for v in await self._submit(keys=keys, args=args))
-        if kind == "busy":
+        return kind, ident
+
+    def _envelope(self, order: _Order) -> dict[str, str]:
+        """The Celery message the submit script LPUSHes onto the Redis broker, the list it
+        goes to, and the ``task-sent`` event monitors see."""
+        prio = broker_priority(order.priority, redis=True)
+        task_id, name, kwargs, queue = order.task_id, order.type_name, order.kwargs, order.queue
+        return {
+            "broker_key": redis_queue_key(queue, prio),
+            "broker_message": celery_message(
+                task_id=task_id,
+                name=name,
+                kwargs=kwargs,
+                queue=queue,
+                eta=order.eta,
+                broker_prio=prio,
+            ),
+            "sent_message": sent_event(
+                task_id=task_id,
+                name=name,
+                kwargs=kwargs,
+                queue=queue,
+                eta=order.eta,
+                timestamp=order.now,
+            ),
+        }
+
+    async def _replayed(self, tenant: str, task_id: str) -> Submitted:
+        """The task an Idempotency-Key made before, or a 409 once it is gone."""
+        view = await self.get(tenant, task_id)
+        if view is None:
             raise Problem(
+                409,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key belongs to a task that no longer exists; use a new key",
+            )
+        return Submitted(view, created=False)
+
+    def _refused(self, kind: str, ident: str) -> Problem:
+        """The Problem for a submit the script refused: ``busy`` or ``conflict``."""
+        if kind == "busy":
+            return Problem(
                 429,
                 "too-many-tasks-in-flight",
                 "Too many tasks in flight",
@@ -197,7 +301,7 @@ class TaskService:
                 headers={"Retry-After": str(self._settings.retry_after_seconds)},
             )
         if kind == "conflict":
-            raise Problem(
+            return Problem(
                 409,
                 "idempotency-key-reused",
                 "Idempotency key reused",
@@ -205,39 +309,7 @@ class TaskService:
                 "use a new key for a new request",
                 task_id=ident,
             )
-        if kind == "replay":
-            view = await self.get(tenant, ident)
-            if view is None:
-                raise Problem(
-                    409,
-                    "idempotency-key-reused",
-                    "Idempotency key reused",
-                    "this Idempotency-Key belongs to a task that no longer exists; use a new key",
-                )
-            return Submitted(view, created=False)
-        if not self._direct:
-            await self._enqueue_elsewhere(task_id, task_type, kwargs, request.priority, eta)
-        created = datetime.fromtimestamp(now, UTC).isoformat()
-        view = {
-            "id": task_id,
-            "type": task_type.name,
-            "queue": queue,
-            "status": "queued",
-            "seq": 1,
-            "attempts": 0,
-            "progress": None,
-            "payload": payload,
-            "result": None,
-            "error": None,
-            "priority": request.priority,
-            "eta": eta.isoformat() if eta else None,
-            "created_at": created,
-            "started_at": None,
-            "finished_at": None,
-            "updated_at": created,
-            "links": links(task_id),
-        }
-        return Submitted(view, created=True)
+        raise ValueError(f"unexpected reply from the submit script: {kind!r}")
 
     async def _enqueue_elsewhere(
         self,

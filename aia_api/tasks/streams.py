@@ -43,12 +43,14 @@ from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.tasks.hub import Subscription, SubscriptionLost
 from aia_api.tasks.parameters import AFTER, LAST_EVENT_ID, TASK_ID
-from aia_api.tasks.responses import TaskEvent, WsCommand, WsMessage
+from aia_api.tasks.responses import TaskEvent as TaskEventModel
+from aia_api.tasks.responses import WsCommand, WsMessage
 from aia_api.tasks.streaming.credential import credential_of
 from aia_api.tasks.streaming.guard import OpenStream
 from aia_api.tasks.streaming.slots import StreamLimitReached
 from aia_api.tasks.streaming.tickets import StreamTicket, issue_ticket
-from aia_workers.backbone.events import channel, events_key
+from aia_workers.backbone.event import TaskEvent
+from aia_workers.backbone.keys import channel, events_key
 from aia_workers.backbone.states import TERMINAL
 
 __all__ = ["routes"]
@@ -66,35 +68,26 @@ _TICKET = {
 }
 
 
-async def _replay(svc: Services, task_id: str, after: int) -> list[dict[str, Any]]:
+async def _replay(svc: Services, task_id: str, after: int) -> list[TaskEvent]:
     """Events of ``task_id`` with a sequence number above ``after``, oldest first."""
     entries: list[tuple[str, dict[str, str]]] = await svc.redis.xrange(  # type: ignore[assignment]
         events_key(task_id), min=f"0-{after + 1}"
     )
-    return [orjson.loads(fields["e"]) for _, fields in entries]
+    return [TaskEvent.from_json(fields["e"]) for _, fields in entries]
 
 
-def _synthetic_terminal(view: dict[str, Any]) -> dict[str, Any]:
+def _synthetic_terminal(view: dict[str, Any]) -> TaskEvent:
     # The replay stream expired but the record is final: say how it ended.
     data: dict[str, Any] = {}
     if view.get("result") is not None:
         data["result"] = view["result"]
     if view.get("error") is not None:
         data["error"] = view["error"]
-    return {
-        "task_id": view["id"],
-        "seq": view["seq"],
-        "event": view["status"],
-        "status": view["status"],
-        "time": None,
-        "data": data,
-    }
+    return TaskEvent(view["id"], view["seq"], view["status"], view["status"], None, data)
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    return (
-        f"id: {event['seq']}\nevent: {event['event']}\ndata: {orjson.dumps(event).decode()}\n\n"
-    ).encode()
+def _sse(event: TaskEvent) -> bytes:
+    return f"id: {event.seq}\nevent: {event.event}\ndata: {event.to_json()}\n\n".encode()
 
 
 def _sse_error(reason: str) -> bytes:
@@ -210,7 +203,10 @@ class _EventStream(StreamingResponse):
         200: Reply(
             "An event stream; each `data:` is a TaskEvent.",
             content={
-                "text/event-stream": {"schema": {"type": "string"}, "x-event-schema": TaskEvent}
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "x-event-schema": TaskEventModel,
+                }
             },
         )
     },
@@ -243,7 +239,7 @@ async def task_events(request: Request) -> StreamingResponse:
     except StreamLimitReached as exc:
         raise _too_many(svc, exc) from None
     try:
-        await svc.hub.attach(sub, channel(task_id))
+        await svc.hub.attach(sub, channel(task_id), TaskEvent.from_json)
         backlog = await _replay(svc, task_id, after)
     except BaseException:
         await _close(svc, stream)
@@ -255,10 +251,10 @@ async def task_events(request: Request) -> StreamingResponse:
         try:
             yield b"retry: 2000\n\n"
             for event in backlog:
-                if event["seq"] > last:
-                    last = event["seq"]
+                if event.seq > last:
+                    last = event.seq
                     yield _sse(event)
-                    if event["status"] in TERMINAL and event["event"] != "progress":
+                    if event.ends and event.event != "progress":
                         return
             if view["status"] in TERMINAL and view["seq"] > last:
                 yield _sse(_synthetic_terminal(view))
@@ -268,11 +264,11 @@ async def task_events(request: Request) -> StreamingResponse:
                 if not batch:
                     yield b": keep-alive\n\n"
                 for event in batch:
-                    if event["seq"] <= last:
+                    if event.seq <= last:
                         continue
-                    last = event["seq"]
+                    last = event.seq
                     yield _sse(event)
-                    if event["status"] in TERMINAL:
+                    if event.ends:
                         return
         except SubscriptionLost as exc:
             if stream.ended is not None:
@@ -380,12 +376,11 @@ async def _serve(ws: WebSocket, svc: Services, stream: OpenStream) -> None:
     watched: dict[str, int] = {}
     while True:
         for item in await sub.get():
-            if item.get("action") is not None:
+            if not isinstance(item, TaskEvent):
                 # The principal of now: a demotion may have changed it.
                 await _command(ws, svc, sub, stream.principal.tenant, item, watched)
                 continue
-            task_id = item["task_id"]
-            if item["seq"] <= watched.get(task_id, item["seq"]):
+            if item.seq <= watched.get(item.task_id, item.seq):
                 continue
             await _forward(ws, svc, sub, item, watched)
 
@@ -462,11 +457,11 @@ async def _command(
             }
         )
         return
-    await svc.hub.attach(sub, channel(task_id))
+    await svc.hub.attach(sub, channel(task_id), TaskEvent.from_json)
     watched[task_id] = after
     await ws.send_json({"type": "subscribed", "task_id": task_id})
     for event in await _replay(svc, task_id, after):
-        if task_id not in watched or event["seq"] <= watched[task_id]:
+        if task_id not in watched or event.seq <= watched[task_id]:
             continue
         await _forward(ws, svc, sub, event, watched)
     if task_id in watched and view["status"] in TERMINAL and view["seq"] > watched[task_id]:
@@ -477,13 +472,13 @@ async def _forward(
     ws: WebSocket,
     svc: Services,
     sub: Subscription,
-    event: dict[str, Any],
+    event: TaskEvent,
     watched: dict[str, int],
 ) -> None:
-    task_id = event["task_id"]
-    watched[task_id] = event["seq"]
-    await ws.send_json({"type": "event", **event})
-    if event["status"] in TERMINAL:
+    task_id = event.task_id
+    watched[task_id] = event.seq
+    await ws.send_json({"type": "event", **event.as_dict()})
+    if event.ends:
         # A finished task sends nothing more; stop listening for it.
         watched.pop(task_id, None)
         await svc.hub.detach(sub, channel(task_id))

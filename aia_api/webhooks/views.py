@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aia_api.tasks.views import iso_time
+from aia_workers.backbone.view import iso_time
 from aia_workers.db.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = ["attempt_view", "endpoint_view", "message_view"]

@@ -34,8 +34,9 @@ from celery.exceptions import Reject
 from kombu.transport.redis import Channel
 
 from aia_workers.backbone.broker import celery_message
-from aia_workers.backbone.events import TransitionOutcome, pending_key, task_key
+from aia_workers.backbone.events import TransitionOutcome
 from aia_workers.backbone.fairness import FairShare
+from aia_workers.backbone.keys import pending_key, task_key
 from aia_workers.backbone.publisher import get_publisher
 
 __all__ = ["DEFER_LUA", "put_back"]

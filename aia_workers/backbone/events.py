@@ -3,8 +3,10 @@
 Each change of a task is one Lua call that, atomically and in one round trip,
 updates the task's hash, assigns the next per-task sequence number, appends the
 event to the task's capped replay stream, publishes it for live subscribers and
-appends it to the recorder stream that feeds the database. Submit and
-transition share the key layout and the event shape defined here; the API runs
+appends it to the recorder stream that feeds the database. This module turns
+what a submit or a transition means (limits, poison policy, fair share) into
+the calls of those scripts (``aia_workers.backbone.scripts``), over the key
+layout of ``aia_workers.backbone.keys``, and reads their replies; the API runs
 them on an asyncio client and workers on a blocking one.
 
 A start may quarantine instead: a task whose worker process keeps dying is
@@ -25,71 +27,38 @@ from typing import Any, Literal, cast, get_args
 
 import orjson
 
-from aia_workers.backbone.fairness import MAX_DEFER_SECONDS, FairShare, waiting_key
+from aia_workers.backbone.fairness import MAX_DEFER_SECONDS, FairShare
+from aia_workers.backbone.keys import (
+    NO_BROKER_LIST,
+    NO_IDEMPOTENCY_KEY,
+    RECORDER_STREAM,
+    channel,
+    dead_letter_entries_key,
+    dead_letters_key,
+    events_key,
+    inflight_key,
+    pending_key,
+    task_key,
+    waiting_key,
+)
+from aia_workers.backbone.scripts import SubmitCall, TransitionCall
 from aia_workers.backbone.states import Event
 from aia_workers.settings import Settings
 
 __all__ = [
     "DEAD_LETTERS_PER_TENANT",
-    "RECORDER_STREAM",
-    "SUBMIT_LUA",
-    "TRANSITION_LUA",
     "DeadLetter",
     "Outcome",
     "PoisonPolicy",
     "StreamLimits",
     "TransitionOutcome",
-    "channel",
-    "dead_letter_entries_key",
-    "dead_letters_key",
     "dumps",
-    "events_key",
-    "idempotency_key",
-    "inflight_key",
-    "pending_key",
     "quarantine_message",
     "submit_args",
-    "task_key",
+    "submit_call",
     "transition_args",
+    "transition_call",
 ]
-
-RECORDER_STREAM = "aia:recorder"
-
-
-def task_key(task_id: str) -> str:
-    return f"aia:task:{task_id}"
-
-
-def events_key(task_id: str) -> str:
-    return f"aia:task:{task_id}:events"
-
-
-def channel(task_id: str) -> str:
-    return f"aia:task:{task_id}:live"
-
-
-def inflight_key(tenant: str) -> str:
-    return f"aia:inflight:{tenant}"
-
-
-def idempotency_key(tenant: str, key_digest: str) -> str:
-    return f"aia:idem:{tenant}:{key_digest}"
-
-
-def pending_key(queue: str) -> str:
-    """Tasks the API queued on Redis and no worker has started, scored by the time
-    each was queued (a task put back to wait for a slot: the time it is due)."""
-    return f"aia:pending:{queue}"
-
-
-def dead_letters_key(tenant: str) -> str:
-    """The tenant's quarantined task ids, scored by the time each was quarantined."""
-    return f"aia:deadletters:{tenant}"
-
-
-def dead_letter_entries_key(tenant: str) -> str:
-    """The tenant's dead letters by task id: JSON with what showing and replaying need."""
-    return f"aia:deadletters:{tenant}:entries"
 
 
 # Dead letters do not expire (the task's own record does, after task_ttl); a
@@ -240,188 +209,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-# The event JSON is assembled by concatenation: every interpolated value is a
-# uuid, a number, an enum value or JSON that Python already encoded.
-SUBMIT_LUA = """
-if ARGV[12] ~= '0' then
-  local prior = redis.call('GET', KEYS[4])
-  if prior then
-    local sep = string.find(prior, '|', 1, true)
-    local prior_id = string.sub(prior, 1, sep - 1)
-    if string.sub(prior, sep + 1) == ARGV[11] then return {'replay', prior_id} end
-    return {'conflict', prior_id}
-  end
-end
-local inflight = tonumber(redis.call('GET', KEYS[6]) or '0')
-if inflight >= tonumber(ARGV[19]) then return {'busy', tostring(inflight)} end
-redis.call('INCR', KEYS[6])
-if ARGV[12] ~= '0' then
-  redis.call('SET', KEYS[4], ARGV[1] .. '|' .. ARGV[11], 'EX', ARGV[12])
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[2], 'type', ARGV[3],
-  'queue', ARGV[4], 'status', 'queued', 'payload', ARGV[10], 'created_at', ARGV[5],
-  'updated_at', ARGV[5], 'attempts', 0, 'seq', 1, 'priority', ARGV[14], 'eta', ARGV[15],
-  'counted', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-local event = '{"task_id":"' .. ARGV[1] .. '","seq":1,"event":"queued","status":"queued","time":'
-  .. ARGV[5] .. ',"data":' .. ARGV[16] .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '0-1', 'e', event)
-redis.call('EXPIRE', KEYS[2], ARGV[6])
--- No PUBLISH: the id is new, so nobody can be subscribed yet; streams replay it.
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'task', ARGV[1], 'tenant', ARGV[2],
-  'type', ARGV[3], 'queue', ARGV[4], 'e', event, 'payload', ARGV[10])
-if ARGV[13] ~= '' then
-  redis.call('LPUSH', KEYS[5], ARGV[13])
-  -- Kept until the task starts, so a message lost with its worker can be
-  -- queued again (aia_workers/backbone/rescue.py).
-  redis.call('HSET', KEYS[1], 'message', ARGV[13], 'broker_key', KEYS[5])
-  redis.call('ZADD', KEYS[7], ARGV[5], ARGV[1])
-end
-if ARGV[18] ~= '' then redis.call('PUBLISH', ARGV[17], ARGV[18]) end
-return {'created', ARGV[1]}
-"""
-
-# KEYS: 1 the task's hash, 2 its event stream, 3 the recorder stream; with a
-# poison policy also 4 the tenant's dead-letter index and 5 its dead-letter
-# entries (dead_letters_key, dead_letter_entries_key).
-# ARGV: 1 task id, 2 event, 3 new status ('' keeps it), 4 now (unix seconds),
-# 5 ttl seconds, 6 events kept per task, 7 recorder stream length, 8 pub/sub
-# channel, 9 event data JSON, 10-12 tenant, type and queue for a task with no
-# record yet (10 is also the tenant of KEYS 4-5), 13 losses that quarantine
-# ('0': never), 14 dead letters kept per tenant, 15-16 the quarantine message
-# before and after the count; for a start under a fair share, 17 the tenant's
-# slots on the queue (slots_key; '' for none), 18 their number, 19 when a slot
-# taken now lapses, 20 the tenant's waiting tasks (waiting_key), 21 when an
-# entry made there now lapses; 22... hash fields to set, as name/value pairs.
-# (The tenant's in-flight counter and the slot to give back are named from the
-# record: the callers that publish outcomes do not know the tenant.)
-TRANSITION_LUA = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then
-  if ARGV[2] ~= 'started' then return {'missing', ''} end
-  -- Work that did not come through the API (beat, canvas) gets a record on first start.
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'tenant', ARGV[10], 'type', ARGV[11],
-    'queue', ARGV[12], 'status', 'queued', 'created_at', ARGV[4], 'attempts', 0, 'seq', 0,
-    'payload', 'null')
-  current = 'queued'
-end
-if current == 'succeeded' or current == 'failed' or current == 'cancelled' then
-  return {'terminal', current}
-end
-if ARGV[2] == 'progress' and current ~= 'running' then return {'ignored', current} end
-if ARGV[2] == 'started' and ARGV[17] ~= '' and current ~= 'running' then
-  -- Slots whose process stopped renewing them (killed, lost) have lapsed.
-  redis.call('ZREMRANGEBYSCORE', ARGV[17], '-inf', '(' .. ARGV[4])
-  local running = redis.call('ZCARD', ARGV[17])
-  if running >= tonumber(ARGV[18]) and not redis.call('ZSCORE', ARGV[17], ARGV[1]) then
-    -- Every slot of the tenant is taken: the task stays as it is, with no
-    -- event, and the caller puts it back to wait.
-    redis.call('ZREMRANGEBYSCORE', ARGV[20], '-inf', '(' .. ARGV[4])
-    redis.call('ZADD', ARGV[20], ARGV[21], ARGV[1])
-    redis.call('HINCRBY', KEYS[1], 'deferrals', 1)
-    redis.call('HSET', KEYS[1], 'waiting', ARGV[20])
-    redis.call('EXPIRE', KEYS[1], ARGV[5])
-    return {'deferred', current, running, redis.call('ZCARD', ARGV[20]),
-      redis.call('HEXISTS', KEYS[1], 'message')}
-  end
-end
-local name = ARGV[2]
-local status = current
-if ARGV[3] ~= '' then status = ARGV[3] end
-local losses = 0
-if name == 'started' and current == 'running' then
-  -- Nothing recorded how the last run ended: its process died or was stopped.
-  losses = redis.call('HINCRBY', KEYS[1], 'lost', 1)
-  if #KEYS >= 5 and tonumber(ARGV[13]) > 0 and losses >= tonumber(ARGV[13]) then
-    name = 'failed'
-    status = 'failed'
-  end
-end
-local quarantined = name ~= ARGV[2]
-if ARGV[2] == 'started' and ARGV[17] ~= '' and not quarantined then
-  -- A start that finds the task running (its worker was lost) takes the slot
-  -- back even over the cap: put back, the task would stay running unrun.
-  redis.call('ZADD', ARGV[17], ARGV[19], ARGV[1])
-  redis.call('HSET', KEYS[1], 'slot', ARGV[17])
-end
-if current == 'queued' and status ~= 'queued' then
-  -- Out of the pending index kept for aia_workers/backbone/rescue.py, named like the
-  -- in-flight counter from the record.
-  redis.call('ZREM', 'aia:pending:' .. redis.call('HGET', KEYS[1], 'queue'), ARGV[1])
-  redis.call('HDEL', KEYS[1], 'message', 'broker_key', 'tag')
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'status', status, 'updated_at', ARGV[4])
-if #ARGV > 21 then redis.call('HSET', KEYS[1], unpack(ARGV, 22)) end
-local data = ARGV[9]
-local err = ''
-if quarantined then
-  err = '{"type":"WorkerLost","message":' .. cjson.encode(ARGV[15] .. losses .. ARGV[16])
-    .. ',"losses":' .. losses .. '}'
-  redis.call('HSET', KEYS[1], 'error', err)
-  data = '{"error":' .. err .. '}'
-elseif name == 'started' then
-  local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-  redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
-  data = '{"attempt":' .. attempt .. '}'
-end
-if status ~= current then
-  -- No longer waiting for a slot, if it was.
-  local waiting = redis.call('HGET', KEYS[1], 'waiting')
-  if waiting then
-    redis.call('ZREM', waiting, ARGV[1])
-    redis.call('HDEL', KEYS[1], 'waiting')
-  end
-end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' or name == 'retrying' then
-  -- A retry waits for its countdown outside any slot, and asks again when it starts.
-  local slot = redis.call('HGET', KEYS[1], 'slot')
-  if slot then
-    redis.call('ZREM', slot, ARGV[1])
-    redis.call('HDEL', KEYS[1], 'slot')
-  end
-end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
-  redis.call('HSET', KEYS[1], 'finished_at', ARGV[4])
-  -- The tenant's count of tasks in flight, kept by submit.
-  if redis.call('HGET', KEYS[1], 'counted') == '1' then
-    redis.call('DECR', 'aia:inflight:' .. redis.call('HGET', KEYS[1], 'tenant'))
-  end
-end
-local event = '{"task_id":"' .. ARGV[1] .. '","seq":' .. seq .. ',"event":"' .. name
-  .. '","status":"' .. status .. '","time":' .. ARGV[4] .. ',"data":' .. data .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. seq, 'e', event)
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[8], event)
-local meta = redis.call('HMGET', KEYS[1], 'tenant', 'type', 'queue', 'payload', 'attempts',
-  'created_at', 'replay_of')
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'task', ARGV[1], 'tenant', meta[1],
-  'type', meta[2], 'queue', meta[3], 'e', event)
-if not quarantined then return {'ok', seq, status} end
--- The dead letter keeps what a replay needs: the record expires after its ttl.
--- It is filed only when KEYS 4-5 are the record's tenant's, so that no other
--- tenant can ever see it.
-if meta[1] == ARGV[10] then
-  local entry = '{"id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(meta[2])
-    .. ',"queue":' .. cjson.encode(meta[3]) .. ',"payload":' .. (meta[4] or 'null')
-    .. ',"error":' .. err .. ',"losses":' .. losses .. ',"attempts":' .. (meta[5] or '0')
-    .. ',"created_at":' .. (meta[6] or 'null') .. ',"dead_lettered_at":' .. ARGV[4]
-    .. ',"replay_of":' .. (meta[7] and cjson.encode(meta[7]) or 'null') .. '}'
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-  redis.call('HSET', KEYS[5], ARGV[1], entry)
-  local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[14])
-  if excess > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[4], 0, excess - 1)
-    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, excess - 1)
-    redis.call('HDEL', KEYS[5], unpack(oldest))
-  end
-end
-return {'quarantined', seq, status, losses}
-"""
-
-
-def submit_args(
+def submit_call(
     *,
     task_id: str,
     tenant: str,
@@ -439,50 +227,49 @@ def submit_args(
     sent_channel: str = "",
     sent_message: str = "",
     max_inflight: int = 1_000_000_000,
-) -> tuple[list[str], list[str | int | float]]:
-    """KEYS and ARGV for SUBMIT_LUA.
+) -> SubmitCall:
+    """The SUBMIT_LUA call that records ``task_id`` (see SubmitCall).
 
-    ``broker_message`` is the Celery message to LPUSH onto ``broker_key`` in the
-    same atomic step, or ``""`` when the caller enqueues through another broker;
-    ``sent_message`` is Celery's ``task-sent`` event for monitors, published on
-    ``sent_channel``. A tenant with ``max_inflight`` tasks queued or running
-    gets ``busy`` instead.
+    ``idempotency_key`` is the tenant's key (``keys.idempotency_key``), None
+    without one; ``broker_key`` the Redis list to LPUSH ``broker_message`` onto,
+    ``""`` with no message.
     """
     data = dumps({"type": type_name, "queue": queue, "priority": priority, "eta": eta})
-    keys = [
-        task_key(task_id),
-        events_key(task_id),
-        RECORDER_STREAM,
-        idempotency_key or "aia:idem:none",
-        broker_key or "aia:broker:none",
-        inflight_key(tenant),
-        pending_key(queue),
-    ]
-    args: list[str | int | float] = [
-        task_id,
-        tenant,
-        type_name,
-        queue,
-        repr(now),
-        limits.ttl_seconds,
-        limits.events_per_task,
-        limits.recorder_maxlen,
-        channel(task_id),
-        payload_json,
-        fingerprint,
-        limits.idempotency_ttl_seconds if idempotency_key else 0,
-        broker_message,
-        "" if priority is None else priority,
-        eta or "",
-        data,
-        sent_channel,
-        sent_message,
-        max_inflight,
-    ]
-    return keys, args
+    return SubmitCall(
+        task=task_key(task_id),
+        events=events_key(task_id),
+        recorder=RECORDER_STREAM,
+        idempotency=idempotency_key or NO_IDEMPOTENCY_KEY,
+        broker_list=broker_key or NO_BROKER_LIST,
+        inflight=inflight_key(tenant),
+        pending=pending_key(queue),
+        task_id=task_id,
+        tenant=tenant,
+        type_name=type_name,
+        queue=queue,
+        now=repr(now),
+        ttl=limits.ttl_seconds,
+        events_kept=limits.events_per_task,
+        recorder_maxlen=limits.recorder_maxlen,
+        payload=payload_json,
+        fingerprint=fingerprint,
+        idempotency_ttl=limits.idempotency_ttl_seconds if idempotency_key else 0,
+        broker_message=broker_message,
+        priority="" if priority is None else priority,
+        eta=eta or "",
+        event_data=data,
+        sent_channel=sent_channel,
+        sent_message=sent_message,
+        max_inflight=max_inflight,
+    )
 
 
-def transition_args(
+def submit_args(**kwargs: Any) -> tuple[list[str], list[str | int | float]]:
+    """KEYS and ARGV for SUBMIT_LUA, from submit_call's arguments."""
+    return submit_call(**kwargs).keys_and_args()
+
+
+def transition_call(
     *,
     task_id: str,
     event: Event,
@@ -493,44 +280,68 @@ def transition_args(
     fallback: tuple[str, str, str] = ("", "", ""),
     poison: PoisonPolicy | None = None,
     fair: FairShare | None = None,
-) -> tuple[list[str], list[str | int | float]]:
-    """KEYS and ARGV for TRANSITION_LUA.
+) -> TransitionCall:
+    """The TRANSITION_LUA call that applies ``event`` to ``task_id`` (see TransitionCall).
 
     ``fields`` are extra hash fields to set (result, error, progress) and
-    ``fallback`` the (tenant, type, queue) for a task that has no record yet.
-    A ``started`` event with a ``poison`` policy and a tenant in ``fallback``
-    may quarantine the task instead (the ``quarantined`` outcome); with a
-    ``fair`` share, a tenant and a queue in ``fallback``, it takes one of the
-    tenant's slots on the queue or is ``deferred``.
+    ``fallback`` the record's (tenant, type, queue) when the caller knows them:
+    they make the record of a task that has none yet, and name its tenant's
+    in-flight count and its queue's pending index in KEYS. A ``started``
+    event with a ``poison`` policy and a tenant in ``fallback`` may quarantine
+    the task instead (the ``quarantined`` outcome); with a ``fair`` share, a
+    tenant and a queue in ``fallback``, it takes one of the tenant's slots on
+    the queue or is ``deferred``.
     """
     status = event.status
-    tenant, queue = fallback[0], fallback[2]
-    keys = [task_key(task_id), events_key(task_id), RECORDER_STREAM]
-    max_losses, kept, before, after = 0, 0, "", ""
+    tenant, type_name, queue = fallback
+    dead_letters = dead_letter_entries = before = after = ""
+    max_losses, kept = 0, 0
     if event is Event.STARTED and poison is not None and tenant:
-        keys += [dead_letters_key(tenant), dead_letter_entries_key(tenant)]
+        dead_letters, dead_letter_entries = (
+            dead_letters_key(tenant),
+            dead_letter_entries_key(tenant),
+        )
         max_losses, kept = poison.max_losses, poison.dead_letters_per_tenant
         before, after = _quarantine_message_parts(task_id)
-    args: list[str | int | float] = [
-        task_id,
-        event.value,
-        status.value if status else "",
-        repr(now),
-        limits.ttl_seconds,
-        limits.events_per_task,
-        limits.recorder_maxlen,
-        channel(task_id),
-        dumps(data or {}),
-        *fallback,
-        max_losses,
-        kept,
-        before,
-        after,
-        *_slot_args(event, tenant, queue, now, fair),
-    ]
-    for name, value in (fields or {}).items():
-        args.extend((name, value))
-    return keys, args
+    slots, cap, slot_lapses_at, waiting, waiting_lapses_at = _slot_args(
+        event, tenant, queue, now, fair
+    )
+    return TransitionCall(
+        task=task_key(task_id),
+        events=events_key(task_id),
+        recorder=RECORDER_STREAM,
+        inflight=inflight_key(tenant) if tenant else "",
+        pending=pending_key(queue) if queue else "",
+        dead_letters=dead_letters,
+        dead_letter_entries=dead_letter_entries,
+        slots=slots,
+        waiting=waiting,
+        task_id=task_id,
+        event_name=event.value,
+        new_status=status.value if status else "",
+        now=repr(now),
+        ttl=limits.ttl_seconds,
+        events_kept=limits.events_per_task,
+        recorder_maxlen=limits.recorder_maxlen,
+        live_channel=channel(task_id),
+        event_data=dumps(data or {}),
+        tenant=tenant,
+        type_name=type_name,
+        queue=queue,
+        max_losses=max_losses,
+        dead_letters_kept=kept,
+        quarantine_before=before,
+        quarantine_after=after,
+        slot_cap=cap,
+        slot_lapses_at=slot_lapses_at,
+        waiting_lapses_at=waiting_lapses_at,
+        hash_fields=tuple((fields or {}).items()),
+    )
+
+
+def transition_args(**kwargs: Any) -> tuple[list[str], list[str | int | float]]:
+    """KEYS and ARGV for TRANSITION_LUA, from transition_call's arguments."""
+    return transition_call(**kwargs).keys_and_args()
 
 
 def _slot_args(

@@ -21,26 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from aia_workers.backbone.keys import slots_key
 from aia_workers.settings import Settings
 
-__all__ = ["MAX_DEFER_SECONDS", "FairShare", "slots_key", "waiting_key"]
+__all__ = ["MAX_DEFER_SECONDS", "FairShare"]
 
 # The longest a task over its tenant's cap waits before it asks again. Waits
 # grow with the tenant's backlog (see FairShare.defer_seconds), so that a
 # backlog of thousands costs a few checks a second, not thousands; a worker
 # holds each waiting message in memory until then.
 MAX_DEFER_SECONDS = 300.0
-
-
-def slots_key(queue: str, tenant: str) -> str:
-    """Task ids running for ``tenant`` on ``queue``, scored by when each slot lapses."""
-    return f"aia:slots:{queue}:{tenant}"
-
-
-def waiting_key(queue: str, tenant: str) -> str:
-    """Task ids of ``tenant`` put back to wait for a slot on ``queue``, scored by when
-    each entry lapses if its task does not ask again."""
-    return f"aia:slots:{queue}:{tenant}:waiting"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ Each batch becomes one multi-row upsert. It is idempotent and order-safe: a
 row only moves forward (a higher sequence number wins), and facts that are set
 once (payload, creation and start times) are filled whenever they are missing,
 so replaying a batch, or a stale batch arriving late, never loses information.
+Priority and ETA come from the queued event, like the payload.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from sqlalchemy import Table, and_, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from aia_workers.backbone.event import TaskEvent
 from aia_workers.db.tasks import TaskRecord
 
 __all__ = ["apply_events", "apply_rows", "merge_events"]
-
-_TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def _ts(value: Any) -> datetime:
@@ -32,7 +32,7 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
     """Fold recorder stream entries into one row per task (pure; no database)."""
     rows: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        event = json.loads(entry["e"])
+        event = TaskEvent.from_json(entry["e"])
         task_id = entry["task"]
         row = rows.get(task_id)
         if row is None:
@@ -41,7 +41,7 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
                 "tenant_id": entry.get("tenant") or "",
                 "type": entry.get("type") or "",
                 "queue": entry.get("queue") or "",
-                "status": event["status"],
+                "status": event.status,
                 "seq": 0,
                 "attempts": None,
                 "progress": None,
@@ -51,14 +51,18 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
                 "created_at": None,
                 "started_at": None,
                 "finished_at": None,
-                "updated_at": _ts(event["time"]),
+                "updated_at": _ts(event.time),
+                "priority": None,
+                "eta": None,
             }
-        seq = int(event["seq"])
-        name = event["event"]
-        data = event.get("data") or {}
-        when = _ts(event["time"])
+        seq = event.seq
+        name = event.event
+        data = event.data
+        when = _ts(event.time)
         if name == "queued":
             row["created_at"] = when
+            row["priority"] = data.get("priority")
+            row["eta"] = datetime.fromisoformat(data["eta"]) if data.get("eta") else None
             if "payload" in entry:
                 row["payload"] = json.loads(entry["payload"])
         elif name == "started":
@@ -70,11 +74,11 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
             row["result"] = data.get("result")
         elif name == "failed":
             row["error"] = data.get("error")
-        if event["status"] in _TERMINAL:
+        if event.ends:
             row["finished_at"] = when
         if seq > row["seq"]:
             row["seq"] = seq
-            row["status"] = event["status"]
+            row["status"] = event.status
             row["updated_at"] = when
     for row in rows.values():
         # A task first seen mid-life (its queued event trimmed) still needs a creation time.
@@ -117,6 +121,8 @@ def apply_rows(session: Session, rows: list[dict[str, Any]]) -> int:
             "payload": func.coalesce(table.c.payload, new.payload),
             "created_at": least(table.c.created_at, new.created_at),
             "started_at": func.coalesce(table.c.started_at, new.started_at),
+            "priority": func.coalesce(table.c.priority, new.priority),
+            "eta": func.coalesce(table.c.eta, new.eta),
         },
     )
     # One statement with many parameter sets: compiled once and cached, then

@@ -29,14 +29,14 @@ import redis
 from redis.exceptions import NoScriptError
 
 from aia_workers.backbone.events import (
-    TRANSITION_LUA,
     PoisonPolicy,
     StreamLimits,
     TransitionOutcome,
     transition_args,
 )
 from aia_workers.backbone.fairness import FairShare
-from aia_workers.backbone.states import Event
+from aia_workers.backbone.scripts import TRANSITION_LUA
+from aia_workers.backbone.states import TERMINAL, Event, Status
 from aia_workers.settings import Settings, get_settings
 
 __all__ = ["EventPublisher", "get_publisher", "reset_publisher"]
@@ -44,6 +44,8 @@ __all__ = ["EventPublisher", "get_publisher", "reset_publisher"]
 log = logging.getLogger(__name__)
 
 _Call = tuple[list[str], list[str | int | float]]
+# Statuses after which this process runs the task no more (a retry may start elsewhere).
+_LEAVES = TERMINAL | {Status.RETRYING}
 _SHA = hashlib.sha1(TRANSITION_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
@@ -68,6 +70,11 @@ class EventPublisher:
         self._pending: list[_Call] = []
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
+        # The record's (tenant, type, queue) of each task this process started,
+        # so that its later transitions name the tenant's in-flight count and
+        # the queue's pending index in KEYS: outcomes come from signal
+        # handlers that know only the task id.
+        self._records: dict[str, tuple[str, str, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventPublisher:
@@ -100,11 +107,18 @@ class EventPublisher:
         come back ``deferred`` (see FairShare): its tenant has no free slot on
         the queue, and the task must be put back to wait, not run.
         """
+        if event.status in _LEAVES:
+            fallback = self._records.pop(task_id, fallback)
+        elif event is not Event.STARTED:
+            fallback = self._records.get(task_id, fallback)
         call = self._call(task_id, event, data, fields, fallback)
         with self._send_lock:
             pending, self._pending = self._pending, []
             replies = self._execute([*pending, call])
-        return TransitionOutcome.from_reply(replies[-1])
+        outcome = TransitionOutcome.from_reply(replies[-1])
+        if event is Event.STARTED and fallback[0] and outcome.outcome == "ok":
+            self._records[task_id] = fallback
+        return outcome
 
     def progress(
         self, task_id: str, progress: Mapping[str, Any], fields: Mapping[str, str]

@@ -27,20 +27,17 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.backbone.events import RECORDER_STREAM
 from aia_workers.backbone.history_writer import apply_rows, merge_events
+from aia_workers.backbone.keys import RECORDER_DEAD_LETTERS, RECORDER_STREAM
 from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish_many
 from aia_workers.webhooks.task_events import task_finished_events
 
-__all__ = ["DEAD_LETTERS", "GROUP", "Recorder"]
+__all__ = ["GROUP", "Recorder"]
 
 log = logging.getLogger(__name__)
 
 GROUP = "recorder"
-# Entries the recorder could not write because they are bad, kept for a
-# person to look at; never entries that met a database that was down.
-DEAD_LETTERS = "aia:recorder:dead"
 _CLAIM_IDLE_MS = 60_000
 _CLAIM_EVERY_SECONDS = 30.0
 _FIRST_RETRY_SECONDS = 0.5
@@ -203,7 +200,7 @@ class Recorder:
             log.error("recorder: parking an entry it cannot write: %s", exc)
             parked: dict[Any, Any] = {**row, "error": f"{type(exc).__name__}: {exc}"[:500]}
             self._redis.xadd(
-                DEAD_LETTERS,
+                RECORDER_DEAD_LETTERS,
                 parked,
                 maxlen=10_000,
                 approximate=True,

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import redis
 
-from aia_workers.backbone.events import pending_key, task_key
+from aia_workers.backbone.keys import pending_key, task_key
 
 __all__ = ["RESCUE_LUA", "Rescuer"]
 

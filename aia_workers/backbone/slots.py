@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from aia_workers.backbone.events import task_key
+from aia_workers.backbone.keys import task_key
 from aia_workers.backbone.publisher import get_publisher
 
 __all__ = ["RENEW_LUA", "SlotKeeper", "get_keeper"]

@@ -45,3 +45,5 @@ class TaskRecord(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    eta: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -15,7 +15,7 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from aia_workers.backbone.events import RECORDER_STREAM
+from aia_workers.backbone.keys import RECORDER_STREAM
 from aia_workers.backbone.recorder import GROUP, Recorder
 from aia_workers.db.migrate import upgrade
 from aia_workers.db.session import make_engine, make_sessionmaker

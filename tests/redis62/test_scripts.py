@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from aia_workers.backbone.events import RECORDER_STREAM, channel, inflight_key
+from aia_workers.backbone.keys import RECORDER_STREAM, channel, inflight_key
 from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.states import Event
 from tests.support import TEST_LIMITS, record_submit, wait_for

@@ -16,8 +16,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from aia_workers.backbone.events import RECORDER_STREAM
-from aia_workers.backbone.recorder import DEAD_LETTERS, GROUP
+from aia_workers.backbone.keys import RECORDER_DEAD_LETTERS as DEAD_LETTERS
+from aia_workers.backbone.keys import RECORDER_STREAM
+from aia_workers.backbone.recorder import GROUP
 from tests.chaos import SubmitLoad, wait_all_terminal
 from tests.conftest import _claim_redis_db, _release
 from tests.pgserver import PostgresServer, running_postgres

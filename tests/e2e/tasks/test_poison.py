@@ -18,8 +18,10 @@ import httpx
 import pytest
 import redis
 
-from aia_workers.backbone.events import SUBMIT_LUA, PoisonPolicy, submit_args, task_key
+from aia_workers.backbone.events import PoisonPolicy, submit_args
+from aia_workers.backbone.keys import task_key
 from aia_workers.backbone.publisher import EventPublisher
+from aia_workers.backbone.scripts import SUBMIT_LUA
 from aia_workers.backbone.states import Event
 from aia_workers.diagnostics.crash import EXIT_CODE
 from tests.conftest import _claim_redis_db, _release

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 import pytest
 
@@ -94,6 +96,23 @@ def test_priority_and_countdown_are_accepted(api: httpx.Client) -> None:
     assert task["eta"] is not None
     view = wait_status(api, task["id"], {"succeeded"})
     assert view["started_at"] >= task["eta"]
+
+
+def test_priority_and_eta_show_in_the_reply_the_task_and_the_list(api: httpx.Client) -> None:
+    task = submit(api, {"seconds": 0}, priority=7, countdown=0.5)
+    assert task["priority"] == 7
+    assert task["eta"] is not None
+    view = api.get(f"/v1/tasks/{task['id']}").json()
+    assert (view["priority"], view["eta"]) == (7, task["eta"])
+
+    def listed() -> dict | None:
+        items = api.get("/v1/tasks?limit=200").json()["items"]
+        return next((i for i in items if i["id"] == task["id"]), None)
+
+    item = wait_for(listed, 20, 0.2, "the task in the recorded list")
+    assert item["priority"] == 7
+    assert item["eta"] is not None
+    assert datetime.fromisoformat(item["eta"]) == datetime.fromisoformat(task["eta"])
 
 
 def test_stack_workers_show_in_status(stack: Stack, api: httpx.Client) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from aia_workers.backbone.events import RECORDER_STREAM, events_key, task_key
+from aia_workers.backbone.keys import RECORDER_STREAM, events_key, task_key
 from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.states import Event
 from tests.support import TEST_LIMITS as LIMITS

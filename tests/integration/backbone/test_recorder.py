@@ -11,9 +11,10 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from aia_workers.backbone.events import RECORDER_STREAM
+from aia_workers.backbone.keys import RECORDER_DEAD_LETTERS as DEAD_LETTERS
+from aia_workers.backbone.keys import RECORDER_STREAM
 from aia_workers.backbone.publisher import EventPublisher
-from aia_workers.backbone.recorder import DEAD_LETTERS, GROUP, Recorder
+from aia_workers.backbone.recorder import GROUP, Recorder
 from aia_workers.backbone.states import Event
 from aia_workers.db.migrate import upgrade
 from aia_workers.db.session import make_engine, make_sessionmaker

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from aia_workers.backbone.broker import celery_message
-from aia_workers.backbone.events import pending_key, task_key
+from aia_workers.backbone.keys import pending_key, task_key
 from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.rescue import Rescuer
 from aia_workers.backbone.states import Event

@@ -1,0 +1,89 @@
+"""The Redis names of the task backbone, which the API and the workers share.
+
+Every key and channel a task touches is named here, once: the API's submit,
+the workers' transitions, the recorder, the rescuer and the fair shares all
+build their names through these functions, so the layout cannot drift
+between them. The Lua scripts (``aia_workers.backbone.scripts``) get every
+name they touch from these, through KEYS.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NO_BROKER_LIST",
+    "NO_IDEMPOTENCY_KEY",
+    "RECORDER_DEAD_LETTERS",
+    "RECORDER_STREAM",
+    "channel",
+    "dead_letter_entries_key",
+    "dead_letters_key",
+    "events_key",
+    "idempotency_key",
+    "inflight_key",
+    "pending_key",
+    "slots_key",
+    "task_key",
+    "waiting_key",
+]
+
+# Every event of every task, for the recorder to copy into the database.
+RECORDER_STREAM = "aia:recorder"
+# Recorder stream entries the recorder could not write because they are bad,
+# kept for a person to look at; never entries that met a database that was down.
+RECORDER_DEAD_LETTERS = "aia:recorder:dead"
+# Stand-ins in a script's KEYS for a key the call does not use, so that every
+# key keeps its position.
+NO_IDEMPOTENCY_KEY = "aia:idem:none"
+NO_BROKER_LIST = "aia:broker:none"
+
+
+def task_key(task_id: str) -> str:
+    """The task's live record: a hash of its status, payload, result and bookkeeping."""
+    return f"aia:task:{task_id}"
+
+
+def events_key(task_id: str) -> str:
+    """The task's capped replay stream: its events, with ids ``0-<seq>``."""
+    return f"aia:task:{task_id}:events"
+
+
+def channel(task_id: str) -> str:
+    """The pub/sub channel the task's events are published on, live."""
+    return f"aia:task:{task_id}:live"
+
+
+def inflight_key(tenant: str) -> str:
+    """How many of the tenant's tasks are queued or running (the in-flight cap's count)."""
+    return f"aia:inflight:{tenant}"
+
+
+def idempotency_key(tenant: str, key_digest: str) -> str:
+    """The task a tenant's Idempotency-Key (by its digest) made, with the request's fingerprint."""
+    return f"aia:idem:{tenant}:{key_digest}"
+
+
+def pending_key(queue: str) -> str:
+    """Tasks the API queued on Redis and no worker has started, scored by the time
+    each was queued (a task put back to wait for a slot: the time it is due)."""
+    return f"aia:pending:{queue}"
+
+
+def dead_letters_key(tenant: str) -> str:
+    """The tenant's quarantined task ids, scored by the time each was quarantined."""
+    return f"aia:deadletters:{tenant}"
+
+
+def dead_letter_entries_key(tenant: str) -> str:
+    """The tenant's dead letters by task id: JSON with what showing and replaying need."""
+    return f"aia:deadletters:{tenant}:entries"
+
+
+def slots_key(queue: str, tenant: str) -> str:
+    """Task ids running for ``tenant`` on ``queue``, scored by when each slot lapses."""
+    return f"aia:slots:{queue}:{tenant}"
+
+
+def waiting_key(queue: str, tenant: str) -> str:
+    """Task ids of ``tenant`` put back to wait for a slot on ``queue``, scored by when
+    each entry lapses if its task does not ask again."""
+    return f"aia:slots:{queue}:{tenant}:waiting"
