@@ -31,7 +31,7 @@ from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
-from aia_api.tasks.parameters import TASK_ID
+from aia_api.tasks.openapi import TASK_ID
 from aia_api.tasks.responses import DeadLetterPage, DeadLetterView, TaskView
 from aia_workers.backbone.events import DeadLetter
 from aia_workers.backbone.keys import dead_letter_entries_key, dead_letters_key, task_key

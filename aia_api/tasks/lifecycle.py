@@ -24,7 +24,7 @@ from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
-from aia_api.tasks.parameters import IDEMPOTENCY_KEY, STATUS, TASK_ID, TYPE
+from aia_api.tasks.openapi import IDEMPOTENCY_KEY, STATUS, TASK_ID, TYPE
 from aia_api.tasks.requests import SubmitVariants
 from aia_api.tasks.responses import TaskPage, TaskView
 from aia_workers.backbone.catalog import CATALOG

@@ -42,7 +42,7 @@ from aia_api.identity.principal import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.tasks.hub import Subscription, SubscriptionLost
-from aia_api.tasks.parameters import AFTER, LAST_EVENT_ID, TASK_ID
+from aia_api.tasks.openapi import AFTER, LAST_EVENT_ID, TASK_ID
 from aia_api.tasks.responses import TaskEvent as TaskEventModel
 from aia_api.tasks.responses import WsCommand, WsMessage
 from aia_api.tasks.streaming.credential import credential_of
