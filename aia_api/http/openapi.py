@@ -27,7 +27,6 @@ __all__ = [
     "ERRORS",
     "HEADERS",
     "LIMIT",
-    "MAX_PAGE",
     "SECURED",
     "SINCE",
     "WITH_BODY",

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.http.openapi import CURSOR, LIMIT, MAX_PAGE, SECURED, Reply, Tag, operation
+from aia_api.http.openapi import CURSOR, LIMIT, SECURED, Reply, Tag, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
@@ -164,7 +164,7 @@ def _not_found(task_id: str) -> Problem:
 )
 async def list_dead_letters(request: Request) -> Response:
     tenant = require(request, Permission.TASKS_READ).tenant
-    limit = page_limit(request.query_params, MAX_PAGE)
+    limit = page_limit(request.query_params)
     letters, cursor = await DeadLetters(services(request).redis, tenant).page(
         limit=limit, cursor=request.query_params.get("cursor") or None
     )

@@ -10,7 +10,6 @@ from aia_api.http.body import read_json
 from aia_api.http.openapi import (
     CURSOR,
     LIMIT,
-    MAX_PAGE,
     SECURED,
     WITH_BODY,
     Body,
@@ -138,7 +137,7 @@ async def list_tasks(request: Request) -> Response:
                 }
             ],
         )
-    limit = page_limit(params, MAX_PAGE)
+    limit = page_limit(params)
     items, cursor = await services(request).tasks.list(
         tenant,
         statuses=statuses,
