@@ -30,7 +30,7 @@ from aia_api.identity.roles import Permission
 from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
 from aia_workers.backbone.broker import redis_queue_key
-from aia_workers.backbone.observability import WORKERS_KEY
+from aia_workers.backbone.keys import WORKERS_KEY
 from aia_workers.backbone.states import Queue
 from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.webhooks.store import outbox_counts

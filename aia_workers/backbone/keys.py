@@ -14,6 +14,7 @@ __all__ = [
     "NO_IDEMPOTENCY_KEY",
     "RECORDER_DEAD_LETTERS",
     "RECORDER_STREAM",
+    "WORKERS_KEY",
     "channel",
     "dead_letter_entries_key",
     "dead_letters_key",
@@ -31,6 +32,9 @@ RECORDER_STREAM = "aia:recorder"
 # Recorder stream entries the recorder could not write because they are bad,
 # kept for a person to look at; never entries that met a database that was down.
 RECORDER_DEAD_LETTERS = "aia:recorder:dead"
+# Each live worker's registration (hostname -> JSON), refreshed by its
+# heartbeats and read by the API's /status.
+WORKERS_KEY = "aia:workers"
 # Stand-ins in a script's KEYS for a key the call does not use, so that every
 # key keeps its position.
 NO_IDEMPOTENCY_KEY = "aia:idem:none"

@@ -6,8 +6,7 @@ publish their own lifecycle. Handlers swallow Redis errors: a broken event
 pipe must not turn a finished task into a failed one.
 
 Importing this module connects nothing: the worker's app connects the
-handlers (``connect_handlers``), so a process that only reads a name from
-here, such as the API's ``WORKERS_KEY``, never runs them.
+handlers (``connect_handlers``).
 """
 
 from __future__ import annotations
@@ -25,15 +24,15 @@ from celery import Task, signals
 from celery.worker import state as worker_state
 
 from aia_workers.backbone.events import dumps
+from aia_workers.backbone.keys import WORKERS_KEY
 from aia_workers.backbone.publisher import get_publisher, reset_publisher
 from aia_workers.backbone.states import Event
 from aia_workers.errors import TaskFailure
 
-__all__ = ["WORKERS_KEY", "connect_handlers", "describe_failure"]
+__all__ = ["connect_handlers", "describe_failure"]
 
 log = logging.getLogger(__name__)
 
-WORKERS_KEY = "aia:workers"
 _registration: dict[str, Any] = {}
 
 
