@@ -38,27 +38,11 @@ from aia_workers.backbone.events import TransitionOutcome
 from aia_workers.backbone.fairness import FairShare
 from aia_workers.backbone.keys import pending_key, task_key
 from aia_workers.backbone.publisher import get_publisher
+from aia_workers.backbone.scripts import DEFER_LUA, DeferCall
 
-__all__ = ["DEFER_LUA", "put_back"]
+__all__ = ["put_back"]
 
 log = logging.getLogger(__name__)
-
-# KEYS: 1 the task's hash, 2 kombu's unacked hash, 3 kombu's unacked index,
-# 4 the pending index. ARGV: 1 task id, 2 the new message, 3 its delivery tag,
-# 4 when it is due (unix seconds). The task's list is named by its record.
-DEFER_LUA = """
-local tag = redis.call('HGET', KEYS[1], 'tag') or ARGV[1]
-redis.call('HDEL', KEYS[2], tag)
-redis.call('ZREM', KEYS[3], tag)
-local list = redis.call('HGET', KEYS[1], 'broker_key')
--- Cancelled or started meanwhile: the old message is acknowledged, and that is all.
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' or not list then return 0 end
--- At the back of the list: the messages already queued are read first.
-redis.call('LPUSH', list, ARGV[2])
-redis.call('HSET', KEYS[1], 'message', ARGV[2], 'tag', ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-return 1
-"""
 
 
 def put_back(
@@ -111,11 +95,17 @@ def _replace_message(task: Task, queue: str, wait: float) -> None:
         delivery_tag=tag,
     )
     unacked, index = _unacked_keys(task)
-    replace = get_publisher().client.register_script(DEFER_LUA)
-    replace(
-        keys=[task_key(request.id), unacked, index, pending_key(queue)],
-        args=[request.id, message, tag, repr(due)],
-    )
+    keys, args = DeferCall(
+        task=task_key(request.id),
+        unacked=unacked,
+        unacked_index=index,
+        pending=pending_key(queue),
+        task_id=request.id,
+        new_message=message,
+        new_tag=tag,
+        due=repr(due),
+    ).keys_and_args()
+    get_publisher().client.register_script(DEFER_LUA)(keys=keys, args=args)
 
 
 def _unacked_keys(task: Task) -> tuple[str, str]:

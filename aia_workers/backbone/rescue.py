@@ -27,31 +27,11 @@ import orjson
 import redis
 
 from aia_workers.backbone.keys import pending_key, task_key
+from aia_workers.backbone.scripts import RESCUE_LUA, RescueCall
 
-__all__ = ["RESCUE_LUA", "Rescuer"]
+__all__ = ["Rescuer"]
 
 log = logging.getLogger(__name__)
-
-# KEYS: the task's hash, kombu's unacked hash, the task's list, the pending index.
-# ARGV: task id, now. LPOS is Redis 6.0.6.
-RESCUE_LUA = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return 0
-end
--- Held under the task id, or under the tag of the message that put it back to wait.
-local tag = redis.call('HGET', KEYS[1], 'tag') or ARGV[1]
-if redis.call('HEXISTS', KEYS[2], tag) == 1 then return 0 end
-local message = redis.call('HGET', KEYS[1], 'message')
-if not message then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return 0
-end
-if redis.call('LPOS', KEYS[3], message) then return 0 end
-redis.call('RPUSH', KEYS[3], message)
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-return 1
-"""
 
 _BATCH = 200
 
@@ -91,9 +71,15 @@ class Rescuer:
         time.sleep(self._recheck)
         rescued = []
         for suspect in suspects:
-            pending = pending_key(suspect.queue)
-            keys = [task_key(suspect.task_id), self._unacked, suspect.broker_key, pending]
-            if self._script(keys=keys, args=[suspect.task_id, repr(time.time())]):
+            keys, args = RescueCall(
+                task=task_key(suspect.task_id),
+                unacked=self._unacked,
+                task_list=suspect.broker_key,
+                pending=pending_key(suspect.queue),
+                task_id=suspect.task_id,
+                now=repr(time.time()),
+            ).keys_and_args()
+            if self._script(keys=keys, args=args):
                 rescued.append(suspect.task_id)
         if rescued:
             self.rescued += len(rescued)

@@ -24,7 +24,19 @@ from typing import Any, ClassVar
 from aia_workers.backbone.keys import inflight_key, pending_key
 from aia_workers.backbone.states import TERMINAL
 
-__all__ = ["SUBMIT_LUA", "TRANSITION_LUA", "ScriptCall", "SubmitCall", "TransitionCall"]
+__all__ = [
+    "DEFER_LUA",
+    "RENEW_SLOT_LUA",
+    "RESCUE_LUA",
+    "SUBMIT_LUA",
+    "TRANSITION_LUA",
+    "DeferCall",
+    "RenewSlotCall",
+    "RescueCall",
+    "ScriptCall",
+    "SubmitCall",
+    "TransitionCall",
+]
 
 Arg = str | int | float
 
@@ -385,5 +397,115 @@ if meta[1] == tenant then
   end
 end
 return {'quarantined', seq, status, losses}
+"""
+)
+
+
+@dataclass(slots=True)
+class RescueCall(ScriptCall):
+    """RESCUE_LUA: queue again a task whose message a lost worker took (see backbone.rescue).
+
+    Only while the task is still queued, no worker holds its message (under the
+    task id, or the tag of the message that put it back to wait) and the message
+    is not in ``task_list`` already; 1 when it was queued again. LPOS is Redis 6.0.6.
+    """
+
+    KEYS: ClassVar[tuple[str, ...]] = ("task", "unacked", "task_list", "pending")
+
+    task: str
+    unacked: str  # kombu's hash of the messages workers hold
+    task_list: str
+    pending: str
+    task_id: str
+    now: str  # unix seconds, repr of a float
+
+
+RESCUE_LUA = (
+    _prelude(RescueCall)
+    + """
+if redis.call('HGET', task, 'status') ~= 'queued' then
+  redis.call('ZREM', pending, task_id)
+  return 0
+end
+local tag = redis.call('HGET', task, 'tag') or task_id
+if redis.call('HEXISTS', unacked, tag) == 1 then return 0 end
+local message = redis.call('HGET', task, 'message')
+if not message then
+  redis.call('ZREM', pending, task_id)
+  return 0
+end
+if redis.call('LPOS', task_list, message) then return 0 end
+redis.call('RPUSH', task_list, message)
+redis.call('ZADD', pending, now, task_id)
+return 1
+"""
+)
+
+
+@dataclass(slots=True)
+class DeferCall(ScriptCall):
+    """DEFER_LUA: put a task back to wait for a slot, replacing the message that brought it.
+
+    Acknowledges the old message (by its tag, or the task id) in kombu's unacked
+    hash and index; unless the task was cancelled or started meanwhile, pushes
+    ``new_message`` onto the list its record names and keeps it as the message
+    to rescue; 0 when it did not. The list is the one key not in KEYS: it is
+    the record's (``broker_key``, a queue's list or one of kombu's priority
+    siblings), and reading it anywhere but in this step could push the message
+    onto another list than the one the task was acknowledged from.
+    """
+
+    KEYS: ClassVar[tuple[str, ...]] = ("task", "unacked", "unacked_index", "pending")
+
+    task: str
+    unacked: str
+    unacked_index: str
+    pending: str
+    task_id: str
+    new_message: str
+    new_tag: str
+    due: str  # unix seconds, repr of a float
+
+
+DEFER_LUA = (
+    _prelude(DeferCall)
+    + """
+local tag = redis.call('HGET', task, 'tag') or task_id
+redis.call('HDEL', unacked, tag)
+redis.call('ZREM', unacked_index, tag)
+local list = redis.call('HGET', task, 'broker_key')
+-- Cancelled or started meanwhile: the old message is acknowledged, and that is all.
+if redis.call('HGET', task, 'status') ~= 'queued' or not list then return 0 end
+-- At the back of the list: the messages already queued are read first.
+redis.call('LPUSH', list, new_message)
+redis.call('HSET', task, 'message', new_message, 'tag', new_tag)
+redis.call('ZADD', pending, due, task_id)
+return 1
+"""
+)
+
+
+@dataclass(slots=True)
+class RenewSlotCall(ScriptCall):
+    """RENEW_SLOT_LUA: push a running task's slot lease to ``lapses_at``; 1 when renewed.
+
+    Only while the record still names that slot: an outcome gives it back, and
+    a renewal racing the outcome must not take it again.
+    """
+
+    KEYS: ClassVar[tuple[str, ...]] = ("task", "slots")
+
+    task: str
+    slots: str
+    task_id: str
+    lapses_at: str  # unix seconds, repr of a float
+
+
+RENEW_SLOT_LUA = (
+    _prelude(RenewSlotCall)
+    + """
+if redis.call('HGET', task, 'slot') ~= slots then return 0 end
+redis.call('ZADD', slots, lapses_at, task_id)
+return 1
 """
 )

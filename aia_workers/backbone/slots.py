@@ -17,19 +17,11 @@ import redis
 
 from aia_workers.backbone.keys import task_key
 from aia_workers.backbone.publisher import get_publisher
+from aia_workers.backbone.scripts import RENEW_SLOT_LUA, RenewSlotCall
 
-__all__ = ["RENEW_LUA", "SlotKeeper", "get_keeper"]
+__all__ = ["SlotKeeper", "get_keeper"]
 
 log = logging.getLogger(__name__)
-
-# KEYS: the task's hash, the slot set it took. ARGV: task id, when the slot now lapses.
-# Only while the record still names that slot: an outcome gives it back, and
-# a renewal racing the outcome must not take it again.
-RENEW_LUA = """
-if redis.call('HGET', KEYS[1], 'slot') ~= KEYS[2] then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
 
 
 class SlotKeeper:
@@ -38,7 +30,7 @@ class SlotKeeper:
     def __init__(self, client: redis.Redis, *, lease_seconds: float) -> None:
         self._client = client
         self._lease = lease_seconds
-        self._script = client.register_script(RENEW_LUA)
+        self._script = client.register_script(RENEW_SLOT_LUA)
         self._held: dict[str, str] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -65,7 +57,8 @@ class SlotKeeper:
         lapses = repr(time.time() + self._lease)
         pipe = self._client.pipeline(transaction=False)
         for task_id, slot in held:
-            self._script(keys=[task_key(task_id), slot], args=[task_id, lapses], client=pipe)
+            keys, args = RenewSlotCall(task_key(task_id), slot, task_id, lapses).keys_and_args()
+            self._script(keys=keys, args=args, client=pipe)
         return sum(int(r) for r in pipe.execute())
 
     def _run(self) -> None:

@@ -12,6 +12,13 @@ import redis
 
 from aia_workers.backbone.keys import RECORDER_STREAM, channel, inflight_key
 from aia_workers.backbone.publisher import EventPublisher
+from aia_workers.backbone.scripts import (
+    DEFER_LUA,
+    RENEW_SLOT_LUA,
+    RESCUE_LUA,
+    SUBMIT_LUA,
+    TRANSITION_LUA,
+)
 from aia_workers.backbone.states import Event
 from tests.support import TEST_LIMITS, record_submit, wait_for
 
@@ -52,3 +59,10 @@ def test_a_task_is_published_live_and_frees_its_inflight_slot(
     entries: list[tuple[str, dict[str, str]]] = client.xrange(RECORDER_STREAM)  # type: ignore[assignment]
     recorded = [f["e"] for _, f in entries if f["task"] == task_id]
     assert [json.loads(e)["event"] for e in recorded] == ["queued", "started", "succeeded"]
+
+
+def test_every_backbone_script_compiles(client: redis.Redis) -> None:
+    # SCRIPT LOAD compiles without running: a command or syntax this server
+    # lacks is an error here rather than in the middle of a task's life.
+    for script in (SUBMIT_LUA, TRANSITION_LUA, RESCUE_LUA, DEFER_LUA, RENEW_SLOT_LUA):
+        assert len(client.script_load(script)) == 40

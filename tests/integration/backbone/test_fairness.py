@@ -11,13 +11,12 @@ import pytest
 import redis
 
 from aia_workers.backbone.broker import celery_message
-from aia_workers.backbone.deferral import DEFER_LUA
 from aia_workers.backbone.events import PoisonPolicy, TransitionOutcome, transition_args
 from aia_workers.backbone.fairness import FairShare
 from aia_workers.backbone.keys import events_key, pending_key, slots_key, task_key, waiting_key
 from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.rescue import Rescuer
-from aia_workers.backbone.scripts import TRANSITION_LUA
+from aia_workers.backbone.scripts import DEFER_LUA, TRANSITION_LUA
 from aia_workers.backbone.slots import SlotKeeper
 from aia_workers.backbone.states import Event
 from tests.support import TEST_LIMITS, record_submit
