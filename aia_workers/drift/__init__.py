@@ -1,0 +1,1 @@
+"""Drift: reference profiles of training data, statistical tests against current data, reports."""
