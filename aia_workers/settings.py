@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # The share of predicted rows logged for drift checks, and how many are kept per version.
     prediction_log_sample_rate: float = Field(default=0.1, ge=0, le=1)
     prediction_log_max_rows: int = Field(default=10_000, ge=0)
+    # Training rows kept with each version as the reference sample of its drift
+    # checks (a seeded random sample); the tests switch method at 1,000 rows.
+    drift_reference_rows: int = Field(default=5_000, ge=1, le=1_000_000)
     # The longest time budget an experiment may ask for; ml.train's hard limit
     # (5400 s) leaves room beyond it to load the data and store the model.
     ml_max_time_budget_seconds: float = Field(default=3600, gt=0, le=4800)
