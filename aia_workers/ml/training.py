@@ -16,6 +16,8 @@ import pandas as pd
 
 from aia_workers.backbone.progress import ProgressReporter, discard_progress
 from aia_workers.db.ml import Experiment, ModelVersion
+from aia_workers.drift.profile import ReferenceProfile, ReferenceSample, build_reference
+from aia_workers.drift.references import add_reference, put_sample, sample_key
 from aia_workers.errors import TaskFailure
 from aia_workers.ml.artifacts import IntegrityError
 from aia_workers.ml.budget import grace_seconds, hard_stop
@@ -65,6 +67,7 @@ class _Trained:
     fit_seconds: float
     leaderboard: list[dict[str, Any]]  # as stored, best first
     details: dict[str, Any]
+    reference: dict[str, Any]  # the drift reference's profile and sample, as JSON
 
 
 def preload_trainers() -> None:
@@ -151,6 +154,7 @@ def _train_confined(
     """
     budget = inputs.spec.time_budget_seconds
     grace = grace_seconds(budget)
+    sample_rows = rt.settings.drift_reference_rows
 
     def work(child_report: ProgressReporter) -> tuple[dict[str, Any], bytes]:
         with hard_stop(budget + grace):
@@ -162,6 +166,8 @@ def _train_confined(
             "fit_seconds": fitted.fit_seconds,
             "leaderboard": [t.as_json() for t in fitted.leaderboard[:_LEADERBOARD_KEPT]],
             "details": json_safe(fitted.details),
+            # Here, where the model is still in memory, rather than loaded again.
+            "reference": _reference(task, inputs, fitted, sample_rows),
         }
         return summary, dump_model(fitted.model)
 
@@ -173,6 +179,22 @@ def _train_confined(
         report=report,
     )
     return _Trained(model=model, **summary)
+
+
+def _reference(task: MLTask, inputs: _Inputs, fitted: Fitted, sample_rows: int) -> dict[str, Any]:
+    """The drift reference of what was just fitted: its inputs' profile and its predictions'."""
+    if task == MLTask.FORECASTING and inputs.spec.target is not None:
+        # A forecaster takes no input columns and forecasts past the data it
+        # saw, so there are no predictions on training rows: the reference is
+        # the target series itself, which later observations are compared with.
+        columns = [{"name": inputs.spec.target, "kind": ColumnKind.NUMERIC.value}]
+        predict = None
+    else:
+        columns, predict = inputs.signature, fitted.model.predict_rows
+    reference = build_reference(
+        inputs.frame, columns, task, predict, sample_rows=sample_rows, seed=inputs.spec.seed
+    )
+    return {"profile": reference.profile.as_json(), "sample": reference.sample.as_json()}
 
 
 def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPayload) -> _Inputs:
@@ -234,12 +256,21 @@ def _register(
     # Signed as stored: a worker loads only files whose row carries this.
     mac = rt.signer.sign(tenant, key, digest)
     leaderboard = fitted.leaderboard
+    profile = ReferenceProfile.from_json(fitted.reference["profile"])
+    sample = put_sample(
+        rt.artifacts,
+        rt.signer,
+        tenant,
+        sample_key(tenant, experiment.id, payload.run_id),
+        ReferenceSample.from_json(fitted.reference["sample"], profile),
+    )
+    version_id = str(uuid.uuid4())
     with rt.sessions.begin() as session:
         registry = ModelRegistry(session, tenant, events)
         run = registry.run(payload.run_id)
         version = registry.register(
             ModelVersion(
-                id=str(uuid.uuid4()),
+                id=version_id,
                 tenant_id=tenant,
                 model_name=experiment.model_name,
                 experiment_id=experiment.id,
@@ -262,6 +293,9 @@ def _register(
                 created_at=datetime.now(UTC),
             )
         )
+        if version.id == version_id:
+            # Not when the run had registered its version already: that one has its reference.
+            add_reference(session, tenant, version.id, profile, sample)
         registry.update_run(
             payload.run_id,
             status=RunStatus.SUCCEEDED,
