@@ -53,13 +53,18 @@ def _run(code: str) -> dict[str, Any]:
 
 
 def _light_modules() -> list[str]:
-    """Every module of aia_workers but task bodies, the worker's app and ML's trainers."""
+    """Every module of aia_workers but task bodies, the worker's app and numeric domain code.
+
+    ML and drift compute with numpy and pandas; what the API may import of them
+    lives in their ``contracts`` packages.
+    """
     names = []
     for path in sorted((ROOT / "aia_workers").rglob("*.py")):
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         if name.rsplit(".", 1)[-1] in ("tasks", "tasking", "celery") or ".migrations" in name:
             continue
-        if name.startswith("aia_workers.ml.") and not name.startswith("aia_workers.ml.contracts"):
+        domain = next((d for d in ("ml", "drift") if name.startswith(f"aia_workers.{d}.")), None)
+        if domain and not name.startswith(f"aia_workers.{domain}.contracts"):
             continue
         names.append(name)
     return names
