@@ -7,6 +7,7 @@ import sys
 from aia_api.cli.identity import read_credentials
 from aia_workers.db.sealed import reseal_all
 from aia_workers.db.session import make_engine, make_sessionmaker
+from aia_workers.drift.references import sign_references
 from aia_workers.ml.artifacts import ArtifactSigner, LocalArtifactStore
 from aia_workers.ml.signing import sign_versions
 from aia_workers.secretbox import SecretBox
@@ -58,16 +59,19 @@ def sign_models(settings: Settings, *, every: bool) -> int:
     settings = _with_dev_keys(settings)
     signer = ArtifactSigner.from_settings(settings)
     engine = make_engine(settings)
+    store = LocalArtifactStore(settings.artifact_root)
     try:
-        report = sign_versions(
-            make_sessionmaker(engine),
-            LocalArtifactStore(settings.artifact_root),
-            signer,
-            every=every,
-        )
+        report = sign_versions(make_sessionmaker(engine), store, signer, every=every)
+        # Drift reference samples are signed when written: only a new key leaves any unsigned.
+        samples = sign_references(make_sessionmaker(engine), store, signer) if every else None
     finally:
         engine.dispose()
     print(f"{report.signed} model versions signed")
+    if samples is not None:
+        print(f"{samples.signed} drift reference samples signed")
+        report.changed_meanwhile += samples.changed_meanwhile
+        for reference_id, reason in samples.refused.items():
+            print(f"not signed: drift reference {reference_id}: {reason}", file=sys.stderr)
     if report.changed_meanwhile:
         print(
             f"{report.changed_meanwhile} changed while this ran; run it again to check them",
@@ -75,4 +79,4 @@ def sign_models(settings: Settings, *, every: bool) -> int:
         )
     for version_id, reason in report.refused.items():
         print(f"not signed: version {version_id}: {reason}", file=sys.stderr)
-    return 1 if report.refused else 0
+    return 1 if report.refused or (samples and samples.refused) else 0

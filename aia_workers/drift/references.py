@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.drift import DriftReference
 from aia_workers.drift.profile import ReferenceProfile, ReferenceSample
@@ -28,8 +28,16 @@ from aia_workers.ml.artifacts import (
     ModelFile,
     UnsignedArtifactError,
 )
+from aia_workers.ml.signing import SigningReport
 
-__all__ = ["StoredSample", "add_reference", "load_reference", "put_sample", "sample_key"]
+__all__ = [
+    "StoredSample",
+    "add_reference",
+    "load_reference",
+    "put_sample",
+    "sample_key",
+    "sign_references",
+]
 
 _SIGNED_AS = "drift-reference-sample:"
 
@@ -124,3 +132,45 @@ def load_reference(
         ) from exc
     profile = ReferenceProfile.from_json(row.profile)
     return profile, ReferenceSample.from_json(payload, profile)
+
+
+def sign_references(
+    sessions: sessionmaker[Session], store: ArtifactStore, signer: ArtifactSigner
+) -> SigningReport:
+    """Sign every reference sample again under ``signer``, each file checked first.
+
+    For ``aia secrets sign-models --all`` after AIA_ARTIFACT_KEY changed: samples
+    are signed when written, so only a new key leaves them to sign.
+    """
+    report = SigningReport()
+    with sessions() as session:
+        rows = session.execute(
+            select(
+                DriftReference.id,
+                DriftReference.tenant_id,
+                DriftReference.sample_key,
+                DriftReference.sample_sha256,
+            )
+        ).all()
+    for reference_id, tenant, key, sha256 in rows:
+        try:
+            store.get(key, sha256)
+        except (IntegrityError, OSError, ValueError) as exc:
+            report.refused[reference_id] = str(exc)
+            continue
+        with sessions.begin() as session:
+            # Only if the row still names the file just checked.
+            changed = session.execute(
+                update(DriftReference)
+                .where(
+                    DriftReference.id == reference_id,
+                    DriftReference.sample_key == key,
+                    DriftReference.sample_sha256 == sha256,
+                )
+                .values(sample_mac=signer.sign(tenant, _SIGNED_AS + key, sha256))
+            )
+            if changed.rowcount:  # type: ignore[attr-defined]
+                report.signed += 1
+            else:
+                report.changed_meanwhile += 1
+    return report

@@ -19,7 +19,13 @@ from aia_workers.db.migrate import upgrade
 from aia_workers.db.ml import Experiment, ModelVersion
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.drift.profile import Reference, build_reference
-from aia_workers.drift.references import add_reference, load_reference, put_sample, sample_key
+from aia_workers.drift.references import (
+    add_reference,
+    load_reference,
+    put_sample,
+    sample_key,
+    sign_references,
+)
 from aia_workers.errors import NotFoundError
 from aia_workers.ml.artifacts import (
     ArtifactSigner,
@@ -190,3 +196,27 @@ def test_a_version_has_one_reference(
     sample = put_sample(store, SIGNER, "t1", "t1/models/again.json.gz", reference.sample)
     with pytest.raises(exc.IntegrityError), sessions.begin() as session:
         add_reference(session, "t1", version_id, reference.profile, sample)
+
+
+def test_samples_are_signed_again_under_a_new_key(
+    sessions: sessionmaker[Session], store: LocalArtifactStore, tmp_path: Path
+) -> None:
+    version_id, _, row = _store(sessions, store)
+    changed_id, _, changed = _store(sessions, store, "t2")
+    (tmp_path / "artifacts" / changed.sample_key).write_bytes(b"not the sample")
+    new_key = ArtifactSigner("n" * 48)
+    with sessions() as session, pytest.raises(UnsignedArtifactError):
+        load_reference(session, "t1", version_id, store, new_key)
+
+    report = sign_references(sessions, store, new_key)
+
+    assert report.signed == 1
+    assert list(report.refused) == [changed.id]
+    with sessions() as session:
+        profile, _ = load_reference(session, "t1", version_id, store, new_key)
+        assert profile.rows == row.rows
+        # The old key no longer vouches for it, and the changed file stays refused.
+        with pytest.raises(UnsignedArtifactError):
+            load_reference(session, "t1", version_id, store, SIGNER)
+        with pytest.raises(UnsignedArtifactError):
+            load_reference(session, "t2", changed_id, store, new_key)
