@@ -51,6 +51,7 @@ from scipy.spatial import distance
 
 __all__ = [
     "FeatureKind",
+    "FloatArray",
     "Sample",
     "StatTest",
     "Statistic",
@@ -184,10 +185,11 @@ def _value_counts(reference: Sample, current: Sample) -> tuple[FloatArray, Float
     cur_counts = pd.Series(current).value_counts(sort=False)
     # sort=False: categories of mixed types cannot be ordered, and the order does not matter.
     values = ref_counts.index.union(cur_counts.index, sort=False)
-    return (
-        ref_counts.reindex(values, fill_value=0).to_numpy(dtype=np.float64),
-        cur_counts.reindex(values, fill_value=0).to_numpy(dtype=np.float64),
-    )
+    ref = ref_counts.reindex(values, fill_value=0).to_numpy(dtype=np.float64)
+    cur = cur_counts.reindex(values, fill_value=0).to_numpy(dtype=np.float64)
+    # A pandas Categorical counts its unused categories too; only values seen count.
+    seen = (ref + cur) > 0
+    return ref[seen], cur[seen]
 
 
 def _fill_empty(shares: FloatArray) -> FloatArray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial import distance
@@ -197,3 +198,16 @@ def test_psi_chosen_as_the_test_drifts_at_its_threshold() -> None:
     assert result.statistic == result.psi
     assert result.threshold == 0.1
     assert result.drifted is (result.psi >= 0.1)
+
+
+def test_unused_categories_of_a_pandas_categorical_are_not_counted() -> None:
+    dtype = pd.CategoricalDtype(["a", "b", "c", "unused"])
+    reference = pd.Series(["a"] * 30 + ["b"] * 50 + ["c"] * 20, dtype=dtype)
+    current = pd.Series(["a"] * 40 + ["b"] * 40 + ["c"] * 20, dtype=dtype)
+    plain = (reference.astype(object), current.astype(object))
+
+    for test in (StatTest.CHISQUARE, StatTest.JENSENSHANNON):
+        result = _check(FeatureKind.CATEGORICAL, test, reference, current)
+        expected = _check(FeatureKind.CATEGORICAL, test, *plain)
+        assert result.statistic == pytest.approx(expected.statistic, abs=TOLERANCE)
+        assert result.psi == pytest.approx(expected.psi, abs=TOLERANCE)
