@@ -30,7 +30,7 @@ from _harness import machine
 from scipy import stats
 
 from aia_workers.drift.check import check_dataset
-from aia_workers.drift.statistics import FeatureKind
+from aia_workers.drift.contracts.checks import FeatureKind
 
 GOAL_SECONDS = 10.0
 SEED = 0

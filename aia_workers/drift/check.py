@@ -8,10 +8,11 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
+from aia_workers.drift.contracts.checks import DriftConfig, FeatureConfig, FeatureKind
 from aia_workers.drift.errors import DriftInputError
 from aia_workers.drift.results import DatasetDrift, FeatureDrift
-from aia_workers.drift.selection import DriftConfig, FeatureConfig, select_test
-from aia_workers.drift.statistics import FeatureKind, FloatArray, Sample, compute, psi
+from aia_workers.drift.selection import select_test
+from aia_workers.drift.statistics import FloatArray, Sample, compute, psi
 
 __all__ = ["Values", "check_dataset", "check_feature"]
 

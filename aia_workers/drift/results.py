@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from aia_workers.drift.contracts.checks import FeatureKind, StatTest
 from aia_workers.drift.errors import DriftInputError
-from aia_workers.drift.statistics import FeatureKind, StatTest
 
 __all__ = ["DatasetDrift", "FeatureDrift"]
 

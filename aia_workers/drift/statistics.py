@@ -40,7 +40,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -49,11 +48,11 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
+from aia_workers.drift.contracts.checks import FeatureKind, StatTest
+
 __all__ = [
-    "FeatureKind",
     "FloatArray",
     "Sample",
-    "StatTest",
     "Statistic",
     "binned_shares",
     "compute",
@@ -70,47 +69,6 @@ _WASSERSTEIN_MIN_NORM = 0.001
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 # A numeric sample is a float array; a categorical one a Series of hashable values.
 Sample: TypeAlias = "FloatArray | pd.Series[Any]"
-
-
-class FeatureKind(StrEnum):
-    """How a feature's values are compared; the values match `ColumnKind`'s two of the same name."""
-
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-
-
-class StatTest(StrEnum):
-    """The tests a feature can be checked with (Evidently's names)."""
-
-    KS = "ks"
-    CHISQUARE = "chisquare"
-    WASSERSTEIN = "wasserstein"
-    JENSENSHANNON = "jensenshannon"
-    PSI = "psi"
-
-    @property
-    def uses_p_value(self) -> bool:
-        """True: drift is a p-value below the threshold; False: a distance at or above it."""
-        return self in (StatTest.KS, StatTest.CHISQUARE)
-
-    @property
-    def default_threshold(self) -> float:
-        """Evidently's default: p < 0.05 for the tests, a distance of 0.1 for the rest."""
-        return 0.05 if self.uses_p_value else 0.1
-
-    @property
-    def kinds(self) -> frozenset[FeatureKind]:
-        """The feature kinds this test applies to."""
-        return _KINDS[self]
-
-
-_KINDS = {
-    StatTest.KS: frozenset({FeatureKind.NUMERIC}),
-    StatTest.WASSERSTEIN: frozenset({FeatureKind.NUMERIC}),
-    StatTest.CHISQUARE: frozenset({FeatureKind.CATEGORICAL}),
-    StatTest.JENSENSHANNON: frozenset(FeatureKind),
-    StatTest.PSI: frozenset(FeatureKind),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from aia_workers.drift.check import check_dataset, check_feature
+from aia_workers.drift.contracts.checks import DriftConfig, FeatureConfig, FeatureKind, StatTest
 from aia_workers.drift.errors import DriftInputError
 from aia_workers.drift.results import DatasetDrift
-from aia_workers.drift.selection import DriftConfig, FeatureConfig
-from aia_workers.drift.statistics import FeatureKind, StatTest
 from aia_workers.errors import TaskFailure
 
 NUMERIC, CATEGORICAL = FeatureKind.NUMERIC, FeatureKind.CATEGORICAL

@@ -16,8 +16,7 @@ import pytest
 from scipy import stats
 
 from aia_workers.drift.check import check_feature
-from aia_workers.drift.selection import FeatureConfig
-from aia_workers.drift.statistics import FeatureKind, StatTest
+from aia_workers.drift.contracts.checks import FeatureConfig, FeatureKind, StatTest
 
 CATEGORIES = np.array(["a", "b", "c", "d"])
 SHARES = np.array([0.4, 0.3, 0.2, 0.1])

@@ -11,8 +11,8 @@ from scipy import stats
 from scipy.spatial import distance
 
 from aia_workers.drift.check import check_feature
-from aia_workers.drift.selection import FeatureConfig
-from aia_workers.drift.statistics import FeatureKind, StatTest, psi
+from aia_workers.drift.contracts.checks import FeatureConfig, FeatureKind, StatTest
+from aia_workers.drift.statistics import psi
 
 TOLERANCE = 1e-9
 CATEGORIES = np.array(["red", "green", "blue", "amber", "violet"])

@@ -1,0 +1,1 @@
+"""What the API may import of drift: names and configuration, no numpy, pandas or scipy."""
