@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from aia_workers.drift.contracts.checks import FeatureKind
 from aia_workers.ml.contracts.payloads import MLTask
 from aia_workers.ml.contracts.tables import ColumnKind
 
@@ -35,7 +35,6 @@ __all__ = [
     "Reference",
     "ReferenceProfile",
     "ReferenceSample",
-    "Scale",
     "ValueProfile",
     "build_reference",
     "prediction_frame",
@@ -59,19 +58,12 @@ _PROFILE_FORMAT = 1
 PredictRows = Callable[[pd.DataFrame], list[dict[str, Any]]]
 
 
-class Scale(StrEnum):
-    """How a column's values are compared: by distribution of numbers, or by category shares."""
-
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-
-
-_SCALES: Mapping[ColumnKind, Scale] = {
-    ColumnKind.NUMERIC: Scale.NUMERIC,
-    ColumnKind.DATETIME: Scale.NUMERIC,
-    ColumnKind.TEXT: Scale.NUMERIC,
-    ColumnKind.CATEGORICAL: Scale.CATEGORICAL,
-    ColumnKind.BOOLEAN: Scale.CATEGORICAL,
+_SCALES: Mapping[ColumnKind, FeatureKind] = {
+    ColumnKind.NUMERIC: FeatureKind.NUMERIC,
+    ColumnKind.DATETIME: FeatureKind.NUMERIC,
+    ColumnKind.TEXT: FeatureKind.NUMERIC,
+    ColumnKind.CATEGORICAL: FeatureKind.CATEGORICAL,
+    ColumnKind.BOOLEAN: FeatureKind.CATEGORICAL,
 }
 
 
@@ -95,7 +87,7 @@ class NumericProfile:
     std: float | None  # population (ddof=0), the norm Wasserstein distance is divided by
     quantiles: list[float] | None
     histogram: Histogram | None
-    scale: Scale = Scale.NUMERIC
+    scale: FeatureKind = FeatureKind.NUMERIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +101,7 @@ class CategoricalProfile:
     distinct: int
     categories: dict[str, int]  # commonest first
     other: int
-    scale: Scale = Scale.CATEGORICAL
+    scale: FeatureKind = FeatureKind.CATEGORICAL
 
 
 ValueProfile = NumericProfile | CategoricalProfile
@@ -253,14 +245,14 @@ def profiled_values(values: pd.Series, kind: ColumnKind) -> pd.Series:
     return pd.Series(labels, index=values.index, dtype=object)
 
 
-def profile_values(values: pd.Series, kind: str, scale: Scale) -> ValueProfile:
+def profile_values(values: pd.Series, kind: str, scale: FeatureKind) -> ValueProfile:
     """The profile of values already on ``scale`` (see ``profiled_values``)."""
     total = len(values)
     present = values.dropna()
     count = len(present)
     missing = total - count
     share = missing / total if total else 0.0
-    if scale == Scale.CATEGORICAL:
+    if scale == FeatureKind.CATEGORICAL:
         counts = present.astype(str).value_counts(sort=False)
         # Commonest first, ties by name, so the same data always gives the same profile.
         ranked = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))
@@ -292,7 +284,7 @@ def profile_values(values: pd.Series, kind: str, scale: Scale) -> ValueProfile:
 
 def prediction_frame(
     task: MLTask, outputs: Sequence[Mapping[str, Any]]
-) -> tuple[pd.DataFrame, dict[str, Scale]]:
+) -> tuple[pd.DataFrame, dict[str, FeatureKind]]:
     """A model's outputs (``predict_rows``, or the prediction log) as columns with their scales.
 
     ``prediction`` is numeric for regression and a class otherwise; other
@@ -302,10 +294,10 @@ def prediction_frame(
     and are left out.
     """
     columns: dict[str, list[Any]] = {}
-    scales: dict[str, Scale] = {}
+    scales: dict[str, FeatureKind] = {}
     rows = len(outputs)
 
-    def put(name: str, row: int, value: Any, scale: Scale) -> None:
+    def put(name: str, row: int, value: Any, scale: FeatureKind) -> None:
         if name not in columns:
             columns[name] = [None] * rows
             scales[name] = scale
@@ -320,14 +312,14 @@ def prediction_frame(
                 put(key, row, _number(value) if numeric else str(value), _scale(numeric))
             elif isinstance(value, Mapping):
                 for inner, number in value.items():
-                    put(f"{key}.{inner}", row, _number(number), Scale.NUMERIC)
+                    put(f"{key}.{inner}", row, _number(number), FeatureKind.NUMERIC)
             elif isinstance(value, bool | str):
-                put(key, row, _category(value), Scale.CATEGORICAL)
+                put(key, row, _category(value), FeatureKind.CATEGORICAL)
             elif isinstance(value, int | float):
-                put(key, row, _number(value), Scale.NUMERIC)
+                put(key, row, _number(value), FeatureKind.NUMERIC)
     frame = pd.DataFrame(
         {
-            name: pd.Series(values, dtype=float if scales[name] == Scale.NUMERIC else object)
+            name: pd.Series(values, dtype=float if scales[name] == FeatureKind.NUMERIC else object)
             for name, values in columns.items()
         },
         index=pd.RangeIndex(rows),
@@ -335,12 +327,12 @@ def prediction_frame(
     return frame, scales
 
 
-def _kept_outputs(outputs: pd.DataFrame, scales: Mapping[str, Scale]) -> list[str]:
+def _kept_outputs(outputs: pd.DataFrame, scales: Mapping[str, FeatureKind]) -> list[str]:
     nested: dict[str, list[str]] = {}
     kept: list[str] = []
     for name in outputs.columns:
         outer, dot, _ = name.partition(".")
-        if dot and scales[name] == Scale.NUMERIC:
+        if dot and scales[name] == FeatureKind.NUMERIC:
             nested.setdefault(outer, []).append(name)
         else:
             kept.append(name)
@@ -350,8 +342,8 @@ def _kept_outputs(outputs: pd.DataFrame, scales: Mapping[str, Scale]) -> list[st
     return kept
 
 
-def _scale(numeric: bool) -> Scale:
-    return Scale.NUMERIC if numeric else Scale.CATEGORICAL
+def _scale(numeric: bool) -> FeatureKind:
+    return FeatureKind.NUMERIC if numeric else FeatureKind.CATEGORICAL
 
 
 def _number(value: Any) -> float | None:
@@ -374,7 +366,7 @@ def _profile_json(profile: ValueProfile) -> dict[str, Any]:
 
 def _profile_from_json(data: Mapping[str, Any]) -> ValueProfile:
     fields = {k: v for k, v in data.items() if k != "scale"}
-    if data["scale"] == Scale.CATEGORICAL:
+    if data["scale"] == FeatureKind.CATEGORICAL:
         return CategoricalProfile(**fields)
     histogram = fields.pop("histogram")
     return NumericProfile(**fields, histogram=Histogram(**histogram) if histogram else None)
@@ -396,7 +388,7 @@ def _columns_frame(
         values = columns[name]
         if len(values) != rows:
             raise ValueError(f"the sample's column {name!r} has {len(values)} values, not {rows}")
-        if profile.scale == Scale.NUMERIC:
+        if profile.scale == FeatureKind.NUMERIC:
             data[name] = pd.Series([np.nan if v is None else v for v in values], dtype=float)
         else:
             data[name] = pd.Series(values, dtype=object)

@@ -21,7 +21,11 @@ __all__ = [
 
 
 class FeatureKind(StrEnum):
-    """How a feature's values are compared; the values match `ColumnKind`'s two of the same name."""
+    """How a feature's values are compared: as a distribution of numbers, or by category shares.
+
+    Profiles and checks share it; a table's ``ColumnKind`` maps onto it (dates and
+    text lengths are numbers, booleans are categories).
+    """
 
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aia_workers.drift.contracts.checks import FeatureKind
 from aia_workers.drift.profile import (
     QUANTILE_LEVELS,
     TOP_CATEGORIES,
@@ -16,7 +17,6 @@ from aia_workers.drift.profile import (
     NumericProfile,
     ReferenceProfile,
     ReferenceSample,
-    Scale,
     build_reference,
     prediction_frame,
 )
@@ -69,11 +69,11 @@ def test_each_kind_is_profiled_on_its_scale() -> None:
     profile = _reference().profile
     scales = {name: p.scale for name, p in profile.features.items()}
     assert scales == {
-        "x": Scale.NUMERIC,
-        "colour": Scale.CATEGORICAL,
-        "flag": Scale.CATEGORICAL,
-        "when": Scale.NUMERIC,
-        "note": Scale.NUMERIC,
+        "x": FeatureKind.NUMERIC,
+        "colour": FeatureKind.CATEGORICAL,
+        "flag": FeatureKind.CATEGORICAL,
+        "when": FeatureKind.NUMERIC,
+        "note": FeatureKind.NUMERIC,
     }
     assert {name: p.kind for name, p in profile.features.items()} == {
         c["name"]: c["kind"] for c in SIGNATURE
@@ -160,7 +160,7 @@ def test_predictions_are_profiled_by_output() -> None:
 
 def test_regression_predictions_are_numeric_and_many_classes_are_bounded() -> None:
     frame, scales = prediction_frame(MLTask.REGRESSION, [{"prediction": 1.5}, {"prediction": 2}])
-    assert scales == {"prediction": Scale.NUMERIC}
+    assert scales == {"prediction": FeatureKind.NUMERIC}
     assert frame["prediction"].tolist() == [1.5, 2.0]
 
     def many(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -180,9 +180,9 @@ def test_anomaly_outputs() -> None:
     outputs = [{"anomaly": True, "score": 0.3, "prediction": "anomaly"}]
     frame, scales = prediction_frame(MLTask.ANOMALY_DETECTION, outputs)
     assert scales == {
-        "anomaly": Scale.CATEGORICAL,
-        "score": Scale.NUMERIC,
-        "prediction": Scale.CATEGORICAL,
+        "anomaly": FeatureKind.CATEGORICAL,
+        "score": FeatureKind.NUMERIC,
+        "prediction": FeatureKind.CATEGORICAL,
     }
     assert frame.iloc[0].tolist() == ["true", 0.3, "anomaly"]
 
