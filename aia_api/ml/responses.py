@@ -1,4 +1,4 @@
-"""Response models of the ML routes, for the OpenAPI document (see ``responses``)."""
+"""Response models of the ML routes (shared ones: ``aia_api.http.responses``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A task as its tenant sees it: one JSON shape, from the live record or the history.
 
 Submit's reply, ``GET /v1/tasks/{id}``, the list and cancel all answer this
-shape (``aia_api.http.responses.TaskView`` documents it). Redis holds the live
+shape (``aia_api.tasks.responses.TaskView`` documents it). Redis holds the live
 record (``keys.task_key``) while the task is young; once it expires the
 recorder's database row stands in for it.
 """
