@@ -28,7 +28,7 @@ from aia_workers.ml.artifacts import (
     ModelFile,
     UnsignedArtifactError,
 )
-from aia_workers.ml.signing import SigningReport
+from aia_workers.ml.signing import SigningReport, sign_files
 
 __all__ = [
     "StoredSample",
@@ -142,7 +142,6 @@ def sign_references(
     For ``aia secrets sign-models --all`` after AIA_ARTIFACT_KEY changed: samples
     are signed when written, so only a new key leaves them to sign.
     """
-    report = SigningReport()
     with sessions() as session:
         rows = session.execute(
             select(
@@ -152,25 +151,21 @@ def sign_references(
                 DriftReference.sample_sha256,
             )
         ).all()
-    for reference_id, tenant, key, sha256 in rows:
-        try:
-            store.get(key, sha256)
-        except (IntegrityError, OSError, ValueError) as exc:
-            report.refused[reference_id] = str(exc)
-            continue
-        with sessions.begin() as session:
-            # Only if the row still names the file just checked.
-            changed = session.execute(
-                update(DriftReference)
-                .where(
-                    DriftReference.id == reference_id,
-                    DriftReference.sample_key == key,
-                    DriftReference.sample_sha256 == sha256,
-                )
-                .values(sample_mac=signer.sign(tenant, _SIGNED_AS + key, sha256))
-            )
-            if changed.rowcount:  # type: ignore[attr-defined]
-                report.signed += 1
-            else:
-                report.changed_meanwhile += 1
-    return report
+
+    def sign(tenant: str, key: str, sha256: str) -> str:
+        return signer.sign(tenant, _SIGNED_AS + key, sha256)
+
+    return sign_files(sessions, store, rows, sign, _record_sample_signature)
+
+
+def _record_sample_signature(
+    session: Session, reference_id: str, key: str, sha256: str, mac: str
+) -> bool:
+    """Store ``mac`` on a reference whose sample is still ``key`` with ``sha256``."""
+    r = DriftReference
+    result = session.execute(
+        update(r)
+        .where(r.id == reference_id, r.sample_key == key, r.sample_sha256 == sha256)
+        .values(sample_mac=mac)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
