@@ -42,6 +42,7 @@ __all__ = [
     "WebSocketDoc",
     "declared",
     "documented_websocket",
+    "is_source",
     "operation",
     "path_param",
     "ref",
@@ -193,10 +194,15 @@ def declared(handler: Callable[..., Any]) -> Operation | WebSocketDoc | None:
     return found if isinstance(found, Operation | WebSocketDoc) else None
 
 
+def is_source(value: Any) -> bool:
+    """Whether ``value`` is a SchemaSource (a Ref, or an object like the submit variants)."""
+    return hasattr(value, "models") and hasattr(value, "render")
+
+
 def _sources(value: Any, mode: Mode) -> Iterator[SchemaSource]:
     if isinstance(value, type) and issubclass(value, BaseModel):
         yield Ref(value, mode)
-    elif hasattr(value, "models") and hasattr(value, "render"):
+    elif is_source(value):
         yield value
     elif isinstance(value, Mapping):
         for item in value.values():

@@ -20,6 +20,7 @@ from aia_api.http.openapi import (
     Tag,
     WebSocketDoc,
     declared,
+    is_source,
     ref,
 )
 
@@ -181,7 +182,7 @@ def resolve(value: Any, registry: Registry) -> Any:
     """JSON with every model and schema source in it replaced by its schema."""
     if isinstance(value, type) and issubclass(value, BaseModel):
         return registry.ref(value)
-    if hasattr(value, "models") and hasattr(value, "render"):
+    if is_source(value):
         return value.render(registry)
     if isinstance(value, dict):
         return {k: resolve(v, registry) for k, v in value.items()}
