@@ -36,7 +36,7 @@ from aia_workers.ml.datasets import DatasetRepository
 from aia_workers.ml.registry import ModelRegistry, RunStatus
 from aia_workers.settings import Settings
 
-__all__ = ["ExperimentRequest", "RunRequest", "routes"]
+__all__ = ["ExperimentRequest", "ExperimentUpdate", "RunRequest", "routes"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
@@ -89,6 +89,23 @@ class ExperimentRequest(BaseModel):
         return self
 
 
+class ExperimentUpdate(BaseModel):
+    """What later runs and retrains of the experiment use; what it learns stays as created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=36,
+        description="The experiment's current data: a dataset with its target and feature "
+        "columns, which later runs and `ml.retrain` train on.",
+    )
+    time_budget_seconds: float | None = Field(
+        default=None, gt=0, description="As at creation; at most AIA_ML_MAX_TIME_BUDGET_SECONDS."
+    )
+
+
 class RunRequest(BaseModel):
     """One training of the experiment."""
 
@@ -138,20 +155,7 @@ async def create_experiment(request: Request) -> Response:
         with svc.sessions.begin() as session:
             dataset = DatasetRepository(session, principal.tenant).get(body.dataset_id)
             if dataset is None:
-                raise Problem(
-                    422,
-                    "dataset-not-found",
-                    "Dataset not found",
-                    f"there is no dataset {body.dataset_id}; upload one to /v1/ml/datasets",
-                    errors=[
-                        {
-                            "loc": ["body", "dataset_id"],
-                            "pointer": "/dataset_id",
-                            "message": f"there is no dataset {body.dataset_id}",
-                            "type": "not_found",
-                        }
-                    ],
-                )
+                raise _no_dataset(body.dataset_id)
             check_experiment(body.task, dataset.columns, dataset.rows, body.target, body.features)
             experiment = Experiment(
                 id=str(uuid.uuid4()),
@@ -181,6 +185,23 @@ async def create_experiment(request: Request) -> Response:
     return json_reply(view, 201, {"Location": view["links"]["self"]})
 
 
+def _no_dataset(dataset_id: str) -> Problem:
+    return Problem(
+        422,
+        "dataset-not-found",
+        "Dataset not found",
+        f"there is no dataset {dataset_id}; upload one to /v1/ml/datasets",
+        errors=[
+            {
+                "loc": ["body", "dataset_id"],
+                "pointer": "/dataset_id",
+                "message": f"there is no dataset {dataset_id}",
+                "type": "not_found",
+            }
+        ],
+    )
+
+
 async def _experiment(svc: Services, tenant: str, experiment_id: str) -> Experiment:
     def load() -> Experiment | None:
         with svc.sessions() as session:
@@ -208,6 +229,56 @@ async def get_experiment(request: Request) -> Response:
         services(request), principal.tenant, request.path_params["experiment_id"]
     )
     return json_reply(experiment_view(experiment))
+
+
+@operation(
+    id="updateExperiment",
+    summary="Change an experiment's data or budget",
+    tag=ML,
+    permission=Permission.ML_TRAIN,
+    responses={200: Reply("The experiment as changed.", ExperimentView)},
+    errors=(*SECURED, *WITH_BODY, "404"),
+    description=(
+        "Needs `ml:train`. A new `dataset_id` is checked as at creation: it must hold the "
+        "experiment's target and features (422 naming the column). Versions already "
+        "registered keep the data they were trained on."
+    ),
+    parameters=(EXPERIMENT_ID,),
+    body=Body("The fields to change.", ExperimentUpdate),
+)
+async def update_experiment(request: Request) -> Response:
+    principal = require(request, Permission.ML_TRAIN)
+    svc = services(request)
+    body = parse_model(ExperimentUpdate, await read_json(request, svc.settings.max_body_bytes))
+    if body.time_budget_seconds is not None:
+        with _options_problem():
+            check_budget(body.time_budget_seconds, svc.settings.ml_max_time_budget_seconds)
+    experiment_id = request.path_params["experiment_id"]
+
+    def store() -> Experiment:
+        with svc.sessions.begin() as session:
+            registry = ModelRegistry(session, principal.tenant)
+            experiment = registry.experiment(experiment_id)
+            if experiment is None:
+                raise NotFoundError(f"there is no experiment {experiment_id}")
+            if body.dataset_id is not None:
+                dataset = DatasetRepository(session, principal.tenant).get(body.dataset_id)
+                if dataset is None:
+                    raise _no_dataset(body.dataset_id)
+                check_experiment(
+                    MLTask(experiment.task),
+                    dataset.columns,
+                    dataset.rows,
+                    experiment.target,
+                    experiment.features,
+                )
+            changes = body.model_dump(exclude_none=True)
+            registry.update_experiment(experiment_id, **changes)
+            for field, value in changes.items():
+                setattr(experiment, field, value)
+            return experiment
+
+    return json_reply(experiment_view(await anyio.to_thread.run_sync(store)))
 
 
 @operation(
@@ -431,6 +502,7 @@ routes = [
     Route("/v1/ml/experiments", create_experiment, methods=["POST"]),
     Route("/v1/ml/experiments", list_experiments, methods=["GET"]),
     Route("/v1/ml/experiments/{experiment_id}", get_experiment, methods=["GET"]),
+    Route("/v1/ml/experiments/{experiment_id}", update_experiment, methods=["PATCH"]),
     Route("/v1/ml/experiments/{experiment_id}/runs", start_run, methods=["POST"]),
     Route("/v1/ml/experiments/{experiment_id}/runs", list_runs, methods=["GET"]),
     Route("/v1/ml/experiments/{experiment_id}/runs/{run_id}", get_run, methods=["GET"]),

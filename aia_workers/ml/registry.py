@@ -101,6 +101,13 @@ class ModelRegistry:
             )
         ).one_or_none()
 
+    def update_experiment(self, experiment_id: str, **values: Any) -> None:
+        self._session.execute(
+            update(Experiment)
+            .where(Experiment.tenant_id == self._tenant, Experiment.id == experiment_id)
+            .values(**values)
+        )
+
     def experiment_for_model(self, model_name: str) -> Experiment | None:
         return self._session.scalars(
             select(Experiment).where(

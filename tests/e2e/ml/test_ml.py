@@ -425,6 +425,42 @@ def test_other_bad_experiments(ml: httpx.Client, small: dict[str, Any]) -> None:
     assert ml.post("/v1/ml/experiments", json={**base, "name": name}).status_code == 409
 
 
+def test_an_experiment_changes_its_current_data_and_the_next_run_trains_on_it(
+    ml: httpx.Client, small: dict[str, Any]
+) -> None:
+    experiment = _experiment(
+        ml,
+        small["id"],
+        "classification",
+        target="label",
+        time_budget_seconds=3,
+        options={"estimator": "logistic_regression"},
+    )
+    rows = [{"size": -i, "colour": "red", "constant": 2, "label": i % 2} for i in range(30)]
+    fresh = ml.post("/v1/ml/datasets", json={"name": "fresh", "rows": rows}).json()
+    changed = ml.patch(experiment["links"]["self"], json={"dataset_id": fresh["id"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["dataset_id"] == fresh["id"]
+    assert ml.get(experiment["links"]["self"]).json()["dataset_id"] == fresh["id"]
+    _, done = _run(ml, experiment)
+    assert done["status"] == "succeeded", done["error"]
+    version = ml.get(done["result"]["links"]["version"]).json()
+    assert version["dataset_id"] == fresh["id"]
+
+    unfit = [{"size": i, "colour": "red"} for i in range(30)]
+    no_target = ml.post("/v1/ml/datasets", json={"name": "unfit", "rows": unfit}).json()
+    refused = ml.patch(experiment["links"]["self"], json={"dataset_id": no_target["id"]})
+    assert refused.status_code == 422
+    assert refused.json()["column"] == "label"
+    missing = ml.patch(experiment["links"]["self"], json={"dataset_id": str(uuid.uuid4())})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["pointer"] == "/dataset_id"
+    assert ml.patch(experiment["links"]["self"], json={"name": "x"}).status_code == 422
+    assert ml.get(experiment["links"]["self"]).json()["dataset_id"] == fresh["id"]
+    gone = ml.patch(f"/v1/ml/experiments/{uuid.uuid4()}", json={"time_budget_seconds": 5})
+    assert gone.status_code == 404
+
+
 def test_prediction_rows_are_checked_against_the_signature(
     ml: httpx.Client, small: dict[str, Any]
 ) -> None:
