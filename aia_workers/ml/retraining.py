@@ -31,9 +31,9 @@ from aia_workers.ml.artifacts import IntegrityError, ModelFile
 from aia_workers.ml.contracts.payloads import MLTask, RetrainPayload, TrainPayload
 from aia_workers.ml.contracts.retraining import (
     Decision,
+    check_current_data,
     check_retrainable,
     decide,
-    missing_columns,
     retrain_metric,
 )
 from aia_workers.ml.contracts.tables import DatasetError
@@ -190,18 +190,14 @@ def _plan(rt: MLRuntime, tenant: str, payload: RetrainPayload, task_id: str | No
         metric = retrain_metric(task, experiment.metric)
         if dataset is None:
             raise DatasetError(f"there is no dataset {dataset_id}")
-        # The champion must be able to predict the holdout: its inputs, unless
-        # the experiment names its features.
-        features = list(experiment.features or [])
-        if not features and champion is not None:
-            features = [str(c["name"]) for c in champion.signature]
-        missing = missing_columns(dataset.columns, experiment.target, features)
-        if missing:
-            raise DatasetError(
-                f"dataset {dataset_id} lacks the column(s) {', '.join(map(repr, missing))} "
-                f"of model {payload.model!r} (target {experiment.target!r}, features "
-                f"{', '.join(map(repr, features)) or 'chosen from the data'})"
-            )
+        check_current_data(
+            payload.model,
+            dataset_id,
+            dataset.columns,
+            experiment.target,
+            experiment.features or [],
+            champion.signature if champion else None,
+        )
     except DatasetError as exc:
         raise TaskFailure(str(exc)) from exc
     return _Plan(

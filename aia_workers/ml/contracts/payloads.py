@@ -15,6 +15,7 @@ __all__ = [
     "METRICS",
     "MLTask",
     "PredictPayload",
+    "RetrainOptions",
     "RetrainPayload",
     "RetrainTrigger",
     "TrainPayload",
@@ -75,17 +76,11 @@ class PredictPayload(BaseModel):
 RetrainTrigger = Literal["manual", "schedule", "drift", "performance"]
 
 
-class RetrainPayload(BaseModel):
-    """Train a challenger on the model's current data; promote it over the champion if it wins.
-
-    Champion and challenger are scored on one fresh holdout with the
-    experiment's metric; ``alias`` moves to the challenger only when it is
-    better by at least ``margin`` (in the metric's units) and strictly better.
-    """
+class RetrainOptions(BaseModel):
+    """How a retrain compares: which alias, by what margin, on which data (as callers choose)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200, description="The model's name.")
     alias: str = Field(
         default="production",
         pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
@@ -114,8 +109,19 @@ class RetrainPayload(BaseModel):
         default=None,
         ge=0,
         le=2**31 - 1,
-        description="Seeds the holdout split and the training; by default one of the task's own.",
+        description="Seeds the holdout split and the training; by default from the task's id.",
     )
+
+
+class RetrainPayload(RetrainOptions):
+    """Train a challenger on the model's current data; promote it over the champion if it wins.
+
+    Champion and challenger are scored on one fresh holdout with the
+    experiment's metric; ``alias`` moves to the challenger only when it is
+    better by at least ``margin`` (in the metric's units) and strictly better.
+    """
+
+    model: str = Field(min_length=1, max_length=200, description="The model's name.")
     trigger: RetrainTrigger = "manual"
     report_id: str | None = Field(
         default=None, max_length=36, description="The drift report that triggered it."

@@ -18,6 +18,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "RETRAINABLE",
     "Decision",
+    "check_current_data",
     "check_retrainable",
     "decide",
     "missing_columns",
@@ -81,6 +82,31 @@ def missing_columns(
     present = {str(c["name"]) for c in columns}
     wanted = [*([target] if target else []), *features]
     return [name for name in wanted if name not in present]
+
+
+def check_current_data(
+    model: str,
+    dataset_id: str,
+    columns: Sequence[Mapping[str, Any]],
+    target: str | None,
+    features: Sequence[str],
+    champion_signature: Sequence[Mapping[str, Any]] | None,
+) -> None:
+    """DatasetError naming every column the current data lacks.
+
+    It needs the experiment's target and features; when the experiment lets
+    the data choose its features, the champion's inputs, which it must be
+    given to predict the holdout.
+    """
+    wanted = list(features) or [str(c["name"]) for c in champion_signature or ()]
+    missing = missing_columns(columns, target, wanted)
+    if missing:
+        raise DatasetError(
+            f"dataset {dataset_id} lacks the column(s) {', '.join(map(repr, missing))} "
+            f"of model {model!r} (target {target!r}, features "
+            f"{', '.join(map(repr, wanted)) or 'chosen from the data'})",
+            column=missing[0],
+        )
 
 
 def decide(metric: str, champion: float | None, challenger: float, margin: float) -> Decision:
