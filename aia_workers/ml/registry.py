@@ -253,8 +253,11 @@ class ModelRegistry:
 
     # -- aliases ---------------------------------------------------------------
 
-    def alias(self, model_name: str, alias: str) -> ModelAlias | None:
-        return self._session.get(ModelAlias, (self._tenant, model_name, alias))
+    def alias(self, model_name: str, alias: str, *, lock: bool = False) -> ModelAlias | None:
+        """Where ``alias`` points; with ``lock``, held until commit (on PostgreSQL)."""
+        return self._session.get(
+            ModelAlias, (self._tenant, model_name, alias), with_for_update=lock or None
+        )
 
     def aliases(self, model_name: str) -> Sequence[ModelAlias]:
         return self._session.scalars(

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import sqlalchemy.exc
 from sklearn.model_selection import train_test_split
 
 from aia_workers.backbone.progress import ProgressReporter, discard_progress
@@ -288,29 +289,35 @@ def _record(
 ) -> AliasChange:
     decision: Decision = details["decision"]
     reason = _reason(payload, details)
-    with rt.sessions.begin() as session:
-        registry = ModelRegistry(session, tenant, events)
-        pointer = registry.alias(payload.model, payload.alias)
-        now_at = pointer.version if pointer else None
-        if now_at != (champion.version if champion else None):
-            # Someone moved the alias since the champion was scored; the verdict
-            # is about a model that no longer holds it. Scored again on retry.
-            raise TransientError(
-                f"the alias {payload.alias!r} of model {payload.model!r} moved while "
-                "the retrain scored its champion"
+    moved = TransientError(
+        f"the alias {payload.alias!r} of model {payload.model!r} moved while the retrain "
+        "scored its champion"
+    )
+    try:
+        with rt.sessions.begin() as session:
+            registry = ModelRegistry(session, tenant, events)
+            # Locked, so a retrain deciding at the same moment waits and then sees this move.
+            pointer = registry.alias(payload.model, payload.alias, lock=True)
+            now_at = pointer.version if pointer else None
+            if now_at != (champion.version if champion else None):
+                # The verdict is about a model that no longer holds the alias;
+                # the retry scores the one that does.
+                raise moved
+            if decision == "kept":
+                return registry.keep_alias(
+                    payload.model, payload.alias, actor=plan.actor, reason=reason, details=details
+                )
+            return registry.move_alias(
+                payload.model,
+                payload.alias,
+                details["challenger"]["version"],
+                actor=plan.actor,
+                reason=reason,
+                details=details,
             )
-        if decision == "kept":
-            return registry.keep_alias(
-                payload.model, payload.alias, actor=plan.actor, reason=reason, details=details
-            )
-        return registry.move_alias(
-            payload.model,
-            payload.alias,
-            details["challenger"]["version"],
-            actor=plan.actor,
-            reason=reason,
-            details=details,
-        )
+    except sqlalchemy.exc.IntegrityError as exc:
+        # Another retrain gave the alias its first version in the meantime.
+        raise moved from exc
 
 
 def _reason(payload: RetrainPayload, details: dict[str, Any]) -> str:
