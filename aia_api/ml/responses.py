@@ -9,7 +9,8 @@ from pydantic import Field
 
 from aia_api.http.responses import Closed, PageLinks, SelfLinks
 from aia_api.tasks.responses import TaskView
-from aia_workers.ml.contracts.payloads import MLTask
+from aia_workers.ml.contracts.payloads import MLTask, RetrainTrigger
+from aia_workers.ml.contracts.retraining import Decision
 
 __all__ = [
     "AliasMoved",
@@ -22,6 +23,7 @@ __all__ = [
     "ModelDetail",
     "ModelPage",
     "PredictionPage",
+    "RetrainDecision",
     "RunAccepted",
     "RunPage",
     "RunView",
@@ -85,13 +87,41 @@ class _VersionSummary(Closed):
     links: SelfLinks
 
 
+class _Scored(Closed):
+    version: int | None = Field(description="None when no version held the alias.")
+    score: float | None = Field(
+        description="On the holdout, in the metric's units; None if it could not be computed."
+    )
+
+
+class RetrainDecision(Closed):
+    """Why a retrain moved an alias, or kept it where it was."""
+
+    trigger: RetrainTrigger
+    report_id: str | None = Field(description="The drift report that triggered it.")
+    metric: str = Field(description="The experiment's metric, both models scored by it.")
+    champion: _Scored = Field(description="The version the alias pointed at.")
+    challenger: _Scored = Field(description="The version the retrain trained.")
+    margin: float = Field(description="How much better the challenger had to score.")
+    holdout_rows: int
+    decision: Decision = Field(
+        description="promoted (the alias moved), kept (it did not), or no_champion (the "
+        "alias pointed nowhere; the challenger took it)."
+    )
+    dataset_id: str = Field(description="The data both were scored on a holdout of.")
+    seed: int = Field(description="Seeded the holdout split and the training.")
+
+
 class _AliasChange(Closed):
     id: str
     alias: str
-    from_version: int | None
+    from_version: int | None = Field(description="Equal to to_version for a kept decision.")
     to_version: int | None = Field(description="None when the alias was removed.")
     changed_by: str | None
     reason: str | None
+    details: RetrainDecision | None = Field(
+        description="A retrain's decision; None for a move by hand."
+    )
     created_at: datetime
 
 
@@ -117,7 +147,9 @@ class ModelDetail(Closed):
     latest_version: int | None
     aliases: dict[str, int]
     versions: list[_VersionSummary] = Field(description="Newest first.")
-    alias_history: list[_AliasChange] = Field(description="Every alias move, newest first.")
+    alias_history: list[_AliasChange] = Field(
+        description="Every alias move, and every retrain's decision, newest first."
+    )
     links: SelfLinks
 
 

@@ -132,6 +132,7 @@ def alias_change_view(change: AliasChange) -> dict[str, Any]:
         "to_version": change.to_version,
         "changed_by": change.changed_by,
         "reason": change.reason,
+        "details": change.details,
         "created_at": change.created_at.isoformat(),
     }
 

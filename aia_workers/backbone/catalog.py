@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from aia_workers.backbone.states import Queue
 from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.errors import UnknownTaskTypeError
-from aia_workers.ml.contracts.payloads import PredictPayload, TrainPayload
+from aia_workers.ml.contracts.payloads import PredictPayload, RetrainPayload, TrainPayload
 
 __all__ = ["CATALOG", "TaskType", "get_task_type", "modules_for_queues"]
 
@@ -80,6 +80,17 @@ _TYPES = (
         module="aia_workers.ml.tasks",
         time_limit_seconds=300,
         description="Predicts rows with one model version, kept loaded between calls.",
+    ),
+    TaskType(
+        name="ml.retrain",
+        queue=Queue.ML,
+        payload=RetrainPayload,
+        permission="ml:train",
+        module="aia_workers.ml.tasks",
+        # A training (as ml.train) and two models scored on a holdout.
+        time_limit_seconds=5400,
+        description="Trains a challenger on the model's current data, scores it and the "
+        "champion on one fresh holdout, and moves the alias only if the challenger wins.",
     ),
 )
 

@@ -142,7 +142,7 @@ class ModelAlias(Base):
 
 
 class AliasChange(Base):
-    """One move of an alias, kept forever so any move can be undone."""
+    """One move of an alias (or a recorded decision not to move it), kept forever."""
 
     __tablename__ = "model_alias_changes"
     __table_args__ = (
@@ -157,6 +157,9 @@ class AliasChange(Base):
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     changed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Why an automatic decision went as it did (a retrain's scores and verdict). A
+    # decision to keep the alias is a row whose from_version equals its to_version.
+    details: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -260,8 +260,11 @@ class ModelRegistry:
 
     # -- aliases ---------------------------------------------------------------
 
-    def alias(self, model_name: str, alias: str) -> ModelAlias | None:
-        return self._session.get(ModelAlias, (self._tenant, model_name, alias))
+    def alias(self, model_name: str, alias: str, *, lock: bool = False) -> ModelAlias | None:
+        """Where ``alias`` points; with ``lock``, held until commit (on PostgreSQL)."""
+        return self._session.get(
+            ModelAlias, (self._tenant, model_name, alias), with_for_update=lock or None
+        )
 
     def aliases(self, model_name: str) -> Sequence[ModelAlias]:
         return self._session.scalars(
@@ -270,12 +273,21 @@ class ModelRegistry:
             .order_by(ModelAlias.alias)
         ).all()
 
-    def alias_history(self, model_name: str, alias: str | None = None) -> Sequence[AliasChange]:
+    def alias_history(
+        self, model_name: str, alias: str | None = None, *, moves_only: bool = False
+    ) -> Sequence[AliasChange]:
+        """The alias changes of ``model_name``, newest first.
+
+        With ``moves_only``, without the decisions that left an alias where it
+        was (a retrain's "kept"): those are history, but not moves to undo.
+        """
         stmt = select(AliasChange).where(
             AliasChange.tenant_id == self._tenant, AliasChange.model_name == model_name
         )
         if alias is not None:
             stmt = stmt.where(AliasChange.alias == alias)
+        if moves_only:
+            stmt = stmt.where(AliasChange.from_version.is_distinct_from(AliasChange.to_version))
         return self._session.scalars(
             stmt.order_by(AliasChange.created_at.desc(), AliasChange.id.desc())
         ).all()
@@ -288,8 +300,12 @@ class ModelRegistry:
         *,
         actor: str | None,
         reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> AliasChange:
-        """Point ``alias`` at ``version`` (None removes it) and record the move."""
+        """Point ``alias`` at ``version`` (None removes it) and record the move.
+
+        ``details`` (JSON) says why, when a decision made the move (a retrain's scores).
+        """
         if version is not None and self.version(model_name, version) is None:
             raise NotFoundError(f"model {model_name!r} has no version {version}")
         now = datetime.now(UTC)
@@ -321,27 +337,63 @@ class ModelRegistry:
             to_version=version,
             changed_by=actor,
             reason=reason,
+            details=dict(details) if details is not None else None,
             created_at=now,
         )
         self._session.add(change)
         self._session.flush()
-        self._announce(
-            "model.alias_changed",
-            {
-                "model": model_name,
-                "alias": alias,
-                "from_version": before,
-                "to_version": version,
-                "changed_by": actor,
-                "reason": reason,
-            },
-            dedupe_key=f"model.alias_changed:{change.id}",
+        event: dict[str, Any] = {
+            "model": model_name,
+            "alias": alias,
+            "from_version": before,
+            "to_version": version,
+            "changed_by": actor,
+            "reason": reason,
+        }
+        if details is not None:
+            event["details"] = change.details
+        self._announce("model.alias_changed", event, dedupe_key=f"model.alias_changed:{change.id}")
+        return change
+
+    def keep_alias(
+        self,
+        model_name: str,
+        alias: str,
+        *,
+        actor: str | None,
+        reason: str | None,
+        details: Mapping[str, Any],
+    ) -> AliasChange:
+        """Record a decision to leave ``alias`` where it points, and why.
+
+        A history row whose ``from_version`` equals its ``to_version``; nothing
+        moved, so nothing is announced and a rollback passes over it.
+        """
+        current = self.alias(model_name, alias)
+        if current is None:
+            raise NotFoundError(f"model {model_name!r} has no alias {alias!r}")
+        change = AliasChange(
+            id=str(uuid.uuid4()),
+            tenant_id=self._tenant,
+            model_name=model_name,
+            alias=alias,
+            from_version=current.version,
+            to_version=current.version,
+            changed_by=actor,
+            reason=reason,
+            details=dict(details),
+            created_at=datetime.now(UTC),
         )
+        self._session.add(change)
+        self._session.flush()
         return change
 
     def rollback_alias(self, model_name: str, alias: str, *, actor: str | None) -> AliasChange:
-        """Undo the alias's last move: point it back where it was before."""
-        history = self.alias_history(model_name, alias)
+        """Undo the alias's last move: point it back where it was before.
+
+        Decisions that left the alias in place are not moves; they are passed over.
+        """
+        history = self.alias_history(model_name, alias, moves_only=True)
         if not history:
             raise NotFoundError(f"model {model_name!r} has no alias {alias!r} to roll back")
         last = history[0]

@@ -13,14 +13,15 @@ from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
 from aia_workers.errors import TransientError
-from aia_workers.ml.contracts.payloads import PredictPayload, TrainPayload
+from aia_workers.ml.contracts.payloads import PredictPayload, RetrainPayload, TrainPayload
 from aia_workers.ml.memory import cap_memory
 from aia_workers.ml.prediction import predict as predict_rows
+from aia_workers.ml.retraining import retrain as retrain_model
 from aia_workers.ml.runtime import runtime
 from aia_workers.ml.training import preload_trainers, train_run
 from aia_workers.settings import get_settings
 
-__all__ = ["predict", "train"]
+__all__ = ["predict", "retrain", "train"]
 
 # Only ml workers import this module. Importing the trainers here, in the
 # worker's main process before it forks its pool, spares each pool process
@@ -63,4 +64,17 @@ def predict(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
     with _database_outage_is_transient():
         return predict_rows(
             runtime(), tenant, PredictPayload.model_validate(payload), task_id=self.request.id
+        )
+
+
+@aia_task(get_task_type("ml.retrain"))
+def retrain(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
+    with _database_outage_is_transient():
+        return retrain_model(
+            runtime(),
+            tenant,
+            RetrainPayload.model_validate(payload),
+            task_id=self.request.id,
+            events=to_webhooks,
+            report=progress_reporter(self),
         )

@@ -33,7 +33,7 @@ from aia_workers.ml.serving import dump_model
 from aia_workers.ml.trainers.fitted import Fitted, TrainingSpec, json_safe
 from aia_workers.ml.trainers.frames import classification_labels, frame_from_csv
 
-__all__ = ["preload_trainers", "train_fitted", "train_run"]
+__all__ = ["TrainingInputs", "load_inputs", "preload_trainers", "train_fitted", "train_run"]
 
 # Where each kind's trainer lives: imported when first needed.
 _TRAINERS: Mapping[MLTask, tuple[str, str]] = {
@@ -49,7 +49,9 @@ _LEADERBOARD_KEPT = 200
 
 
 @dataclass(frozen=True, slots=True)
-class _Inputs:
+class TrainingInputs:
+    """What a run trains on: the typed rows, the spec, the model's signature, the dataset."""
+
     frame: pd.DataFrame
     spec: TrainingSpec
     signature: list[dict[str, str]]
@@ -99,11 +101,14 @@ def train_run(
     task_id: str | None,
     events: ModelEvents,
     report: ProgressReporter = discard_progress,
+    inputs: TrainingInputs | None = None,
 ) -> dict[str, Any]:
     """Train the run's experiment, store the model, register a version; a summary back.
 
     The new version is announced through ``events`` in the transaction that
-    registers it.
+    registers it. ``inputs`` are the rows to train on when the caller has
+    loaded them already (``load_inputs``), perhaps fewer: a retrain keeps a
+    holdout back; by default the run's dataset, whole.
 
     Problems a person must fix (bad data, options out of bounds, a changed
     artifact, a run past its budget or memory cap) end the run as failed with
@@ -127,7 +132,8 @@ def train_run(
         )
         session.expunge(experiment)
     try:
-        inputs = _inputs(rt, tenant, experiment, payload)
+        if inputs is None:
+            inputs = load_inputs(rt, tenant, experiment, payload.options, payload.seed)
         task = MLTask(experiment.task)
         fitted = _train_confined(rt, task, inputs, report)
         summary = _register(rt, tenant, experiment, payload, inputs, fitted, task_id, events)
@@ -144,7 +150,7 @@ def train_run(
 
 
 def _train_confined(
-    rt: MLRuntime, task: MLTask, inputs: _Inputs, report: ProgressReporter
+    rt: MLRuntime, task: MLTask, inputs: TrainingInputs, report: ProgressReporter
 ) -> _Trained:
     """Train in a child process that keeps to the run's time budget and memory cap.
 
@@ -181,7 +187,9 @@ def _train_confined(
     return _Trained(model=model, **summary)
 
 
-def _reference(task: MLTask, inputs: _Inputs, fitted: Fitted, sample_rows: int) -> dict[str, Any]:
+def _reference(
+    task: MLTask, inputs: TrainingInputs, fitted: Fitted, sample_rows: int
+) -> dict[str, Any]:
     """The drift reference of what was just fitted: its inputs' profile and its predictions'."""
     if task == MLTask.FORECASTING and inputs.spec.target is not None:
         # A forecaster takes no input columns and forecasts past the data it
@@ -197,17 +205,29 @@ def _reference(task: MLTask, inputs: _Inputs, fitted: Fitted, sample_rows: int) 
     return {"profile": reference.profile.as_json(), "sample": reference.sample.as_json()}
 
 
-def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPayload) -> _Inputs:
+def load_inputs(
+    rt: MLRuntime,
+    tenant: str,
+    experiment: Experiment,
+    run_options: Mapping[str, Any],
+    seed: int,
+) -> TrainingInputs:
+    """The rows and spec a run of ``experiment`` trains on, its options checked.
+
+    ``run_options`` go over the experiment's; their ``dataset_id`` names the
+    data (by default the experiment's dataset). DatasetError or ValueError
+    (OptionsError) for data or options the experiment cannot train on.
+    """
     task = MLTask(experiment.task)
     # Checked again, as the API did: what is stored may predate a lower bound,
     # or may not have come through the API at all.
     check_budget(experiment.time_budget_seconds, rt.settings.ml_max_time_budget_seconds)
     options = check_options(
         task,
-        {k: v for k, v in {**experiment.options, **payload.options}.items() if k != "dataset_id"},
+        {k: v for k, v in {**experiment.options, **run_options}.items() if k != "dataset_id"},
         OptionLimits.from_settings(rt.settings),
     )
-    dataset_id = str(payload.options.get("dataset_id") or experiment.dataset_id)
+    dataset_id = str(run_options.get("dataset_id") or experiment.dataset_id)
     with rt.sessions() as session:
         dataset = DatasetRepository(session, tenant).get(dataset_id)
     if dataset is None:
@@ -228,7 +248,7 @@ def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPa
         kinds={c: kinds[c] for c in [*features, *([target] if target else [])]},
         time_budget_seconds=experiment.time_budget_seconds,
         metric=experiment.metric,
-        seed=payload.seed,
+        seed=seed,
         options=options,
     )
     # Forecasting models take a number of steps, not input columns.
@@ -237,7 +257,7 @@ def _inputs(rt: MLRuntime, tenant: str, experiment: Experiment, payload: TrainPa
         if task == MLTask.FORECASTING
         else [{"name": c, "kind": kinds[c].value} for c in features]
     )
-    return _Inputs(frame, spec, signature, dataset_id)
+    return TrainingInputs(frame, spec, signature, dataset_id)
 
 
 def _register(
@@ -245,7 +265,7 @@ def _register(
     tenant: str,
     experiment: Experiment,
     payload: TrainPayload,
-    inputs: _Inputs,
+    inputs: TrainingInputs,
     fitted: _Trained,
     task_id: str | None,
     events: ModelEvents,

@@ -53,6 +53,11 @@ class ModelAliasChanged(_Payload):
     to_version: int | None
     changed_by: str | None
     reason: str | None = None
+    details: dict[str, Any] | None = Field(
+        default=None,
+        description="When a retrain moved it: the trigger, the metric, both models' "
+        "scores on the holdout, the margin and the decision.",
+    )
 
 
 class WebhookTest(_Payload):

@@ -157,6 +157,40 @@ def test_alias_moves_are_kept_and_rollback_is_one_call(sessions: sessionmaker[Se
         assert registry.alias_history("churn", "staging")[0].to_version is None
 
 
+def test_a_decision_to_keep_an_alias_is_history_but_not_a_move(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment = _experiment(sessions)
+    for _ in range(3):
+        _register(sessions, experiment, str(uuid.uuid4()))
+    kept = {"decision": "kept", "champion": {"version": 2, "score": 0.9}}
+    with sessions.begin() as session:
+        registry = ModelRegistry(session, "t1", to_webhooks)
+        with pytest.raises(NotFoundError):
+            # There is nothing to keep before the alias points anywhere.
+            registry.keep_alias("churn", "production", actor="a", reason=None, details=kept)
+        registry.move_alias("churn", "production", 1, actor="user:a")
+        registry.move_alias("churn", "production", 2, actor="task:t", details={"decision": "x"})
+        registry.keep_alias("churn", "production", actor="task:u", reason="kept", details=kept)
+    with sessions() as session:
+        registry = ModelRegistry(session, "t1", to_webhooks)
+        assert registry.resolve("churn", version=None, alias=None).version == 2
+        history = registry.alias_history("churn", "production")
+        assert [(c.from_version, c.to_version, c.details) for c in history] == [
+            (2, 2, kept),
+            (1, 2, {"decision": "x"}),
+            (None, 1, None),
+        ]
+        moves = registry.alias_history("churn", "production", moves_only=True)
+        assert [(c.from_version, c.to_version) for c in moves] == [(1, 2), (None, 1)]
+    with sessions.begin() as session:
+        # The rollback undoes the last move (1 to 2), passing over the kept decision.
+        change = ModelRegistry(session, "t1", to_webhooks).rollback_alias(
+            "churn", "production", actor="user:c"
+        )
+        assert (change.from_version, change.to_version) == (2, 1)
+
+
 def test_prediction_log_keeps_the_newest(sessions: sessionmaker[Session]) -> None:
     start = datetime.now(UTC)
 
