@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -164,11 +165,25 @@ class AliasChange(Base):
 
 
 class PredictionLog(Base):
-    """A sampled prediction and the version that served it; drift checks read these."""
+    """A sampled prediction, the version that served it and, once fed back, its true label.
+
+    Drift checks read these; performance checks read the labelled ones.
+    """
 
     __tablename__ = "prediction_logs"
     __table_args__ = (
         Index("ix_predictions_model", "tenant_id", "model_name", "version", "created_at"),
+        # Few rows are ever labelled: a partial index lets a performance check (and the
+        # trimming of labelled rows) read just those, not every logged prediction.
+        Index(
+            "ix_predictions_labelled",
+            "tenant_id",
+            "model_name",
+            "version",
+            "created_at",
+            postgresql_where=text("label IS NOT NULL"),
+            sqlite_where=text("label IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -179,3 +194,6 @@ class PredictionLog(Base):
     inputs: Mapped[Any] = mapped_column(JSON)
     outputs: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # SQL NULL, not JSON null, for "no label yet": a label is never null itself.
+    label: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

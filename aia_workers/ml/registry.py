@@ -413,7 +413,12 @@ class ModelRegistry:
     # -- predictions -----------------------------------------------------------
 
     def log_predictions(self, entries: Sequence[PredictionLog], *, keep: int) -> None:
-        """Store sampled predictions; keep at most ``keep`` (the newest) per version."""
+        """Store sampled predictions; keep the newest ``keep`` unlabelled ones per version.
+
+        Labelled predictions are not counted or trimmed here: ground truth often
+        arrives long after the prediction, and new traffic must not push out what
+        a performance check needs (``ml.feedback`` bounds those on its own).
+        """
         if not entries:
             return
         for entry in entries:
@@ -425,6 +430,7 @@ class ModelRegistry:
             PredictionLog.tenant_id == self._tenant,
             PredictionLog.model_name == first.model_name,
             PredictionLog.version == first.version,
+            PredictionLog.label.is_(None),
         )
         cutoff = self._session.scalar(
             select(PredictionLog.created_at)
