@@ -37,11 +37,13 @@ def predict(
         outputs = model.predict_rows(frame_from_rows(payload.rows, kinds))
     except (DatasetError, IntegrityError, ValueError) as exc:
         raise TaskFailure(str(exc)) from exc
-    _log(rt, tenant, payload, outputs, task_id)
+    logged = _log(rt, tenant, payload, outputs, task_id)
     return {
         "model": payload.model,
         "version": payload.version,
         "predictions": outputs,
+        # Parallel to predictions: the id to send ground truth for, null where unlogged.
+        "prediction_ids": logged,
         "model_cache": "hit" if cached else "miss",
     }
 
@@ -52,14 +54,22 @@ def _log(
     payload: PredictPayload,
     outputs: list[dict[str, Any]],
     task_id: str | None,
-) -> None:
+) -> list[str | None]:
+    """Log a sample of the rows; per output, the id of its log entry or None if not sampled."""
     rate = rt.settings.prediction_log_sample_rate
     keep = rt.settings.prediction_log_max_rows
     if rate <= 0 or keep <= 0:
-        return
+        return [None] * len(outputs)
     now = datetime.now(UTC)
-    sampled = [
-        PredictionLog(
+    ids: list[str | None] = []
+    sampled: list[PredictionLog] = []
+    for row, output in zip(payload.rows, outputs, strict=False):
+        # Past ``keep`` rows the trim below would delete this batch's own rows (they
+        # share one timestamp), leaving ids that name nothing.
+        if len(sampled) >= keep or (rate < 1 and random.random() >= rate):
+            ids.append(None)
+            continue
+        entry = PredictionLog(
             id=str(uuid.uuid4()),
             tenant_id=tenant,
             model_name=payload.model,
@@ -69,8 +79,11 @@ def _log(
             outputs=output,
             created_at=now,
         )
-        for row, output in zip(payload.rows, outputs, strict=False)
-        if rate >= 1 or random.random() < rate
-    ]
+        ids.append(entry.id)
+        sampled.append(entry)
+    # An output with no row of its own (zip stops at the shorter) is not logged,
+    # but still has its place in the list, which stays parallel to the outputs.
+    ids += [None] * (len(outputs) - len(ids))
     with rt.sessions.begin() as session:
         ModelRegistry(session, tenant).log_predictions(sampled, keep=keep)
+    return ids
