@@ -286,7 +286,8 @@ async def delete_alias(request: Request) -> Response:
     permission=Permission.ML_PREDICT,
     responses={
         202: Reply(
-            "Queued as an `ml.predict` task; its result holds the predictions.",
+            "Queued as an `ml.predict` task; its result holds the predictions and, "
+            "parallel to them, `prediction_ids`.",
             TaskView,
             headers=("Location",),
         )
@@ -296,7 +297,10 @@ async def delete_alias(request: Request) -> Response:
         "Needs `ml:predict`. Uses `version`, else `alias`, else the `production` "
         "alias, else the latest version. Rows are checked against the version's "
         "signature: a missing column or a value of the wrong kind is a 422 naming "
-        "the row and column."
+        "the row and column. The task's result has `model`, `version`, `predictions`, "
+        "`model_cache` and `prediction_ids`: one per prediction, the id to send its true "
+        "label to `POST /v1/ml/models/{name}/feedback` with, or null where the row was not "
+        "logged: only a sample of rows is (AIA_PREDICTION_LOG_SAMPLE_RATE)."
     ),
     parameters=(MODEL_NAME,),
     body=Body("The rows, and which version.", PredictRequest),

@@ -20,6 +20,7 @@ __all__ = [
     "DatasetView",
     "ExperimentPage",
     "ExperimentView",
+    "FeedbackResult",
     "ModelDetail",
     "ModelPage",
     "PredictionPage",
@@ -198,6 +199,16 @@ class _Prediction(Closed):
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     created_at: datetime
+    label: Any = Field(description="The true label fed back for it; null until then.")
+    labelled_at: datetime | None
+
+
+class FeedbackResult(Closed):
+    labelled: int = Field(description="Predictions labelled (or labelled again).")
+    unknown: list[str] = Field(
+        description="Ids with no logged prediction of this model: never sampled into the "
+        "log, trimmed from it since, or not this tenant's."
+    )
 
 
 class PredictionPage(Closed):

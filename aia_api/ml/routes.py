@@ -1,7 +1,13 @@
 """Every route of ML, in the order the app mounts them."""
 
-from aia_api.ml import datasets, experiments, models, retraining
+from aia_api.ml import datasets, experiments, feedback, models, retraining
 
 __all__ = ["routes"]
 
-routes = [*datasets.routes, *experiments.routes, *models.routes, *retraining.routes]
+routes = [
+    *datasets.routes,
+    *experiments.routes,
+    *models.routes,
+    *retraining.routes,
+    *feedback.routes,
+]

@@ -167,4 +167,6 @@ def prediction_view(entry: PredictionLog) -> dict[str, Any]:
         "inputs": entry.inputs,
         "outputs": entry.outputs,
         "created_at": entry.created_at.isoformat(),
+        "label": entry.label,
+        "labelled_at": entry.labelled_at.isoformat() if entry.labelled_at else None,
     }
