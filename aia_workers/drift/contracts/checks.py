@@ -16,6 +16,7 @@ __all__ = [
     "DriftConfig",
     "FeatureConfig",
     "FeatureKind",
+    "PerformanceConfig",
     "StatTest",
 ]
 
@@ -110,4 +111,27 @@ class DriftConfig(BaseModel):
         gt=0,
         le=1,
         description="The dataset drifts when at least this share of its features drift.",
+    )
+
+
+class PerformanceConfig(BaseModel):
+    """When a version's metric on fed-back labels counts as having dropped from its training value.
+
+    ``max_drop`` is in the metric's own units for the unitless scores (accuracy,
+    f1, roc_auc, r2: 0.05 is five points) and a share of the training value for
+    the errors in the target's units (mae, rmse, neg_mae: 0.05 is 5 % worse),
+    for which no one absolute figure would suit every target.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_drop: float = Field(
+        default=0.05,
+        ge=0,
+        description="Drifted when the live metric is worse than the training one by more.",
+    )
+    min_labels: int = Field(
+        default=30,
+        ge=2,
+        description="Fewer labelled predictions in the window than this measure nothing.",
     )
