@@ -1,7 +1,7 @@
 """Ground truth fed back for logged predictions: a label, when it came, and an index on them.
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from aia_workers.db.base import UTCDateTime
 
 revision = "0012"
-down_revision = "0013"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
