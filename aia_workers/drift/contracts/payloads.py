@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from aia_workers.drift.contracts.checks import DriftConfig
 
 __all__ = [
+    "DriftCheckOptions",
     "DriftCheckPayload",
     "DriftPolicyBody",
     "RetrainOn",
@@ -23,8 +24,8 @@ __all__ = [
 _ALIAS = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 
 
-class DriftCheckPayload(BaseModel):
-    """Check one version of ``model`` against its training reference.
+class DriftCheckOptions(BaseModel):
+    """A check of a model named elsewhere (the request path): which version, which window.
 
     The version: ``version``, else ``alias``, else ``production``, else the
     latest (as predictions resolve it). The current window: the rows of
@@ -34,7 +35,6 @@ class DriftCheckPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200)
     version: int | None = Field(default=None, ge=1)
     alias: str | None = Field(default=None, pattern=_ALIAS)
     dataset_id: str | None = Field(
@@ -49,7 +49,7 @@ class DriftCheckPayload(BaseModel):
     config: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
-    def _one_selector_one_window(self) -> DriftCheckPayload:
+    def _one_selector_one_window(self) -> DriftCheckOptions:
         if self.version is not None and self.alias is not None:
             raise ValueError("give a version or an alias, not both")
         if self.dataset_id is not None and (self.since is not None or self.until is not None):
@@ -64,6 +64,12 @@ class DriftCheckPayload(BaseModel):
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("since must be before until")
         return self
+
+
+class DriftCheckPayload(DriftCheckOptions):
+    """The ``drift.check`` payload: a check of one version of ``model`` (see the options)."""
+
+    model: str = Field(min_length=1, max_length=200)
 
 
 class RetrainOn(StrEnum):
