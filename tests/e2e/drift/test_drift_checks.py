@@ -18,9 +18,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from celery import Celery
 
+import celeryconfig
 from tests import mldata
-from tests.support import Stack, wait_status
+from tests.support import Stack, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -207,3 +209,28 @@ def test_a_drifted_report_retrains_under_a_dataset_drift_policy(
         assert retrain["payload"]["trigger"] == "drift"
     finally:
         ml.put(base, json={"retrain_on": "never"}).raise_for_status()
+
+
+def test_the_sweep_checks_every_production_model(
+    ml_stack: Stack, ml: httpx.Client, model: str
+) -> None:
+    ml.post(f"/v1/ml/models/{model}/aliases/production", json={"version": 1}).raise_for_status()
+    app = Celery("sweep-test", broker=ml_stack.env["AIA_BROKER_URL"], set_as_current=False)
+    app.conf.task_queues = celeryconfig.task_queues
+    try:
+        app.send_task("drift.sweep", queue="drift")
+    finally:
+        app.close()
+
+    def swept() -> dict[str, Any] | None:
+        listed = ml.get("/v1/tasks", params={"type": "drift.check", "limit": 200}).json()
+        for item in listed["items"]:
+            view = ml.get(f"/v1/tasks/{item['id']}").json()
+            if view["payload"] == {**view["payload"], "model": model, "alias": "production"}:
+                return view
+        return None
+
+    check = wait_for(swept, 60, 0.5, "the sweep's drift.check of the model")
+    done = wait_status(ml, check["id"], {"succeeded", "failed"}, timeout=60)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["result"]["version"] == 1
