@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # Training rows kept with each version as the reference sample of its drift
     # checks (a seeded random sample); the tests switch method at 1,000 rows.
     drift_reference_rows: int = Field(default=5_000, ge=1, le=1_000_000)
+    # A drift check refuses a window of fewer current rows: below it a test has
+    # too little to go on, and a verdict either way would mislead.
+    drift_min_current_rows: int = Field(default=100, ge=1)
     # The longest time budget an experiment may ask for; ml.train's hard limit
     # (5400 s) leaves room beyond it to load the data and store the model.
     ml_max_time_budget_seconds: float = Field(default=3600, gt=0, le=4800)

@@ -161,7 +161,7 @@ def redis_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """API, recorder and an ``ml`` worker on a PostgreSQL of their own, for training."""
+    """API, recorder, an ``ml`` and a ``drift`` worker on a PostgreSQL of their own."""
     tmp = tmp_path_factory.mktemp("stack-ml")
     with _fresh_postgres() as database:
         built = _build_stack(tmp, "redis", database)
@@ -169,6 +169,8 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # low enough for tests/e2e/ml/test_ml_limits.py to pass it cheaply.
         env = {"AIA_PREDICTION_LOG_SAMPLE_RATE": "1", "AIA_ML_TASK_MEMORY_MB": "2048"}
         built.start_worker("ml", "ml", concurrency=1, env=env)
+        # Drift checks read the same log and load the same signed models.
+        built.start_worker("drift", "drift", concurrency=1)
         yield built
         built.stop()
         _release(built.redis_url)

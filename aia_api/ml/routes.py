@@ -1,6 +1,6 @@
 """Every route of ML, in the order the app mounts them."""
 
-from aia_api.ml import datasets, experiments, feedback, models, retraining
+from aia_api.ml import datasets, drift, experiments, feedback, models, retraining
 
 __all__ = ["routes"]
 
@@ -10,4 +10,5 @@ routes = [
     *models.routes,
     *retraining.routes,
     *feedback.routes,
+    *drift.routes,
 ]

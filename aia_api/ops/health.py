@@ -30,9 +30,10 @@ from aia_api.identity.roles import Permission
 from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
 from aia_workers.backbone.broker import redis_queue_key
-from aia_workers.backbone.keys import WORKERS_KEY
+from aia_workers.backbone.keys import DRIFT_LATEST_KEY, WORKERS_KEY
 from aia_workers.backbone.states import Queue
 from aia_workers.db.session import DATABASE_DOWN
+from aia_workers.drift.latest import read_latest
 from aia_workers.webhooks.store import outbox_counts
 
 __all__ = ["routes"]
@@ -193,7 +194,8 @@ async def _workers(svc: Services) -> dict[str, Any]:
     errors=("401", "403", "503"),
     description=(
         "Needs `status:read`, or `Authorization: Bearer <AIA_METRICS_TOKEN>` "
-        "when the scrape token is set."
+        "when the scrape token is set. Per model, from its latest drift report: "
+        "`aia_model_drift_share{tenant,model}` and `aia_model_drifted{tenant,model}`."
     ),
 )
 async def metrics(request: Request) -> Response:
@@ -229,6 +231,7 @@ async def metrics(request: Request) -> Response:
         if not principal.can(Permission.STATUS_READ):
             raise Problem(403, "forbidden", "Forbidden", "this needs the status:read permission")
     await _refresh_webhook_gauges(svc)
+    await _refresh_drift_gauges(svc)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -246,6 +249,21 @@ async def _refresh_webhook_gauges(svc: Services) -> None:
     for status, value in by_status.items():
         svc.metrics.webhook_messages.labels(status).set(value)
     svc.metrics.webhook_endpoints_disabled.set(disabled)
+
+
+async def _refresh_drift_gauges(svc: Services) -> None:
+    try:
+        entries = await svc.redis.hgetall(DRIFT_LATEST_KEY)
+    except redis.exceptions.RedisError:
+        log.warning("metrics: could not read the latest drift verdicts", exc_info=True)
+        return
+    # Cleared first: a model whose verdict is gone (its hash field deleted) leaves no gauge.
+    svc.metrics.model_drift_share.clear()
+    svc.metrics.model_drifted.clear()
+    for verdict in read_latest(entries):
+        labels = (verdict.tenant, verdict.model)
+        svc.metrics.model_drift_share.labels(*labels).set(verdict.drifted_share)
+        svc.metrics.model_drifted.labels(*labels).set(1 if verdict.drifted else 0)
 
 
 routes = [

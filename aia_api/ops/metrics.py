@@ -46,6 +46,20 @@ class ApiMetrics:
             ["status"],
             registry=self.registry,
         )
+        # From each model's latest drift report, kept in one Redis hash by the drift
+        # checks (aia_workers.drift.latest): a scrape costs one HGETALL.
+        self.model_drift_share = Gauge(
+            "aia_model_drift_share",
+            "The share of a model's features that drifted in its latest drift report.",
+            ["tenant", "model"],
+            registry=self.registry,
+        )
+        self.model_drifted = Gauge(
+            "aia_model_drifted",
+            "1 when a model's latest drift report found its data drifted, else 0.",
+            ["tenant", "model"],
+            registry=self.registry,
+        )
         self.webhook_endpoints_disabled = Gauge(
             "aia_webhook_endpoints_disabled",
             "Webhook endpoints disabled by a 410, a long run of failures, or a person.",

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from aia_workers.backbone.states import Queue
 from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
+from aia_workers.drift.contracts.payloads import DriftCheckPayload
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.ml.contracts.payloads import PredictPayload, RetrainPayload, TrainPayload
 
@@ -92,6 +93,19 @@ _TYPES = (
         description="Trains a challenger on the model's current data, scores it and the "
         "champion on one fresh holdout, and moves the alias only if the challenger wins.",
     ),
+    TaskType(
+        name="drift.check",
+        queue=Queue.DRIFT,
+        payload=DriftCheckPayload,
+        # A drifted report may retrain the model under its drift policy.
+        permission="ml:train",
+        module="aia_workers.drift.tasks",
+        # Loading the model and predicting a large dataset's rows, then the tests.
+        time_limit_seconds=900,
+        description="Checks a model version's current data (its prediction log over a time "
+        "range, or a dataset) for drift from its training data, stores the report, and "
+        "retrains under the model's drift policy.",
+    ),
 )
 
 CATALOG: Mapping[str, TaskType] = MappingProxyType({t.name: t for t in _TYPES})
@@ -108,7 +122,11 @@ def get_task_type(name: str) -> TaskType:
 
 # Modules of AIA's own tasks (not submitted by callers), by the queue they run on.
 _INTERNAL_MODULES: Mapping[Queue, tuple[str, ...]] = MappingProxyType(
-    {Queue.WEBHOOKS: ("aia_workers.webhooks.tasks",)}
+    {
+        Queue.WEBHOOKS: ("aia_workers.webhooks.tasks",),
+        # drift.sweep: a drift check of every model with a production alias.
+        Queue.DRIFT: ("aia_workers.drift.tasks",),
+    }
 )
 
 

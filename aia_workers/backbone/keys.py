@@ -10,6 +10,7 @@ name they touch from these, through KEYS.
 from __future__ import annotations
 
 __all__ = [
+    "DRIFT_LATEST_KEY",
     "NO_BROKER_LIST",
     "NO_IDEMPOTENCY_KEY",
     "RECORDER_DEAD_LETTERS",
@@ -35,6 +36,9 @@ RECORDER_DEAD_LETTERS = "aia:recorder:dead"
 # Each live worker's registration (hostname -> JSON), refreshed by its
 # heartbeats and read by the API's /status.
 WORKERS_KEY = "aia:workers"
+# The latest drift verdict of every model (field: tenant and model, value: JSON),
+# written by each drift check, so that a /metrics scrape costs one HGETALL.
+DRIFT_LATEST_KEY = "aia:drift:latest"
 # Stand-ins in a script's KEYS for a key the call does not use, so that every
 # key keeps its position.
 NO_IDEMPOTENCY_KEY = "aia:idem:none"

@@ -72,6 +72,24 @@ class DriftDetected(_Payload):
 
     model: str
     version: int
+    report_id: str | None = Field(
+        default=None, description="The stored report: GET /v1/ml/models/{model}/drift/{id}."
+    )
+    drifted_share: float | None = Field(
+        default=None, description="The share of the features that drifted."
+    )
+    drift_share: float | None = Field(
+        default=None, description="The share at which the dataset counts as drifted."
+    )
+    drifted_features: list[str] = Field(default_factory=list)
+    prediction_drifted: bool | None = Field(
+        default=None, description="Whether the model's outputs drifted too (null: not checked)."
+    )
+    window: dict[str, Any] | None = Field(
+        default=None,
+        description="The current data: `{kind: predictions, since, until, rows}` or "
+        "`{kind: dataset, dataset_id, rows}`.",
+    )
 
 
 class AgentMessage(_Payload):

@@ -34,6 +34,7 @@ def test_workers_import_only_their_queues_modules() -> None:
     assert modules_for_queues(["default"]) == ["aia_workers.diagnostics.tasks"]
     assert modules_for_queues(["webhooks"]) == ["aia_workers.webhooks.tasks"]
     assert modules_for_queues(["ml"]) == ["aia_workers.ml.tasks"]
+    assert modules_for_queues(["drift"]) == ["aia_workers.drift.tasks"]
     assert "aia_workers.diagnostics.tasks" in modules_for_queues(None)
 
 

@@ -5,9 +5,8 @@ written out by hand in tables apart from the routes: assembling it from the
 handlers changed nothing a client sees but that the `audit` tag its
 operation always carried is listed with the others. Since then: the blocked-URL
 rules are in createWebhook's description, and the Location header its 201 and
-the test delivery's 202 send is documented; the ML feedback route came, and
-with it the `prediction_ids` of a prediction's result and the labels in the
-prediction log.
+the test delivery's 202 send is documented. New capabilities add their routes to it
+(feedback, retraining, drift checks and reports, the drift gauges /metrics names).
 """
 
 from __future__ import annotations
