@@ -5,7 +5,7 @@ written out by hand in tables apart from the routes: assembling it from the
 handlers changed nothing a client sees but that the `audit` tag its
 operation always carried is listed with the others. Since then: the blocked-URL
 rules are in createWebhook's description, and the Location header its 201 and
-the test delivery's 202 send is documented.
+the test delivery's 202 send is documented; the `/v1/schedules` routes were added.
 """
 
 from __future__ import annotations
