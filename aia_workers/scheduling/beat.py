@@ -31,6 +31,7 @@ import redis
 from celery import Celery
 from celery.beat import Scheduler
 from pydantic import ValidationError
+from sqlalchemy import make_url
 
 from aia_workers.backbone.submission import BrokerRefusedError, TenantBusyError, submit_task
 from aia_workers.db.session import make_engine, make_sessionmaker
@@ -163,12 +164,12 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
 
     def close(self) -> None:
         super().close()
-        self._engine.dispose()
-        self._client.close()
+        # A lazy scheduler (beat's banner makes one) never set up.
+        if self._store is not None:
+            self._engine.dispose()
+            self._client.close()
 
     @property
     def info(self) -> str:
-        return (
-            f"    . db -> {self._engine.url.render_as_string()}\n"
-            f"    . poll -> every {self._settings.beat_poll_seconds}s"
-        )
+        database = make_url(self._settings.database_url).render_as_string()
+        return f"    . db -> {database}\n    . poll -> every {self._settings.beat_poll_seconds}s"
