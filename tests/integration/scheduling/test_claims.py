@@ -148,7 +148,11 @@ def test_of_beats_racing_for_each_slot_exactly_one_wins(
             barrier = threading.Barrier(beats)
             won: list[int] = []
 
-            def beat(runner: ScheduleRunner, barrier: threading.Barrier = barrier) -> None:
+            def beat(
+                runner: ScheduleRunner,
+                barrier: threading.Barrier = barrier,
+                won: list[int] = won,
+            ) -> None:
                 barrier.wait()
                 won.append(runner.run_due())
 
