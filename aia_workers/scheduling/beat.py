@@ -114,8 +114,10 @@ class CeleryLauncher:
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     """A beat scheduler over the schedules table; keeps nothing on disk."""
 
-    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
-        self._settings = get_settings()
+    def __init__(
+        self, app: Celery, *args: Any, settings: Settings | None = None, **kwargs: Any
+    ) -> None:
+        self._settings = settings or get_settings()
         self._runner: ScheduleRunner | None = None
         self._store: ScheduleStore | None = None
         self._system_synced = False
