@@ -15,6 +15,7 @@ catches up, never one per missed slot.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,10 +47,18 @@ def parse_cron(expression: str) -> str:
             f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
             f"not {len(fields)}: e.g. '*/15 * * * *' or '0 3 * * mon'",
         )
+    for field in fields:
+        for part in re.split(r"[,/-]", field.upper()):
+            # croniter's random (R) and hashed (H) fields would differ between beats.
+            if part in ("R", "H") or part.startswith("H("):
+                raise InvalidCadenceError(
+                    "cron", f"{field!r}: random (R) and hashed (H) fields are not supported"
+                )
     normal = " ".join(fields)
     try:
-        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC))
-    except (CroniterError, ValueError, KeyError) as exc:
+        # A time that never comes (30 February) fails here rather than in beat.
+        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise InvalidCadenceError("cron", f"not a valid cron expression: {exc}") from None
     return normal
 

@@ -84,7 +84,14 @@ class ScheduleRunner:
         won = 0
         for due in self._store.due(self._clock(), self._batch):
             now = self._clock()
-            if not self._store.claim(due, now, now + self._lease):
+            try:
+                claimed = self._store.claim(due, now, now + self._lease)
+            except ValueError:
+                # No next slot can be computed for it (a row written past the
+                # API's checks): the others still run.
+                log.exception("schedule %s cannot be claimed", due.schedule_id)
+                continue
+            if not claimed:
                 continue
             won += 1
             self._launch(due)

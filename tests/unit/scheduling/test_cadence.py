@@ -87,7 +87,16 @@ def test_a_late_cron_fires_once_then_waits_for_a_time_to_come() -> None:
 
 def test_cron_is_normalised_and_needs_five_fields() -> None:
     assert parse_cron("  */5   *  * * mon ") == "*/5 * * * mon"
-    for bad in ("* * * *", "0 0 * * * *", "61 * * * *", "* * * * funday", ""):
+    for bad in (
+        "* * * *",
+        "0 0 * * * *",
+        "61 * * * *",
+        "* * * * funday",
+        "",
+        "0 0 31 2 *",  # never comes
+        "R * * * *",  # random, so each beat would pick another minute
+        "H(0-29) * * * *",
+    ):
         with pytest.raises(InvalidCadenceError) as caught:
             parse_cron(bad)
         assert caught.value.field == "cron"
