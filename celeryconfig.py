@@ -6,7 +6,6 @@ from kombu import Queue
 
 from aia_workers.backbone.states import Queue as AiaQueue
 from aia_workers.settings import get_settings
-from schedules.system import SYSTEM_SCHEDULE
 
 _settings = get_settings()
 
@@ -93,4 +92,6 @@ task_track_started = False
 
 worker_prefetch_multiplier = 4
 worker_hijack_root_logger = False
-beat_schedule = SYSTEM_SCHEDULE
+# Beat reads every schedule, the system ones included, from the database
+# (aia_workers/scheduling/beat.py); several beats may run at once.
+beat_scheduler = "aia_workers.scheduling.beat:DatabaseScheduler"

@@ -31,6 +31,7 @@ from aia_api.identity.tokens import TokenCodec
 from aia_api.ml import routes as ml
 from aia_api.ops import routes as ops
 from aia_api.ops.metrics import ApiMetrics, MetricsMiddleware
+from aia_api.schedules import routes as schedules
 from aia_api.services import Services
 from aia_api.tasks import routes as tasks
 from aia_api.tasks.hub import Hub, Subscription
@@ -48,7 +49,14 @@ __all__ = ["ROUTES", "create_app", "create_app_from_env"]
 log = logging.getLogger(__name__)
 
 # One line per domain: each package's routes module lists its own.
-ROUTES = [*tasks.routes, *identity.routes, *ml.routes, *webhooks.routes, *ops.routes]
+ROUTES = [
+    *tasks.routes,
+    *identity.routes,
+    *ml.routes,
+    *webhooks.routes,
+    *schedules.routes,
+    *ops.routes,
+]
 
 
 def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:

@@ -15,6 +15,7 @@ from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aia_workers.backbone.states import Queue
+from aia_workers.scheduling.contracts import SystemSchedule
 
 __all__ = ["DEFAULT_TENANT", "InsecureSettingsError", "Settings", "get_settings"]
 
@@ -223,6 +224,20 @@ class Settings(BaseSettings):
     # Open streams check their credential again this often; a revocation or an
     # access token's expiry ends them at once, this catches an API key's expiry.
     stream_recheck_seconds: float = Field(default=60.0, gt=0)
+
+    # Beat reads the schedules table this often, so a schedule created, changed,
+    # disabled or deleted is followed within about this long without a restart.
+    beat_poll_seconds: float = Field(default=1.0, gt=0, le=10)
+    # A slot one beat claimed and has not submitted after this long (it died
+    # between the two) is taken over by another, under the same idempotency key.
+    beat_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # How soon a slot that could not be submitted (Redis or the broker down,
+    # the tenant at its in-flight limit) is tried again.
+    beat_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    # The shortest interval a tenant's schedule may have: each run is a recorded task.
+    schedule_min_interval_seconds: int = Field(default=60, ge=1)
+    # Replaces schedules/system.py's list when set (JSON, e.g. [] for none).
+    system_schedules: list[SystemSchedule] | None = None
 
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     database_timeout_seconds: int = Field(default=3, ge=1)

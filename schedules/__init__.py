@@ -1,1 +1,1 @@
-"""Celery beat schedules: the static system ones and, later, user-defined ones."""
+"""Celery beat schedules: the system ones (``system.py``); tenants' live in the database."""

@@ -238,6 +238,18 @@ class Stack:
         wait_for(registered, 60, what=f"worker {hostname} to be ready")
         return proc
 
+    def start_beat(self, name: str = "beat", env: Mapping[str, str] | None = None) -> Process:
+        """An ``aia beat`` process (the database scheduler), once it has started ticking."""
+        proc = self._spawn(f"beat-{name}", [str(_BIN / "aia"), "beat", "--log-level", "info"], env)
+
+        def started() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"beat exited:\n{proc.output()}")
+            return "beat: Starting..." in proc.output()
+
+        wait_for(started, 60, what=f"beat {name} to start")
+        return proc
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()

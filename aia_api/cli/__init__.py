@@ -53,10 +53,10 @@ def _cmd_worker(ns: argparse.Namespace) -> int:
 
 
 def _cmd_beat(ns: argparse.Namespace) -> int:
-    settings = get_settings()
-    settings.data_home.mkdir(parents=True, exist_ok=True)
-    schedule = settings.data_home / "celerybeat-schedule"
-    _exec_celery(["beat", "-s", str(schedule), "-l", ns.log_level])
+    # Schedules live in the database (celeryconfig's beat_scheduler), so no
+    # schedule file is kept; any number of beats may run at once.
+    scheduler = "aia_workers.scheduling.beat:DatabaseScheduler"
+    _exec_celery(["beat", "-S", scheduler, "-l", ns.log_level])
     return 0
 
 

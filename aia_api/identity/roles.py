@@ -20,6 +20,9 @@ class Permission(StrEnum):
     ML_PREDICT = "ml:predict"
     MODELS_MANAGE = "models:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    SCHEDULES_READ = "schedules:read"
+    # Besides the permission of the scheduled task's own type.
+    SCHEDULES_WRITE = "schedules:write"
     # Running diagnostics.worker_crash, which kills the worker process it runs in.
     DIAGNOSTICS_CRASH = "diagnostics:crash"
 
@@ -48,7 +51,14 @@ _ORDER = (Role.VIEWER, Role.OPERATOR, Role.ADMIN)
 
 # What each role adds to the one below it.
 _GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.VIEWER: frozenset({Permission.TASKS_READ, Permission.STATUS_READ, Permission.ML_READ}),
+    Role.VIEWER: frozenset(
+        {
+            Permission.TASKS_READ,
+            Permission.STATUS_READ,
+            Permission.ML_READ,
+            Permission.SCHEDULES_READ,
+        }
+    ),
     Role.OPERATOR: frozenset(
         {
             Permission.TASKS_SUBMIT,
@@ -56,6 +66,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ML_TRAIN,
             Permission.ML_PREDICT,
             Permission.MODELS_MANAGE,
+            Permission.SCHEDULES_WRITE,
         }
     ),
     Role.ADMIN: frozenset(

@@ -1,0 +1,1 @@
+"""``/v1/schedules``: tenants' schedules of catalog tasks, run by Celery beat."""
