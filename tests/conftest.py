@@ -164,7 +164,8 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API, recorder, an ``ml`` and a ``drift`` worker on a PostgreSQL of their own."""
     tmp = tmp_path_factory.mktemp("stack-ml")
     with _fresh_postgres() as database:
-        built = _build_stack(tmp, "redis", database)
+        # Schedules as often as every second, for the drift-to-retrain test under beat.
+        built = _build_stack(tmp, "redis", database, {"AIA_SCHEDULE_MIN_INTERVAL_SECONDS": "1"})
         # Every prediction logged, so the tests can read the log back; a memory cap
         # low enough for tests/e2e/ml/test_ml_limits.py to pass it cheaply.
         env = {"AIA_PREDICTION_LOG_SAMPLE_RATE": "1", "AIA_ML_TASK_MEMORY_MB": "2048"}
