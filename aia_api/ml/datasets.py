@@ -41,7 +41,7 @@ from aia_workers.ml.contracts.ingest import (
 from aia_workers.ml.contracts.tables import DatasetError, DatasetProfile
 from aia_workers.ml.datasets import DatasetRepository
 
-__all__ = ["DatasetRows", "routes"]
+__all__ = ["DatasetRows", "no_dataset_field", "routes"]
 
 _T = TypeVar("_T")
 # Room for the form's boundaries and part headers around a file at the size limit.
@@ -68,6 +68,24 @@ def view(dataset: Dataset) -> dict[str, Any]:
         "created_at": dataset.created_at.isoformat(),
         "links": {"self": f"/v1/ml/datasets/{dataset.id}"},
     }
+
+
+def no_dataset_field(dataset_id: str) -> Problem:
+    """The 422 for a body whose ``dataset_id`` names no dataset of the tenant."""
+    return Problem(
+        422,
+        "dataset-not-found",
+        "Dataset not found",
+        f"there is no dataset {dataset_id}; upload one to /v1/ml/datasets",
+        errors=[
+            {
+                "loc": ["body", "dataset_id"],
+                "pointer": "/dataset_id",
+                "message": f"there is no dataset {dataset_id}",
+                "type": "not_found",
+            }
+        ],
+    )
 
 
 @operation(

@@ -22,6 +22,7 @@ from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
+from aia_api.ml.datasets import no_dataset_field
 from aia_api.ml.openapi import EXPERIMENT_ID, ML, RUN_ID
 from aia_api.ml.responses import ExperimentPage, ExperimentView, RunAccepted, RunPage, RunView
 from aia_api.ml.views import experiment_view, run_view
@@ -155,7 +156,7 @@ async def create_experiment(request: Request) -> Response:
         with svc.sessions.begin() as session:
             dataset = DatasetRepository(session, principal.tenant).get(body.dataset_id)
             if dataset is None:
-                raise _no_dataset(body.dataset_id)
+                raise no_dataset_field(body.dataset_id)
             check_experiment(body.task, dataset.columns, dataset.rows, body.target, body.features)
             experiment = Experiment(
                 id=str(uuid.uuid4()),
@@ -183,23 +184,6 @@ async def create_experiment(request: Request) -> Response:
         raise ConflictError(f"there is already a model named {body.name!r}") from None
     view = experiment_view(experiment)
     return json_reply(view, 201, {"Location": view["links"]["self"]})
-
-
-def _no_dataset(dataset_id: str) -> Problem:
-    return Problem(
-        422,
-        "dataset-not-found",
-        "Dataset not found",
-        f"there is no dataset {dataset_id}; upload one to /v1/ml/datasets",
-        errors=[
-            {
-                "loc": ["body", "dataset_id"],
-                "pointer": "/dataset_id",
-                "message": f"there is no dataset {dataset_id}",
-                "type": "not_found",
-            }
-        ],
-    )
 
 
 async def _experiment(svc: Services, tenant: str, experiment_id: str) -> Experiment:
@@ -264,7 +248,7 @@ async def update_experiment(request: Request) -> Response:
             if body.dataset_id is not None:
                 dataset = DatasetRepository(session, principal.tenant).get(body.dataset_id)
                 if dataset is None:
-                    raise _no_dataset(body.dataset_id)
+                    raise no_dataset_field(body.dataset_id)
                 check_experiment(
                     MLTask(experiment.task),
                     dataset.columns,

@@ -9,10 +9,10 @@ from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
 from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
+from aia_api.ml.datasets import no_dataset_field
 from aia_api.ml.openapi import ML, MODEL_NAME
 from aia_api.services import services
 from aia_api.tasks.responses import TaskView
@@ -86,7 +86,7 @@ async def retrain(request: Request) -> Response:
             dataset_id = body.dataset_id or experiment.dataset_id
             dataset = DatasetRepository(session, principal.tenant).get(dataset_id)
             if dataset is None:
-                raise _no_dataset(dataset_id)
+                raise no_dataset_field(dataset_id)
             pointer = registry.alias(name, body.alias)
             champion = registry.version(name, pointer.version) if pointer else None
             check_current_data(
@@ -104,23 +104,6 @@ async def retrain(request: Request) -> Response:
     svc.metrics.submitted.labels("ml.retrain", submitted.view["queue"]).inc()
     view = submitted.view
     return json_reply(view, 202, {"Location": view["links"]["self"]})
-
-
-def _no_dataset(dataset_id: str) -> Problem:
-    return Problem(
-        422,
-        "dataset-not-found",
-        "Dataset not found",
-        f"there is no dataset {dataset_id}; upload one to /v1/ml/datasets",
-        errors=[
-            {
-                "loc": ["body", "dataset_id"],
-                "pointer": "/dataset_id",
-                "message": f"there is no dataset {dataset_id}",
-                "type": "not_found",
-            }
-        ],
-    )
 
 
 routes = [Route("/v1/ml/models/{name}/retrain", retrain, methods=["POST"])]

@@ -1,0 +1,1 @@
+"""The agent types AIA ships, each registered by entry point like a third-party one."""
