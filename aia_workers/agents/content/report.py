@@ -34,12 +34,18 @@ def write_report(config: ContentConfig, inputs: ContentInput, ctx: AgentContext)
     """
     ctx.checkpoint()
     sections: list[tuple[str, str]] = [(s.heading, s.text) for s in inputs.sections]
+    # What the report states: its sections' text, the analysis, the research answer
+    # (not the question, nor the list of sources).
+    statements = [s.text for s in inputs.sections]
+    # What the input itself says: numbers stated by the analysis carry no sentiment.
+    prose = [s.text for s in inputs.sections]
     if inputs.analysis:
-        sections.append(("Analysis", analysis_markdown(inputs.analysis)))
+        written = analysis_markdown(inputs.analysis)
+        sections.append(("Analysis", written))
+        statements.append(written)
     if inputs.research:
         sections.append(("Research", research_markdown(inputs.research)))
-    prose = [s.text for s in inputs.sections]
-    if inputs.research:
+        statements.append(answer_text(inputs.research))
         prose.append(answer_text(inputs.research))
     if not any(text.strip() for _, text in sections) and not inputs.template:
         raise AgentInputError(
@@ -50,7 +56,7 @@ def write_report(config: ContentConfig, inputs: ContentInput, ctx: AgentContext)
     ctx.progress(1, _STEPS, "wrote the sections")
     ctx.checkpoint()
 
-    every = [s for _, text in sections for s in sentences(text)]
+    every = [s for text in statements for s in sentences(text)]
     summary = [every[i] for i in summarise(every, config.summary_sentences)]
     phrases = key_phrases(every, config.key_phrases)
     ctx.progress(2, _STEPS, "summarised")

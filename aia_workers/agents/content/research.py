@@ -77,13 +77,13 @@ def _sentence_text(sentence: Any) -> str:
 def _citations(sentence: Any) -> list[Mapping[str, Any]]:
     if not isinstance(sentence, Mapping):
         return []
-    found = sentence.get("citations") or sentence.get("citation") or []
+    found = sentence.get("citations") or sentence.get("citation")
     if isinstance(found, Mapping):
         return [found]
     if isinstance(found, Sequence) and not isinstance(found, str):
         return [c for c in found if isinstance(c, Mapping)]
     # A sentence that carries its own source fields cites itself.
-    return [sentence] if any(k in sentence for k in _SOURCE_KEYS) else []
+    return [sentence] if any(sentence.get(k) is not None for k in _SOURCE_KEYS) else []
 
 
 class _Sources:
