@@ -239,6 +239,16 @@ class Settings(BaseSettings):
     # Replaces schedules/system.py's list when set (JSON, e.g. [] for none).
     system_schedules: list[SystemSchedule] | None = None
 
+    # An optional language model behind an OpenAI-compatible chat-completions API
+    # (vLLM, Ollama, a hosted one), e.g. "http://127.0.0.1:11434/v1": research and
+    # content agents use it for answers and prose when set, their offline methods
+    # when not. The key is sent as a bearer token when set (local servers need none).
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    # Each wait of a request (connect, each read); a whole answer may take longer.
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     database_timeout_seconds: int = Field(default=3, ge=1)
     retry_after_seconds: int = Field(default=5, ge=1)
@@ -253,6 +263,15 @@ class Settings(BaseSettings):
             object.__setattr__(self, "broker_url", self.redis_url)
         if not self.result_backend:
             object.__setattr__(self, "result_backend", self.redis_url)
+        return self
+
+    @model_validator(mode="after")
+    def _llm_needs_a_model(self) -> Settings:
+        if self.llm_base_url and not self.llm_model:
+            raise ValueError(
+                "AIA_LLM_BASE_URL is set but AIA_LLM_MODEL is not: name the model the "
+                "server should answer with (e.g. AIA_LLM_MODEL=llama3.1:8b)"
+            )
         return self
 
     def check_secret(self) -> None:

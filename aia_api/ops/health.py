@@ -29,7 +29,7 @@ from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
 from aia_api.identity.roles import Permission
 from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
-from aia_workers.backbone.broker import redis_queue_key
+from aia_workers.backbone.backlog import amqp_depths, ask_depths, read_depths
 from aia_workers.backbone.keys import DRIFT_LATEST_KEY, WORKERS_KEY
 from aia_workers.backbone.states import Queue
 from aia_workers.db.session import DATABASE_DOWN
@@ -136,31 +136,18 @@ async def status(request: Request) -> Response:
 
 
 async def _broker(svc: Services) -> dict[str, Any]:
+    queues = [q.value for q in Queue]
     if svc.settings.broker_is_redis and svc.settings.broker_url == svc.settings.redis_url:
         pipe = svc.redis.pipeline(transaction=False)
-        for queue in Queue:
-            for prio in (0, 3, 6, 9):
-                pipe.llen(redis_queue_key(queue.value, prio))
-        lengths = await pipe.execute()
-        depths = {q.value: sum(lengths[i * 4 : i * 4 + 4]) for i, q in enumerate(Queue)}
-        return {"transport": "redis", "queue_depths": depths}
+        ask_depths(pipe, queues)
+        return {"transport": "redis", "queue_depths": read_depths(await pipe.execute(), queues)}
     return await anyio.to_thread.run_sync(_broker_depths_blocking, svc)
 
 
 def _broker_depths_blocking(svc: Services) -> dict[str, Any]:
-    depths: dict[str, int] = {}
     with svc.celery.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=_CHECK_TIMEOUT)
-        channel = conn.default_channel
-        for queue in svc.celery.amqp.queues.values():
-            try:
-                declared = queue.bind(channel).queue_declare(passive=True)
-            except Exception:
-                # Not declared yet: no worker has consumed from it.
-                channel = conn.channel()
-                depths[queue.name] = 0
-                continue
-            depths[queue.name] = declared.message_count
+        names = [queue.name for queue in svc.celery.amqp.queues.values()]
+        depths = amqp_depths(conn, names, timeout=_CHECK_TIMEOUT)
         return {"transport": conn.transport_cls, "queue_depths": depths}
 
 

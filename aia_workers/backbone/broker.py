@@ -20,6 +20,7 @@ import orjson
 
 __all__ = [
     "PRIORITY_MAX",
+    "REDIS_PRIORITY_STEPS",
     "broker_priority",
     "celery_message",
     "redis_queue_key",
@@ -29,7 +30,7 @@ __all__ = [
 
 PRIORITY_MAX = 9
 # kombu's Redis transport keeps one list per priority step and pops them in order.
-_REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
+REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
 _REDIS_PRIORITY_SEP = "\x06\x16"
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -50,7 +51,7 @@ def redis_queue_key(queue: str, broker_prio: int | None) -> str:
     """The Redis list kombu reads ``queue`` from for a message of this priority."""
     if not broker_prio:
         return queue
-    step = _REDIS_PRIORITY_STEPS[bisect(_REDIS_PRIORITY_STEPS, broker_prio) - 1]
+    step = REDIS_PRIORITY_STEPS[bisect(REDIS_PRIORITY_STEPS, broker_prio) - 1]
     return queue if step == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{step}"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aia_workers.db.cursors import InvalidCursorError, keyset_page
@@ -51,3 +52,18 @@ class TaskRepository:
             self._session, stmt, TaskRecord.created_at, TaskRecord.id, limit=limit, cursor=cursor
         )
         return TaskPage(rows, next_cursor)
+
+    def outcomes(self, since: datetime, *, task_type: str | None = None) -> dict[str, int]:
+        """How many tasks ended since ``since``, by terminal status; of ``task_type`` if given.
+
+        Statuses with no task are absent; a task still running or retrying is not counted.
+        """
+        t = TaskRecord
+        stmt = (
+            select(t.status, func.count())
+            .where(t.tenant_id == self._tenant_id, t.finished_at >= since)
+            .group_by(t.status)
+        )
+        if task_type is not None:
+            stmt = stmt.where(t.type == task_type)
+        return {str(status): int(count) for status, count in self._session.execute(stmt)}

@@ -99,9 +99,28 @@ class AgentMessage(_Payload):
 
 
 class AlertFired(_Payload):
-    """A monitoring rule fired."""
+    """A monitoring agent's rule started firing (``state: firing``) or stopped (``resolved``)."""
 
-    alert: str
+    alert: str = Field(description="What happened, in one sentence.")
+    state: str = Field(description="firing or resolved.")
+    rule: str = Field(description="The rule's name in the agent's configuration.")
+    signal: str = Field(
+        description="queue_depth, oldest_age_seconds, failure_rate, drifted_models or "
+        "webhook_dead_letters."
+    )
+    value: float | None = Field(description="The signal's value at this run.")
+    op: str = Field(description="How value is compared with threshold: gt, ge, lt or le.")
+    threshold: float
+    agent_id: str
+    run_id: str | None = Field(default=None, description="The agents.run task that saw it.")
+    queue: str | None = None
+    task_type: str | None = None
+    window_seconds: int | None = None
+    samples: int | None = Field(default=None, description="What a rate stands on.")
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="Counts and names behind the value."
+    )
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +140,7 @@ _TYPES = (
     EventType("model.alias_changed", ModelAliasChanged, "A model alias moved."),
     EventType("model.drift_detected", DriftDetected, "A drift check found drift."),
     EventType("agent.message", AgentMessage, "An agent sent a message."),
-    EventType("alert.fired", AlertFired, "A monitoring rule fired."),
+    EventType("alert.fired", AlertFired, "A monitoring rule started firing, or was resolved."),
     EventType(TEST_EVENT, WebhookTest, "A test delivery, on request."),
 )
 

@@ -168,6 +168,15 @@ class WebhookRepository:
             stmt = stmt.where(m.created_at >= since)
         return keyset_page(self._session, stmt, m.created_at, m.id, limit=limit, cursor=cursor)
 
+    def dead_letters(self, *, since: datetime | None = None) -> int:
+        """Messages that gave up (kept as failed until resent), failed since ``since`` if given."""
+        m = WebhookMessage
+        stmt = select(func.count()).select_from(m)
+        stmt = stmt.where(m.tenant_id == self._tenant, m.status == "failed")
+        if since is not None:
+            stmt = stmt.where(m.failed_at >= since)
+        return int(self._session.scalar(stmt) or 0)
+
     def attempts(
         self,
         endpoint_id: str,
