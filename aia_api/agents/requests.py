@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AgentPatch", "AgentRequest", "RunRequest"]
+__all__ = ["AgentPatch", "AgentRequest", "AgentRunRequest"]
 
 MAX_CONCURRENCY = 1000
 _CONFIG = "Checked against the type's config schema (GET /v1/agents/types)."
@@ -38,7 +38,7 @@ class AgentPatch(BaseModel):
     )
 
 
-class RunRequest(BaseModel):
+class AgentRunRequest(BaseModel):
     """A run's input, checked against the agent type's input schema."""
 
     model_config = ConfigDict(extra="forbid")

@@ -11,12 +11,12 @@ from aia_api.http.responses import Closed, PageLinks, SelfLinks
 
 __all__ = [
     "AgentPage",
+    "AgentRunPage",
+    "AgentRunView",
     "AgentTypeList",
     "AgentTypeView",
     "AgentView",
     "BrokenTypeView",
-    "RunPage",
-    "RunView",
 ]
 
 
@@ -60,7 +60,7 @@ class AgentPage(Closed):
     links: PageLinks
 
 
-class RunView(Closed):
+class AgentRunView(Closed):
     id: str = Field(description="The run's task id.")
     agent_id: str
     input: dict[str, Any]
@@ -72,7 +72,7 @@ class RunView(Closed):
     links: SelfLinks = Field(description="`self` (the task) and `events` (its SSE stream).")
 
 
-class RunPage(Closed):
-    items: list[RunView]
+class AgentRunPage(Closed):
+    items: list[AgentRunView]
     next_cursor: str | None
     links: PageLinks

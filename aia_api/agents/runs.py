@@ -18,8 +18,8 @@ from starlette.routing import Route
 from aia_api.agents.agents import actor, load_agent
 from aia_api.agents.checks import check_input, check_type
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_READ, NEEDS_RUN
-from aia_api.agents.requests import RunRequest
-from aia_api.agents.responses import RunPage
+from aia_api.agents.requests import AgentRunRequest
+from aia_api.agents.responses import AgentRunPage
 from aia_api.agents.views import run_view
 from aia_api.http.body import parse_model, read_json
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
@@ -59,12 +59,12 @@ __all__ = ["routes"]
         "fails the run, saying so."
     ),
     parameters=(AGENT_ID, IDEMPOTENCY_KEY),
-    body=Body("The run's input.", RunRequest),
+    body=Body("The run's input.", AgentRunRequest),
 )
 async def run_agent(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_RUN)
     svc = services(request)
-    body = parse_model(RunRequest, await read_json(request, svc.settings.max_body_bytes))
+    body = parse_model(AgentRunRequest, await read_json(request, svc.settings.max_body_bytes))
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
         raise Problem(
@@ -113,7 +113,7 @@ async def _views(svc: Services, tenant: str, rows: list[AgentRun]) -> list[dict[
     summary="An agent's runs",
     tag=AGENTS,
     permission=Permission.AGENTS_READ,
-    responses={200: Reply("Newest first; follow links.next for more.", RunPage)},
+    responses={200: Reply("Newest first; follow links.next for more.", AgentRunPage)},
     errors=(*SECURED, "400", "404", "422"),
     description=f"{NEEDS_READ} Each with its task's status now; the task has the rest.",
     parameters=(AGENT_ID, LIMIT, CURSOR),
