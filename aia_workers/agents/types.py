@@ -10,6 +10,7 @@ plugin must never take the API or a worker down with it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "aia.agents"
+
+log = logging.getLogger(__name__)
 
 
 class UnknownAgentTypeError(AiaError):
@@ -148,6 +151,14 @@ def agent_types() -> AgentTypes:
     with _lock:
         if _loaded is None:
             _loaded = load_agent_types()
+            for entry in _loaded.broken:
+                log.warning(
+                    "agent type %r (%s, from %s) is not usable: %s",
+                    entry.name,
+                    entry.target,
+                    entry.distribution or "an unknown distribution",
+                    entry.error,
+                )
         return _loaded
 
 
