@@ -137,6 +137,9 @@ class AgentRepository:
         if existing is not None:
             if existing.tenant_id != self._tenant_id:
                 raise ConflictError(f"run {run_id} belongs to another tenant")
+            if existing.created_by is None and created_by is not None:
+                # The worker got there first; it does not know who asked.
+                existing.created_by = created_by
             return existing
         run = AgentRun(
             id=run_id,

@@ -128,6 +128,12 @@ def test_runs_are_recorded_once_and_listed_newest_first(sessions: sessionmaker[S
         # The worker records it again when it starts: the API's row stands.
         again = AgentRepository(session, "t1").record_run("run-1", agent_id, {"text": "other"})
         assert (again.input, again.created_by) == ({"text": "1"}, "user:u")
+    with sessions.begin() as session:
+        store = AgentRepository(session, "t1")
+        # The worker first, then the API: who asked is kept.
+        store.record_run("run-3", agent_id, {"text": "3"})
+        assert store.record_run("run-3", agent_id, {}, created_by="key:k").created_by == "key:k"
+        session.delete(store.record_run("run-3", agent_id, {}))
     with sessions.begin() as session, pytest.raises(ConflictError):
         AgentRepository(session, "t2").record_run("run-1", agent_id, {})
     with sessions() as session:
