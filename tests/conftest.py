@@ -15,6 +15,7 @@ import pytest
 import redis
 from kombu import Connection
 
+from tests.agent_plugins import E2E_PLUGIN, install_distribution
 from tests.support import POSTGRES_ADMIN, RABBITMQ_URL, REDIS_HOST, Stack, stack_keys
 
 # Each stack gets a Redis database of its own so that queues and events never
@@ -172,6 +173,31 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         built.start_worker("ml", "ml", concurrency=1, env=env)
         # Drift checks read the same log and load the same signed models.
         built.start_worker("drift", "drift", concurrency=1)
+        yield built
+        built.stop()
+        _release(built.redis_url)
+
+
+@pytest.fixture(scope="session")
+def agents_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API, recorder and an ``agents`` worker on a PostgreSQL of their own, with a
+    third-party plugin (types ``echo`` and ``steps``, one broken entry) installed in both."""
+    tmp = tmp_path_factory.mktemp("stack-agents")
+    plugins = tmp / "site"
+    install_distribution(
+        plugins,
+        "aia-e2e-agents",
+        {
+            "echo": "aia_e2e_agents:EchoAgent",
+            "steps": "aia_e2e_agents:StepsAgent",
+            "e2e-broken": "aia_e2e_agents:NoSuchAgent",
+        },
+        {"aia_e2e_agents.__init__": E2E_PLUGIN.read_text()},
+    )
+    path = os.pathsep.join(p for p in (str(plugins), os.environ.get("PYTHONPATH", "")) if p)
+    with _fresh_postgres() as database:
+        built = _build_stack(tmp, "redis", database, {"PYTHONPATH": path})
+        built.start_worker("agents", "agents", concurrency=2)
         yield built
         built.stop()
         _release(built.redis_url)

@@ -25,6 +25,9 @@ class Permission(StrEnum):
     SCHEDULES_WRITE = "schedules:write"
     # Running diagnostics.worker_crash, which kills the worker process it runs in.
     DIAGNOSTICS_CRASH = "diagnostics:crash"
+    AGENTS_READ = "agents:read"
+    AGENTS_RUN = "agents:run"
+    AGENTS_MANAGE = "agents:manage"
 
 
 class Role(StrEnum):
@@ -57,6 +60,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.STATUS_READ,
             Permission.ML_READ,
             Permission.SCHEDULES_READ,
+            Permission.AGENTS_READ,
         }
     ),
     Role.OPERATOR: frozenset(
@@ -67,6 +71,8 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ML_PREDICT,
             Permission.MODELS_MANAGE,
             Permission.SCHEDULES_WRITE,
+            Permission.AGENTS_RUN,
+            Permission.AGENTS_MANAGE,
         }
     ),
     Role.ADMIN: frozenset(

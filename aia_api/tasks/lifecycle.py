@@ -155,7 +155,11 @@ async def list_tasks(request: Request) -> Response:
     permission=Permission.TASKS_CANCEL,
     responses={202: Reply("Cancelled; a running body is stopped.", TaskView)},
     errors=(*SECURED, "404", "409"),
-    description="Needs `tasks:cancel`. 409 when the task has already finished.",
+    description=(
+        "Needs `tasks:cancel`. 409 when the task has already finished. A queued task never "
+        "starts; a running one is stopped at once, but for an `agents.run`, which stops at "
+        "its next checkpoint (between two steps of the agent): either way it ends `cancelled`."
+    ),
     parameters=(TASK_ID,),
 )
 async def cancel(request: Request) -> Response:

@@ -391,9 +391,12 @@ class TaskService:
         )
         if outcome.outcome == "terminal":
             raise _already_finished(task_id, outcome.status or "finished")
-        # Revoking tells workers to drop the message or stop the running body.
+        # Revoking tells workers to drop the message or stop the running body;
+        # a body that stops itself at its next checkpoint is left to do so,
+        # rather than killed halfway through a step.
+        terminate = not _stops_at_checkpoints(view["type"])
         await anyio.to_thread.run_sync(
-            lambda: self._celery.control.revoke(task_id, terminate=True, signal="SIGTERM")
+            lambda: self._celery.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
         )
         return await self.get(tenant, task_id) or view
 
@@ -414,6 +417,13 @@ class TaskService:
             fields=fields,
         )
         return TransitionOutcome.from_reply(await self._transition(keys=keys, args=args))
+
+
+def _stops_at_checkpoints(type_name: str) -> bool:
+    try:
+        return get_task_type(type_name).stops_at_checkpoints
+    except UnknownTaskTypeError:
+        return False
 
 
 def _text(value: Any) -> str:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
+from aia_workers.agents.payloads import AgentRunPayload
 from aia_workers.backbone.states import Queue
 from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.drift.contracts.payloads import DriftCheckPayload
@@ -33,6 +34,9 @@ class TaskType:
     module: str
     time_limit_seconds: int
     description: str
+    # A cancel stops a running body by killing its process (revoke with
+    # terminate), unless the body stops itself at its next checkpoint.
+    stops_at_checkpoints: bool = False
 
     @property
     def soft_time_limit_seconds(self) -> int:
@@ -105,6 +109,19 @@ _TYPES = (
         description="Checks a model version's current data (its prediction log over a time "
         "range, or a dataset) for drift from its training data, stores the report, and "
         "retrains under the model's drift policy.",
+    ),
+    TaskType(
+        name="agents.run",
+        queue=Queue.AGENTS,
+        payload=AgentRunPayload,
+        permission="agents:run",
+        module="aia_workers.agents.tasks",
+        # Generous for a research or analysis run over a large corpus or dataset;
+        # a run that never reaches a checkpoint cannot outlive it.
+        time_limit_seconds=1800,
+        description="Runs an agent (POST /v1/agents/{id}/runs) with an input its type "
+        "accepts; its output is the result. A cancel stops it at its next checkpoint.",
+        stops_at_checkpoints=True,
     ),
 )
 

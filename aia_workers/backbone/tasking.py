@@ -109,8 +109,12 @@ class AiaTask(Task):  # type: ignore[misc]
         return super().retry(*args, exc=exc, **options)
 
 
-def aia_task(task_type: TaskType) -> Callable[[_F], Task]:
-    """Register the decorated function as the Celery task for ``task_type``."""
+def aia_task(task_type: TaskType, **options: Any) -> Callable[[_F], Task]:
+    """Register the decorated function as the Celery task for ``task_type``.
+
+    ``options`` go to Celery's ``app.task`` (e.g. ``throws``: exceptions that
+    end a task in the normal course, logged without a traceback).
+    """
     return app.task(  # type: ignore[no-any-return]
         name=task_type.name,
         base=AiaTask,
@@ -122,6 +126,7 @@ def aia_task(task_type: TaskType) -> Callable[[_F], Task]:
         ignore_result=True,
         time_limit=task_type.time_limit_seconds,
         soft_time_limit=task_type.soft_time_limit_seconds,
+        **options,
     )
 
 

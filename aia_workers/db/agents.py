@@ -1,15 +1,60 @@
-"""Agents: what their runs keep between runs."""
+"""Agents: a tenant's configured instances of agent types, their runs, and what runs keep."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aia_workers.db.base import Base, UTCDateTime
 
-__all__ = ["MonitoringRuleState"]
+__all__ = ["Agent", "AgentRun", "MonitoringRuleState"]
+
+
+class Agent(Base):
+    """A named, configured instance of an agent type (``type``, an ``aia.agents`` entry point).
+
+    ``config`` is what the type's ``config_model`` accepted when it was last set.
+    ``max_concurrency`` bounds the agent's runs at once (enforced by later work).
+    """
+
+    __tablename__ = "agents"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_agents_tenant_name"),
+        Index("ix_agents_tenant", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(100))
+    config: Mapped[Any] = mapped_column(JSON)
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AgentRun(Base):
+    """One run of an agent: its id is the ``agents.run`` task's, whose record has the rest.
+
+    No foreign key to ``agents``: the worker writes this row too (for runs
+    submitted through ``/v1/tasks``), and a delete racing a run must not turn
+    into an integrity error there; deleting an agent deletes its runs itself.
+    """
+
+    __tablename__ = "agent_runs"
+    __table_args__ = (Index("ix_agent_runs_agent", "tenant_id", "agent_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    input: Mapped[Any] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class MonitoringRuleState(Base):

@@ -1,0 +1,1 @@
+"""``/v1/agents``: agent types, a tenant's agents, and their runs."""

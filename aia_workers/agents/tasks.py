@@ -1,0 +1,47 @@
+"""Celery adapters for the ``agents`` task types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy.exc
+from celery import Task
+
+from aia_workers.agents.contracts import RunCancelled
+from aia_workers.agents.environment import agent_environment
+from aia_workers.agents.payloads import AgentRunPayload
+from aia_workers.agents.running import run_agent
+from aia_workers.agents.types import agent_types
+from aia_workers.backbone.catalog import get_task_type
+from aia_workers.backbone.tasking import aia_task, progress_reporter
+from aia_workers.errors import TransientError
+
+__all__ = ["run"]
+
+
+@contextmanager
+def _database_outage_is_transient() -> Iterator[None]:
+    # A database that cannot be reached is worth waiting for (the task retries
+    # with backoff); an agent that is gone or an input that does not fit is not.
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        raise TransientError(f"the database is unreachable: {exc}") from exc
+
+
+# RunCancelled is how a cancelled run ends: expected, so logged without a
+# traceback. Its failure is not recorded either: the task's record is
+# cancelled already, and a terminal record takes no other outcome.
+@aia_task(get_task_type("agents.run"), throws=(RunCancelled,))
+def run(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
+    with _database_outage_is_transient():
+        return run_agent(
+            agent_environment(),
+            agent_types(),
+            tenant,
+            AgentRunPayload.model_validate(payload),
+            run_id=self.request.id,
+            report=progress_reporter(self),
+        )
