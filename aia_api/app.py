@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from aia_api.agents import routes as agents
 from aia_api.http.accesslog import redact_server_logs
 from aia_api.http.problems import exception_handlers
 from aia_api.http.security_headers import SecureStarlette
@@ -55,6 +56,7 @@ ROUTES = [
     *ml.routes,
     *webhooks.routes,
     *schedules.routes,
+    *agents.routes,
     *ops.routes,
 ]
 

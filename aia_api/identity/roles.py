@@ -23,6 +23,9 @@ class Permission(StrEnum):
     SCHEDULES_READ = "schedules:read"
     # Besides the permission of the scheduled task's own type.
     SCHEDULES_WRITE = "schedules:write"
+    AGENTS_READ = "agents:read"
+    AGENTS_RUN = "agents:run"
+    AGENTS_MANAGE = "agents:manage"
     # Running diagnostics.worker_crash, which kills the worker process it runs in.
     DIAGNOSTICS_CRASH = "diagnostics:crash"
 
@@ -57,6 +60,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.STATUS_READ,
             Permission.ML_READ,
             Permission.SCHEDULES_READ,
+            Permission.AGENTS_READ,
         }
     ),
     Role.OPERATOR: frozenset(
@@ -67,6 +71,8 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ML_PREDICT,
             Permission.MODELS_MANAGE,
             Permission.SCHEDULES_WRITE,
+            Permission.AGENTS_RUN,
+            Permission.AGENTS_MANAGE,
         }
     ),
     Role.ADMIN: frozenset(

@@ -111,6 +111,7 @@ _CLOSERS = "\"'\u201d\u2019)\\]"
 _OPENERS = "\"'\u201c\u2018(\\["
 _END = re.compile(f"[.!?\u2026]+[{_CLOSERS}]*(?=\\s)")
 _NEXT_STARTS = re.compile(f"\\s+[{_OPENERS}]?[A-Z0-9]")
+_ENDS_SENTENCE = re.compile(f"[.!?\u2026][{_CLOSERS}]*$")
 _LAST_WORD = re.compile(f"([\\w.]+)[.!?\u2026]+[{_CLOSERS}]*$")
 
 
@@ -333,24 +334,35 @@ def extractive_answer(question: str, hits: Sequence[Hit], *, sentences: int) -> 
 
     Each candidate sentence is scored by BM25 over the candidates alone, so a
     sentence holding the question's rarer words wins over one that merely
-    shares its commonest; ties go to the better-ranked passage. The answer
-    keeps the order of relevance.
+    shares its commonest, weighed by how well its passage ranked (a sentence of
+    the best passage counts in full, one of a passage half as good half as
+    much). A heading (a line with no closing punctuation among full sentences)
+    counts half: it names a topic rather than answering. Ties go to the
+    better-ranked passage; the answer keeps the order of relevance.
     """
+    terms = tokenize(question)
+    if not hits or not terms:
+        return Answer("", (), "extractive")
+    best = max(hit.score for hit in hits)
     seen: set[tuple[str, Span]] = set()
-    candidates: list[tuple[Passage, Span]] = []
+    candidates: list[tuple[Passage, Span, float]] = []
     for hit in hits:
         for span in hit.passage.sentences:
             key = (hit.passage.document_id, span)
-            if key not in seen:
-                seen.add(key)
-                candidates.append((hit.passage, span))
-    terms = tokenize(question)
-    if not candidates or not terms:
-        return Answer("", (), "extractive")
-    scores = _bm25([tokenize(p.sentence_text(s)) for p, s in candidates]).get_scores(terms)
+            if key in seen:
+                continue
+            seen.add(key)
+            weight = hit.score / best if best > 0 else 1.0
+            if len(hit.passage.sentences) > 1 and not _ENDS_SENTENCE.search(
+                hit.passage.sentence_text(span)
+            ):
+                weight *= 0.5
+            candidates.append((hit.passage, span, weight))
+    raw = _bm25([tokenize(p.sentence_text(s)) for p, s, _ in candidates]).get_scores(terms)
+    scores = raw * np.array([w for _, _, w in candidates], dtype=raw.dtype)
     chosen = []
     for i in _ranked(scores, sentences):
-        passage, (start, end) = candidates[i]
+        passage, (start, end), _ = candidates[i]
         chosen.append(
             AnswerSentence(
                 text=passage.sentence_text((start, end)),

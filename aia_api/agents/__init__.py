@@ -1,0 +1,1 @@
+"""Agents over HTTP: agent types, agents, their runs, and the research agent's corpora."""
