@@ -202,7 +202,7 @@ async def list_corpora(request: Request) -> Response:
     def load() -> tuple[list[dict[str, Any]], str | None]:
         with svc.sessions() as session:
             repository = CorpusRepository(session, principal.tenant)
-            rows, next_cursor = repository.list(limit=limit, cursor=cursor)
+            rows, next_cursor = repository.page(limit=limit, cursor=cursor)
             totals = repository.totals([r.id for r in rows])
             return [corpus_view(r, totals.get(r.id, CorpusTotals())) for r in rows], next_cursor
 

@@ -81,7 +81,7 @@ class CorpusRepository:
             stmt = stmt.with_for_update(read=True)
         return self._session.scalars(stmt).one_or_none()
 
-    def list(self, *, limit: int, cursor: str | None) -> tuple[list[Corpus], str | None]:
+    def page(self, *, limit: int, cursor: str | None) -> tuple[list[Corpus], str | None]:
         stmt = select(Corpus).where(Corpus.tenant_id == self._tenant_id)
         return keyset_page(
             self._session, stmt, Corpus.created_at, Corpus.id, limit=limit, cursor=cursor

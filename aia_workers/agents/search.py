@@ -80,7 +80,7 @@ _STOP = frozenset(ENGLISH_STOP_WORDS)
 
 @lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
-    return _STEMMER.stem(word)
+    return str(_STEMMER.stem(word))
 
 
 def tokenize(text: str) -> list[str]:
