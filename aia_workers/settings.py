@@ -134,7 +134,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_dataset_bytes: int = Field(default=50 * 1_048_576, ge=1024)
-    # What one tenant may keep on the artifact store (datasets and model files);
+    # The largest file a research corpus takes (text, Markdown, HTML, CSV).
+    agent_document_max_bytes: int = Field(default=10 * 1_048_576, ge=1024)
+    # Corpus indexes each agents worker process keeps built, most recently used first.
+    research_index_cache_size: int = Field(default=16, ge=1, le=1_000)
+    # What one tenant may keep on the artifact store (datasets, model files, documents);
     # an upload that would pass it is refused.
     tenant_storage_bytes: int = Field(default=10 * 1024**3, ge=1024)
     # Models each ml worker process keeps loaded, most recently used first.

@@ -1,1 +1,1 @@
-"""``/v1/agents``: agent types, a tenant's agents, and their runs."""
+"""Agents over HTTP: agent types, agents, their runs, and the research agent's corpora."""

@@ -23,11 +23,11 @@ class Permission(StrEnum):
     SCHEDULES_READ = "schedules:read"
     # Besides the permission of the scheduled task's own type.
     SCHEDULES_WRITE = "schedules:write"
-    # Running diagnostics.worker_crash, which kills the worker process it runs in.
-    DIAGNOSTICS_CRASH = "diagnostics:crash"
     AGENTS_READ = "agents:read"
     AGENTS_RUN = "agents:run"
     AGENTS_MANAGE = "agents:manage"
+    # Running diagnostics.worker_crash, which kills the worker process it runs in.
+    DIAGNOSTICS_CRASH = "diagnostics:crash"
 
 
 class Role(StrEnum):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aia_workers.db.agents import CorpusDocument
 from aia_workers.db.identity import Tenant
 from aia_workers.db.ml import Dataset, ModelVersion
 
@@ -12,14 +13,17 @@ __all__ = ["lock_tenant", "storage_used"]
 
 
 def storage_used(session: Session, tenant_id: str) -> int:
-    """Bytes of the tenant's datasets and model files."""
+    """Bytes of the tenant's datasets, model files and corpus documents."""
     datasets = select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(
         Dataset.tenant_id == tenant_id
     )
     models = select(func.coalesce(func.sum(ModelVersion.size_bytes), 0)).where(
         ModelVersion.tenant_id == tenant_id
     )
-    return int(session.scalar(datasets) or 0) + int(session.scalar(models) or 0)
+    documents = select(func.coalesce(func.sum(CorpusDocument.size_bytes), 0)).where(
+        CorpusDocument.tenant_id == tenant_id
+    )
+    return sum(int(session.scalar(q) or 0) for q in (datasets, models, documents))
 
 
 def lock_tenant(session: Session, tenant_id: str) -> None:

@@ -115,6 +115,10 @@ class ArtifactStore(Protocol):
         """The bytes under ``key``, or IntegrityError when they do not match ``sha256``."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove what is under ``key``; nothing happens when there is nothing."""
+        ...
+
 
 class LocalArtifactStore:
     """Artifacts as files below ``root`` (by default the data home's ``artifacts``)."""
@@ -154,3 +158,6 @@ class LocalArtifactStore:
                 f"the artifact {key} was changed outside AIA (checksum mismatch); refusing it"
             )
         return data
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

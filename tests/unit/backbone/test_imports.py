@@ -45,7 +45,11 @@ _API_MODULES_BOUND = 1200
 
 
 # Packages of agents' work, imported inside their agent type's ``run`` on a worker.
-_AGENT_WORK = ("aia_workers.agents.analysis", "aia_workers.agents.content")
+_AGENT_WORK = (
+    "aia_workers.agents.analysis",
+    "aia_workers.agents.content",
+    "aia_workers.agents.search",
+)
 
 
 def _run(code: str) -> dict[str, Any]:
