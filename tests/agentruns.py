@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import redis
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
 from aia_workers.agents.contracts import AgentEnvironment, RunCancelled
+from aia_workers.ml.artifacts import LocalArtifactStore
+from aia_workers.settings import Settings
 
 
 @dataclass
@@ -34,3 +41,16 @@ class RecordingContext:
 
 def no_events(*_args: Any, **_kwargs: Any) -> None:
     """An events sink that records nothing (the analysis and content agents send none)."""
+
+
+def offline_environment(root: Path, llm: Any = None) -> AgentEnvironment:
+    """An environment for agents that need no services: files under ``root``, no database
+    rows, a Redis client that never connects unless used, and ``llm`` (None: offline)."""
+    return AgentEnvironment(
+        settings=Settings(),
+        sessions=sessionmaker(create_engine("sqlite://")),
+        artifacts=LocalArtifactStore(root),
+        redis=redis.Redis(port=1),
+        events=no_events,
+        llm=llm,
+    )
