@@ -79,6 +79,9 @@ class WorkflowRunStep(Base):
     status: Mapped[str] = mapped_column(String(16))
     task_id: Mapped[str] = mapped_column(String(64), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # Its place in the canvas of its attempt: steps of one level are sent together,
+    # a later level once the one before it has succeeded.
+    level: Mapped[int] = mapped_column(Integer, default=0)
     input: Mapped[Any] = mapped_column(JSON, nullable=True)
     output: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(String(4000), nullable=True)

@@ -9,9 +9,10 @@ A step is ``queued`` (its task is recorded, waiting for its upstream steps or
 a worker), ``running``, then ``succeeded``, ``failed`` or ``cancelled``. A
 run is ``queued`` until its first step starts, ``running``, then
 ``succeeded`` once every step has, ``failed`` when a step fails, naming it,
-or ``cancelled``. When a run ends short, its steps still queued are cancelled
-with it; the caller cancels their tasks' records with the ids these
-functions return.
+or ``cancelled``. When a step fails, the queued steps of later levels of the
+canvas are cancelled (they will never be sent; the caller cancels their
+tasks' records with the ids these functions return), while those of its own
+level, sent beside it, still run: their outputs serve a resume.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from aia_workers.db.workflows import WorkflowRun, WorkflowRunStep
 from aia_workers.errors import ConflictError, NotFoundError, TaskFailure
-from aia_workers.workflows.graph import StepSpec, dependencies
+from aia_workers.workflows.graph import StepSpec, dependencies, levels
 from aia_workers.workflows.store import ACTIVE, WorkflowRepository, now
 
 __all__ = [
@@ -98,8 +99,13 @@ def begin_step(session: Session, tenant: str, run_id: str, step_id: str, task_id
         )
     if step.status == "succeeded":
         return Begun(step.agent_id, step.input or {}, output=step.output or {})
-    if run.status not in ACTIVE:
-        raise RunEnded(f"workflow run {run_id} is {run.status} already; step {step_id!r} not run")
+    # A step of a failed run still runs if it is queued: it was sent beside the step
+    # that failed, and its output serves a resume. Cancelled means stop.
+    if step.status not in ACTIVE or run.status == "cancelled":
+        raise RunEnded(
+            f"workflow run {run_id} is {run.status}; step {step_id!r} is {step.status} "
+            "and does not run"
+        )
     spec = _spec(run, step_id)
     for dep in dependencies(spec):
         upstream = steps.get(dep)
@@ -180,14 +186,18 @@ def _end(
     verb = "failed" if status == "failed" else "was cancelled"
     run.status, run.finished_at = status, stamp
     run.error = {"step": step.step_id, "message": f"step {step.step_id!r} {verb}: {message}"}
-    return _cancel_queued(steps, f"not run: step {step.step_id!r} {verb}")
+    # Steps of later levels are never sent now (the canvas stops at a failed step);
+    # those of its own level were sent beside it and may still run.
+    return _cancel_queued(steps, f"not run: step {step.step_id!r} {verb}", after=step.level)
 
 
-def _cancel_queued(steps: Mapping[str, WorkflowRunStep], reason: str) -> list[str]:
+def _cancel_queued(
+    steps: Mapping[str, WorkflowRunStep], reason: str, *, after: int = -1
+) -> list[str]:
     stamp = now()
     cancelled = []
     for other in steps.values():
-        if other.status == "queued":
+        if other.status == "queued" and other.level > after:
             other.status, other.error, other.finished_at = "cancelled", reason, stamp
             cancelled.append(other.task_id)
     return cancelled
@@ -269,11 +279,11 @@ def to_resume(session: Session, tenant: str, run_id: str) -> list[str]:
             f"workflow run {run_id} is {run.status}; only a failed or cancelled run resumes"
         )
     steps = store.steps(run_id)
-    busy = [s.step_id for s in steps.values() if s.status == "running"]
+    busy = [s.step_id for s in steps.values() if s.status in ACTIVE]
     if busy:
         raise ConflictError(
-            f"step(s) {', '.join(busy)} of workflow run {run_id} are still running; "
-            "resume once they end"
+            f"step(s) {', '.join(busy)} of workflow run {run_id} are still queued or "
+            "running; resume once they end"
         )
     return [raw["id"] for raw in run.steps if steps[raw["id"]].status != "succeeded"]
 
@@ -294,8 +304,12 @@ def prepare_resume(
     if run is None:
         raise NotFoundError(f"there is no workflow run {run_id}")
     steps = store.steps(run_id)
+    graph = [StepSpec.model_validate(s) for s in run.steps]
+    done = [s for s, row in steps.items() if row.status == "succeeded"]
+    level = {step: i for i, names in enumerate(levels(graph, done)) for step in names}
     for step_id in again:
         step = steps[step_id]
+        step.level = level[step_id]
         step.status, step.error, step.output, step.input = "queued", None, None, None
         step.started_at = step.finished_at = None
         step.attempt += 1

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from aia_workers.db.cursors import keyset_page
 from aia_workers.db.workflows import Workflow, WorkflowRun, WorkflowRunStep
 from aia_workers.errors import ConflictError
+from aia_workers.workflows.graph import StepSpec, levels
 
 __all__ = ["ACTIVE", "WorkflowNameTakenError", "WorkflowRepository", "now"]
 
@@ -130,6 +131,8 @@ class WorkflowRepository:
         )
         self._session.add(run)
         self._session.flush()
+        graph = [StepSpec.model_validate(s) for s in workflow.steps]
+        level = {step: i for i, names in enumerate(levels(graph)) for step in names}
         for spec in workflow.steps:
             self._session.add(
                 WorkflowRunStep(
@@ -140,6 +143,7 @@ class WorkflowRepository:
                     status="queued",
                     task_id=task_ids[spec["id"]],
                     attempt=1,
+                    level=level[spec["id"]],
                 )
             )
         self._session.flush()

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("task_id", sa.String(64), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("level", sa.Integer(), nullable=False),
         sa.Column("input", sa.JSON(), nullable=True),
         sa.Column("output", sa.JSON(), nullable=True),
         sa.Column("error", sa.String(4000), nullable=True),
