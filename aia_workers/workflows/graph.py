@@ -101,6 +101,9 @@ def check_graph(steps: Sequence[StepSpec]) -> list[GraphIssue]:
         return issues
     cycle = _cycle(steps)
     if cycle:
+        # Told from the step the workflow lists first, so the message is stable.
+        start = min(range(len(cycle)), key=lambda k: seen[cycle[k]])
+        cycle = cycle[start:] + cycle[:start]
         first = seen[cycle[0]]
         path = " -> ".join([*cycle, cycle[0]])
         issues.append(
