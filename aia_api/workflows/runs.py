@@ -302,7 +302,12 @@ def _resumable(call: Any, run_id: str) -> Any:
     summary="Cancel a workflow run",
     tag=WORKFLOWS,
     permission=Permission.AGENTS_RUN,
-    responses={200: Reply("Cancelled: " + _RUN_REPLY, WorkflowRunView)},
+    responses={
+        202: Reply(
+            "Cancelled; a running step stops at its next checkpoint: " + _RUN_REPLY,
+            WorkflowRunView,
+        )
+    },
     errors=(*SECURED, "404", "409"),
     description=(
         f"{NEEDS_RUN} The run and its queued and running steps end `cancelled`, and so do "
@@ -336,7 +341,7 @@ async def cancel(request: Request) -> Response:
         except Problem:
             # Ended (or gone) already: nothing left to stop.
             continue
-    return json_reply(await _live_view(svc, tenant, run_id))
+    return json_reply(await _live_view(svc, tenant, run_id), 202)
 
 
 _RUN = "/v1/workflows/runs/{run_id}"

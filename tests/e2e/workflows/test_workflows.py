@@ -242,3 +242,44 @@ def test_a_workflow_that_cannot_run_is_refused_naming_the_step_and_field(
     )
     assert _pointers(not_a_field) == ["/steps/1/inputs_from/other"]
     assert api.get("/v1/workflows/runs/nope").status_code == 404
+
+
+@pytest.mark.parametrize("how", ["run", "task"])
+def test_cancelling_a_run_or_its_running_step_stops_it_and_the_steps_after(
+    api: httpx.Client, how: str
+) -> None:
+    slow = _agent(api, "steps", config={"step_seconds": 0.2})
+    after = _agent(api, "echo")
+    workflow = _workflow(
+        api,
+        [
+            {"id": "slow", "agent_id": slow, "input": {"steps": 100}},
+            {"id": "after", "agent_id": after, "input": {"text": "x"}, "after": ["slow"]},
+        ],
+    )
+    started = _start(api, workflow["id"])
+
+    def running() -> dict[str, Any] | None:
+        view = api.get(f"/v1/workflows/runs/{started['id']}").json()
+        step = _steps(view)["slow"]
+        return view if step["status"] == "running" and step["progress"] else None
+
+    view = wait_for(running, 30, 0.1, "the slow step to report progress")
+    if how == "run":
+        response = api.post(view["links"]["cancel"])
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "cancelled"
+    else:
+        task_id = _steps(view)["slow"]["task_id"]
+        assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 202
+    run = _ended(api, started["id"])
+    assert run["status"] == "cancelled"
+    steps = _steps(run)
+    assert (steps["slow"]["status"], steps["after"]["status"]) == ("cancelled", "cancelled")
+    for step in steps.values():
+        assert api.get(step["links"]["task"]).json()["status"] == "cancelled"
+    assert _agent_runs(api, after) == []
+    if how == "task":
+        assert run["error"]["step"] == "slow"
+    again = api.post(run["links"]["cancel"])
+    assert again.status_code == 409, again.text
