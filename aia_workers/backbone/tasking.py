@@ -113,7 +113,8 @@ def aia_task(task_type: TaskType, **options: Any) -> Callable[[_F], Task]:
     """Register the decorated function as the Celery task for ``task_type``.
 
     ``options`` go to Celery's ``app.task`` (e.g. ``throws``: exceptions that
-    end a task in the normal course, logged without a traceback).
+    end a task in the normal course, logged without a traceback;
+    ``ignore_result=False`` for a type that runs in a chord's header).
     """
     return app.task(  # type: ignore[no-any-return]
         name=task_type.name,
@@ -123,7 +124,7 @@ def aia_task(task_type: TaskType, **options: Any) -> Callable[[_F], Task]:
         # event; storing it in Celery's result backend too would cost every
         # task a write and a publish. Canvas work that needs the backend
         # (chords) opts back in on its own task types.
-        ignore_result=True,
+        ignore_result=options.pop("ignore_result", True),
         time_limit=task_type.time_limit_seconds,
         soft_time_limit=task_type.soft_time_limit_seconds,
         **options,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aia_workers.agents.contracts import AgentContext, AgentType
+from aia_workers.agents.contracts import AgentContext, AgentInputError, AgentType
 
 
 class EchoConfig(BaseModel):
@@ -70,3 +70,56 @@ class StepsAgent(AgentType[StepsConfig, StepsInput]):
         finally:
             # Reached only by a run that stops itself, never by a killed process.
             ctx.env.redis.rpush(notes, "exited")
+
+
+class CombineConfig(BaseModel):
+    separator: str = Field(default=" & ", max_length=10)
+
+
+class CombineInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first: dict[str, Any]
+    second: dict[str, Any]
+
+
+class CombineAgent(AgentType[CombineConfig, CombineInput]):
+    """Joins the ``echo`` of two earlier outputs: a workflow's fan-in."""
+
+    name = "combine"
+    summary = "Joins what two earlier runs said."
+    config_model = CombineConfig
+    input_model = CombineInput
+
+    def run(self, inputs: CombineInput, ctx: AgentContext) -> dict[str, Any]:
+        ctx.checkpoint()
+        said = [str(inputs.first.get("echo")), str(inputs.second.get("echo"))]
+        ctx.progress(1, 1)
+        return {"combined": self.config.separator.join(said), "parts": said}
+
+
+class FailOnceConfig(BaseModel):
+    pass
+
+
+class FailOnceInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = None
+    upstream: dict[str, Any] | None = None
+
+
+class FailOnceAgent(AgentType[FailOnceConfig, FailOnceInput]):
+    """Fails its agent's first run (noted in Redis, ``aia-e2e:failed-once:<agent id>``),
+    then says its input back: a fault fixed between a run and its resume."""
+
+    name = "fail_once"
+    summary = "Fails the first time, then says its input back."
+    config_model = FailOnceConfig
+    input_model = FailOnceInput
+
+    def run(self, inputs: FailOnceInput, ctx: AgentContext) -> dict[str, Any]:
+        if ctx.env.redis.set(f"aia-e2e:failed-once:{ctx.agent_id}", ctx.run_id, nx=True):
+            raise AgentInputError("failing once, as this agent type does; run it again")
+        text = inputs.text or str((inputs.upstream or {}).get("echo"))
+        return {"echo": f"{text}, again"}
