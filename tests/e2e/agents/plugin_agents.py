@@ -123,3 +123,63 @@ class FailOnceAgent(AgentType[FailOnceConfig, FailOnceInput]):
             raise AgentInputError("failing once, as this agent type does; run it again")
         text = inputs.text or str((inputs.upstream or {}).get("echo"))
         return {"echo": f"{text}, again"}
+
+
+class InboxInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ack: bool = True
+    fail: bool = False
+
+
+class InboxAgent(AgentType[EchoConfig, InboxInput]):
+    """Reads its mailbox and says what it read; acks it itself (or not), then may fail."""
+
+    name = "inbox"
+    summary = "Returns the messages its inbox handed it, and acks them."
+    config_model = EchoConfig
+    input_model = InboxInput
+    # It acks for itself: a run told not to leaves its messages pending.
+    acks_on_success = False
+
+    def run(self, inputs: InboxInput, ctx: AgentContext) -> dict[str, Any]:
+        read = ctx.inbox()
+        acked = ctx.ack([m.id for m in read]) if inputs.ack else []
+        if inputs.fail:
+            raise RuntimeError(f"failing on purpose after reading {len(read)} messages")
+        return {
+            "read": [
+                {
+                    "id": m.id,
+                    "sender": m.sender,
+                    "seq": m.seq,
+                    "body": m.body,
+                    "deliveries": m.deliveries,
+                }
+                for m in read
+            ],
+            "acked": acked,
+        }
+
+
+class RelayInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=200, description="An agent's id or name.")
+    bodies: list[dict[str, Any]] = Field(min_length=1, max_length=20)
+
+
+class RelayAgent(AgentType[EchoConfig, RelayInput]):
+    """Sends each of its input's bodies, in order, to another agent."""
+
+    name = "relay"
+    summary = "Sends messages to another agent."
+    config_model = EchoConfig
+    input_model = RelayInput
+
+    def run(self, inputs: RelayInput, ctx: AgentContext) -> dict[str, Any]:
+        sent = []
+        for body in inputs.bodies:
+            ctx.checkpoint()
+            sent.append(ctx.send(inputs.to, body))
+        return {"sent": sent}
