@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests import mldata
-from tests.support import Stack, wait_status
+from tests.support import Stack, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -166,3 +166,57 @@ def test_the_content_report_holds_the_key_sentences_it_was_given(api: httpx.Clie
         assert sentence in result["markdown"]
     assert "<b>review</b>" not in result["html"]
     assert result["method"] == "extractive"
+
+
+def test_a_research_and_analysis_workflow_ends_in_a_report_built_from_both(
+    api: httpx.Client, corpus: dict[str, str]
+) -> None:
+    uploaded = api.post(
+        "/v1/ml/datasets",
+        params={"name": "sales"},
+        content=mldata.to_csv(_planted_frame()),
+        headers={"content-type": "text/csv"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    steps = [
+        {
+            "id": "research",
+            "agent_id": _agent(api, "research", {"corpus_id": corpus[""]}),
+            "input": {"question": "Can I visit the harbour museum on a Monday?"},
+        },
+        {
+            "id": "analysis",
+            "agent_id": _agent(api, "analysis", {}),
+            "input": {"dataset_id": uploaded.json()["id"], "target": "sales"},
+        },
+        {
+            "id": "report",
+            "agent_id": _agent(api, "content", {}),
+            "input": {"title": "Museum and sales"},
+            "inputs_from": {"research": "research", "analysis": "analysis"},
+        },
+    ]
+    made = api.post("/v1/workflows", json={"name": f"wf-{uuid.uuid4().hex[:8]}", "steps": steps})
+    assert made.status_code == 201, made.text
+    started = api.post(f"/v1/workflows/{made.json()['id']}/runs")
+    assert started.status_code == 202, started.text
+
+    def ended() -> dict[str, Any] | None:
+        view = api.get(f"/v1/workflows/runs/{started.json()['id']}").json()
+        return view if view["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    run = wait_for(ended, 180, 0.5, "the workflow run to end")
+    assert run["status"] == "succeeded", run["error"]
+    assert run["progress"] == {"done": 3, "total": 3}
+    report_step = next(s for s in run["steps"] if s["id"] == "report")
+    report = api.get(report_step["links"]["self"]).json()["output"]
+    markdown = report["markdown"]
+    # From research: its answer, quoting the planted sentence; from analysis: the coefficient.
+    assert "closed on Mondays" in markdown
+    assert "## Research" in markdown
+    assert "## Analysis" in markdown
+    analysis_step = next(s for s in run["steps"] if s["id"] == "analysis")
+    analysis = api.get(analysis_step["links"]["self"]).json()["output"]
+    price = next(c for c in analysis["regression"]["coefficients"] if c["term"] == "price")
+    assert price["coefficient"] == pytest.approx(-2.5, abs=0.25)
+    assert f"changes sales by {price['coefficient']:.4g}" in markdown
