@@ -201,7 +201,9 @@ def agents_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     path = os.pathsep.join(p for p in (str(plugins), os.environ.get("PYTHONPATH", "")) if p)
     with _fresh_postgres() as database:
-        built = _build_stack(tmp, "redis", database, {"PYTHONPATH": path})
+        # Schedules as often as every second, for the monitoring agent run under beat.
+        env = {"PYTHONPATH": path, "AIA_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
+        built = _build_stack(tmp, "redis", database, env)
         built.start_worker("agents", "agents", concurrency=2)
         yield built
         built.stop()

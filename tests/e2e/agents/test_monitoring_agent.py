@@ -1,8 +1,5 @@
-"""The monitoring agent end to end: real failed tasks, a run on the agents worker, alerts out.
-
-Needs the agent framework (``agents.run``, ``/v1/agents`` and the
-``agents_stack`` fixture); skipped where it is not there yet.
-"""
+"""The monitoring agent end to end: real failed tasks, a run on the agents worker, alerts out;
+and the agent run by a schedule under a real beat."""
 
 from __future__ import annotations
 
@@ -14,8 +11,6 @@ import httpx
 import pytest
 
 from tests.support import submit, wait_for, wait_status
-
-pytest.importorskip("aia_workers.agents.tasks", reason="needs the agents.run task")
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +104,50 @@ def test_a_spike_of_failed_tasks_fires_one_alert_and_successes_resolve_it(
     assert resolved["alerts"] == [{"rule": "sleep failing", "state": "resolved"}]
     states = [m["payload"]["state"] for m in _alerts(api, endpoint)]
     assert states == ["firing", "resolved"]
+
+
+def test_a_schedule_under_beat_runs_the_monitoring_agent(agents_stack, api: httpx.Client) -> None:
+    rule = {
+        "name": "ml backlog",
+        "signal": "queue_depth",
+        "queue": "ml",
+        "op": "ge",
+        "threshold": 1_000_000,
+    }
+    made = api.post(
+        "/v1/agents",
+        json={
+            "name": f"watch-{uuid.uuid4().hex[:8]}",
+            "type": "monitoring",
+            "config": {"rules": [rule]},
+        },
+    )
+    assert made.status_code == 201, made.text
+    agent_id = made.json()["id"]
+    beat = agents_stack.start_beat("monitoring", {"AIA_SYSTEM_SCHEDULES": "[]"})
+    try:
+        schedule = api.post(
+            "/v1/schedules",
+            json={
+                "name": f"watch-{agent_id}",
+                "type": "agents.run",
+                "payload": {"agent_id": agent_id},
+                "interval_seconds": 1,
+            },
+        )
+        assert schedule.status_code == 201, schedule.text
+
+        def ran() -> dict[str, Any] | None:
+            items = api.get(f"/v1/agents/{agent_id}/runs").json()["items"]
+            done = [r for r in items if r["status"] == "succeeded"]
+            return done[0] if done else None
+
+        run = wait_for(ran, 60, 0.5, "a scheduled run of the monitoring agent")
+        api.patch(schedule.json()["links"]["self"], json={"enabled": False})
+    finally:
+        beat.stop()
+    result = api.get(f"/v1/tasks/{run['id']}").json()["result"]
+    [verdict] = result["rules"]
+    assert verdict["name"] == "ml backlog"
+    assert verdict["state"] == "ok"
+    assert verdict["value"] == 0
