@@ -2,9 +2,10 @@
 
 ``AgentRunTask`` asks for a slot of the run's agent before the task's own start
 (``AiaTask``): a run parked in its agent's line has its message acknowledged
-unrun and stays ``queued``; a run that holds a slot gives it back when its body
-ends, whatever the outcome, and the runs handed a slot meanwhile are sent again
-through Celery (same task id and kwargs, their turn in a header). The domain
+unrun and stays ``queued``; a run that holds a slot gives it back once its
+outcome is recorded (``task_postrun``), whatever the outcome, and the runs
+handed a slot meanwhile are sent again through Celery (same task id and
+kwargs, their turn in a header). The domain
 is ``aia_workers.agents.concurrency``.
 
 Redis unreachable at the gate: the run runs anyway, ungated, as a task whose
@@ -26,6 +27,7 @@ from celery.exceptions import Ignore
 
 from aia_workers.agents.concurrency import (
     TURN_HEADER,
+    Admission,
     AgentSlots,
     ConcurrencyPolicy,
     Sweeper,
@@ -64,15 +66,17 @@ def _agent_of(kwargs: Mapping[str, Any]) -> str | None:
     return agent_id if isinstance(agent_id, str) and agent_id else None
 
 
-def _cap(tenant: str, agent_id: str) -> int | None:
-    """The agent's max_concurrency; 0 when it is gone; None when the database is unreachable."""
+def _cap(tenant: str, agent_id: str) -> int:
+    """The agent's max_concurrency; 0 when it is gone; 1 when the database is unreachable."""
     try:
         with agent_environment().sessions() as session:
             agent = AgentRepository(session, tenant).get(agent_id)
             return 0 if agent is None else agent.max_concurrency
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
-        log.warning("could not read agent %s's max_concurrency; keeping the last one", agent_id)
-        return None
+        # The default limit, the safe side: the next start after the database is back
+        # (with none of the agent's runs left) reads the agent's own.
+        log.warning("could not read agent %s's max_concurrency; admitting under 1", agent_id)
+        return 1
 
 
 def _turn(request: Any) -> int:
@@ -95,15 +99,12 @@ class AgentRunTask(AiaTask):
         if request.id is None or request.called_directly or agent_id is None:
             return super().__call__(*args, **kwargs)
         tenant = kwargs.get("tenant") or DEFAULT_TENANT
-        cap = _cap(tenant, agent_id)
-        if cap == 0:
-            # The agent is gone: the run fails at once, saying so, and holds nothing.
-            return super().__call__(*args, **kwargs)
         slots, leases = _process_slots()
         queue = (request.delivery_info or {}).get("routing_key") or "agents"
         send = celery_sender(self.app)
-        try:
-            admission = slots.admit(
+
+        def admit(cap: int | None) -> Admission:
+            return slots.admit(
                 tenant=tenant,
                 agent_id=agent_id,
                 run_id=request.id,
@@ -113,32 +114,57 @@ class AgentRunTask(AiaTask):
                 kwargs=dict(request.kwargs or kwargs),
                 queue=queue,
             )
+
+        try:
+            # The limit the agent's runs are under already; the database's only
+            # when none waits or runs.
+            admission = admit(None)
+            if admission.outcome == "unknown":
+                cap = _cap(tenant, agent_id)
+                if cap == 0:
+                    # The agent is gone: the run fails at once, saying so, and holds nothing.
+                    return super().__call__(*args, **kwargs)
+                admission = admit(cap)
         except redis.RedisError:
             log.exception("could not ask for a slot of agent %s; run %s runs", agent_id, request.id)
             return super().__call__(*args, **kwargs)
         send_all(admission.handed, send)
-        if admission.outcome in ("parked", "stale"):
-            log.info(
-                "run %s of agent %s is %s: it waits for a slot (max_concurrency %s)",
-                request.id,
-                agent_id,
-                admission.outcome,
-                cap,
-            )
+        if admission.outcome == "parked":
+            log.info("run %s waits for a slot of agent %s", request.id, agent_id)
+            raise Ignore()
+        if admission.outcome == "stale":
+            log.info("dropping a stale copy of run %s of agent %s", request.id, agent_id)
             raise Ignore()
         if admission.outcome == "terminal":
             # Cancelled or over already: the start below skips it.
             return super().__call__(*args, **kwargs)
+        # Given back after the run's outcome is recorded (``_release_after_run``), so
+        # that the next run never starts before this one has ended.
         leases.hold(tenant, agent_id, request.id)
-        try:
-            return super().__call__(*args, **kwargs)
-        finally:
-            leases.drop(request.id)
-            try:
-                send_all(slots.release(tenant=tenant, agent_id=agent_id, run_id=request.id), send)
-            except redis.RedisError:
-                # The slot lapses after its lease, and the sweep hands it on.
-                log.warning("could not free run %s's slot of agent %s", request.id, agent_id)
+        return super().__call__(*args, **kwargs)
+
+
+def _release_after_run(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """``task_postrun``: free the slot a run held, whatever its outcome, and hand it on.
+
+    Celery sends it after the outcome's own handlers (the task's terminal event)
+    for every outcome a process lives through; a process that dies stops renewing
+    the lease instead.
+    """
+    if not isinstance(task, AgentRunTask) or task_id is None:
+        return
+    slots, leases = _process_slots()
+    held = leases.drop(task_id)
+    if held is None:
+        return
+    tenant, agent_id, run_id = held
+    try:
+        handed = slots.release(tenant=tenant, agent_id=agent_id, run_id=run_id)
+    except redis.RedisError:
+        # The slot lapses after its lease, and the sweep hands it on.
+        log.warning("could not free run %s's slot of agent %s", run_id, agent_id)
+        return
+    send_all(handed, celery_sender(task.app))
 
 
 _sweeper: Sweeper | None = None
@@ -171,7 +197,8 @@ def stop_sweeper(**_: Any) -> None:
 
 
 # Only the workers that import the agents task module (those consuming the
-# agents queue) sweep; the handlers start a thread when the worker is ready,
-# nothing at import.
+# agents queue) gate runs and sweep; the handlers start a thread when the
+# worker is ready, nothing at import.
+signals.task_postrun.connect(_release_after_run, weak=False)
 signals.worker_ready.connect(start_sweeper, weak=False)
 signals.worker_shutdown.connect(stop_sweeper, weak=False)

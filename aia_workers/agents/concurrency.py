@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 # The message header that carries a run's turn; a message without it is turn 0.
 TURN_HEADER = "aia_agent_turn"
 
-AdmitOutcome = Literal["go", "parked", "stale", "terminal"]
+AdmitOutcome = Literal["go", "parked", "stale", "terminal", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,8 @@ class Handover:
 class Admission:
     """What a run's message gets: ``go`` (it holds a slot: run it), ``parked`` or
     ``stale`` (acknowledge it unrun), ``terminal`` (the run is over: let the
-    task's own start skip it); and the other runs handed a slot meanwhile."""
+    task's own start skip it), ``unknown`` (no limit is stored: ask again with
+    the agent's); and the other runs handed a slot meanwhile."""
 
     outcome: AdmitOutcome
     handed: tuple[Handover, ...] = ()
@@ -193,7 +194,13 @@ class AgentSlots:
         kwargs: Mapping[str, Any],
         queue: str,
     ) -> Admission:
-        """Take a slot for ``run_id`` or park it (see Admission); ``cap`` None: the stored one."""
+        """Take a slot for ``run_id`` or park it (see Admission); ``cap`` None: the stored one.
+
+        The stored limit is the one the agent's waiting or running runs were
+        admitted under, or a change applied since (``settle``); the caller reads
+        the agent's own only when none is stored (``unknown``), so that a run's
+        place in line does not wait for the database.
+        """
         now = time.time()
         call = AdmitCall(
             **_agent_keys(tenant, agent_id),

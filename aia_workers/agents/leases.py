@@ -38,10 +38,10 @@ class RunLeases:
             self._thread = threading.Thread(target=self._run, name="aia-agent-leases", daemon=True)
             self._thread.start()
 
-    def drop(self, run_id: str) -> None:
-        """Stop renewing; the run's release frees the slot."""
+    def drop(self, run_id: str) -> tuple[str, str, str] | None:
+        """Stop renewing; the (tenant, agent id, run id) that was held, for its release."""
         with self._lock:
-            self._held.pop(run_id, None)
+            return self._held.pop(run_id, None)
 
     def renew(self) -> int:
         """Renew every held slot now; how many were renewed."""

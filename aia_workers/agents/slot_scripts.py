@@ -113,9 +113,10 @@ class AdmitCall(ScriptCall):
     Replies ``{outcome, handed...}``: ``go`` (the run holds a slot now, until
     ``lapses_at`` unless renewed), ``parked`` (it waits in line; its message may
     be acknowledged), ``stale`` (a copy of an older ``turn``: acknowledge it and
-    do nothing) or ``terminal`` (the run was cancelled or finished: whatever it
-    held is given back). ``handed`` are triples (run id, turn, entry) of other
-    runs handed a slot, to send again. ``cap`` ``""`` keeps the stored limit.
+    do nothing), ``terminal`` (the run was cancelled or finished: whatever it
+    held is given back) or ``unknown`` (``cap`` is ``""``, for the stored limit,
+    and none is stored: call again with the agent's). ``handed`` are triples
+    (run id, turn, entry) of other runs handed a slot, to send again.
     A parked run leaves the queue's pending index, so that the rescuer does not
     queue its acknowledged message again.
     """
@@ -157,7 +158,12 @@ if status and terminal[status] then
 end
 local known = redis.call('HGET', turns, run_id)
 if known and tonumber(known) ~= tonumber(turn) then return {'stale'} end
-if cap ~= '' then redis.call('SET', limit, cap) end
+if cap ~= '' then
+  redis.call('SET', limit, cap)
+elseif redis.call('EXISTS', limit) == 0 then
+  -- No run of the agent waits or runs: the caller reads its limit and asks again.
+  return {'unknown'}
+end
 redis.call('SADD', active, member)
 purge()
 if redis.call('ZSCORE', slots, run_id) then

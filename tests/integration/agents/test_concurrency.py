@@ -88,9 +88,12 @@ def _parked(client: redis.Redis) -> list[str]:
 
 def test_at_most_max_concurrency_runs_hold_a_slot(client: redis.Redis, slots: AgentSlots) -> None:
     a, b, c = _submitted(client, 3)
+    # With none of its runs waiting or running, the caller must say the agent's limit.
+    assert _admit(slots, a, cap=None) == ("unknown", [])
     assert _admit(slots, a, cap=2) == ("go", [])
-    assert _admit(slots, b, cap=2) == ("go", [])
-    assert _admit(slots, c, cap=2) == ("parked", [])
+    # Then the runs behind are admitted under the stored one.
+    assert _admit(slots, b, cap=None) == ("go", [])
+    assert _admit(slots, c, cap=None) == ("parked", [])
     assert _running(client) == {a, b}
     assert _parked(client) == [c]
     # Another agent's slots are its own.
