@@ -1,8 +1,9 @@
 """Agents at scale: 1,000 agents configured, 100 runs at once on one worker host.
 
-One API process, one ``agents`` worker (threads pool, ``-c 100``: one process
-runs 100 agent runs at once) and, for the reference, one ``default`` worker
-of the same pool and size; PostgreSQL (a database of its own, dropped after)
+One API process, one ``agents`` worker (threads pool, ``-c 128``: one process
+runs the 100 agent runs at once, and its spare threads take in and park the
+runs that must wait) and, for the reference, one ``default`` worker of the same
+pool and size; PostgreSQL (a database of its own, dropped after)
 and Redis DB 15. A plugin agent type (``bench-sleep``, installed by entry point
 as a third-party package would be) sleeps ``--run-seconds`` in steps.
 
@@ -43,7 +44,9 @@ from _harness import DEFAULT_REDIS_DB, Proc, Stack, auth_headers, machine, perce
 
 POSTGRES_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 AT_ONCE = 100
-GOAL_P99_MS = 250.0
+# A parked run is started by its predecessor's end, not by polling: it should
+# start within a small fraction of any polling interval (the fair share's is 2 s).
+GOAL_HANDOVER_P50_MS = 100.0
 
 _PLUGIN = """
 import time
@@ -298,12 +301,13 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
         f"{mb(peak_uncontended):6.0f}  peak overall {mb(agents_rss.peak):6.0f}"
     )
     print(f"  default worker: idle {mb(idle[1]):6.0f}  peak {mb(default_rss.peak):6.0f}")
-    p99 = percentile(agent_ms, 99)
-    met = p99 < GOAL_P99_MS and most == 1
+    handover_p50 = percentile(sorted(handover_ms), 50)
+    met = min(peaks) == AT_ONCE and most == 1 and handover_p50 < GOAL_HANDOVER_P50_MS
     print()
     print(
-        f"goal: uncontended p99 < {GOAL_P99_MS:g} ms and one run per agent at once -> "
-        f"p99 {p99:.1f} ms (reference {percentile(sleep_ms, 99):.1f} ms), most at once {most}: "
+        f"goal: {AT_ONCE} runs at once, never two of one agent, a parked run started within "
+        f"{GOAL_HANDOVER_P50_MS:g} ms (p50) of its slot freeing -> {min(peaks)} at once, "
+        f"most of one agent {most}, hand-over p50 {handover_p50:.1f} ms: "
         f"{'met' if met else 'NOT met'}"
     )
     return 0

@@ -10,7 +10,8 @@ Each agent has, in Redis (names in ``aia_workers.backbone.keys``):
 - ``entries``: what sending each parked run's message again needs (JSON);
 - ``turns``: each parked or running run's turn, bumped every time its message
   is sent again, so that a stale copy of an older turn is told apart and dropped;
-- ``limit``: the agent's max_concurrency.
+- ``limit``: the agent's max_concurrency, stored by its first run's start (from
+  the database) and by every change of it (the API), kept while the agent lives.
 
 Every script first drops the lapsed slots (``purge``): a running run's slot
 is simply freed (its process died; the broker delivers its message again and
@@ -97,7 +98,6 @@ end
 local function forget_if_idle()
   if redis.call('ZCARD', slots) == 0 and redis.call('ZCARD', parked) == 0 then
     redis.call('SREM', active, member)
-    redis.call('DEL', limit)
   end
 end
 """
@@ -115,7 +115,8 @@ class AdmitCall(ScriptCall):
     be acknowledged), ``stale`` (a copy of an older ``turn``: acknowledge it and
     do nothing), ``terminal`` (the run was cancelled or finished: whatever it
     held is given back) or ``unknown`` (``cap`` is ``""``, for the stored limit,
-    and none is stored: call again with the agent's). ``handed`` are triples
+    and none is stored: call again with the agent's, stored unless another was
+    meanwhile). ``handed`` are triples
     (run id, turn, entry) of other runs handed a slot, to send again.
     A parked run leaves the queue's pending index, so that the rescuer does not
     queue its acknowledged message again.
@@ -159,9 +160,11 @@ end
 local known = redis.call('HGET', turns, run_id)
 if known and tonumber(known) ~= tonumber(turn) then return {'stale'} end
 if cap ~= '' then
-  redis.call('SET', limit, cap)
+  -- Only where none is stored: a change the API stored meanwhile is newer
+  -- than what the caller read.
+  redis.call('SET', limit, cap, 'NX')
 elseif redis.call('EXISTS', limit) == 0 then
-  -- No run of the agent waits or runs: the caller reads its limit and asks again.
+  -- The agent's first run here: the caller reads its limit and asks again.
   return {'unknown'}
 end
 redis.call('SADD', active, member)
@@ -233,9 +236,8 @@ return handed
 class SettleCall(ScriptCall):
     """SETTLE_LUA: free lapsed slots and hand free ones on (the sweep, a new limit).
 
-    ``cap`` ``""`` keeps the stored limit; a new one is stored only for an agent
-    with runs waiting or running (the next start stores it otherwise). Replies
-    with the (run id, turn, entry) triples of the runs handed a slot.
+    ``cap`` ``""`` keeps the stored limit. Replies with the (run id, turn, entry)
+    triples of the runs handed a slot.
     """
 
     KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
@@ -256,10 +258,7 @@ SETTLE_LUA = (
     lua_prelude(SettleCall)
     + _SETTLE
     + """
-if cap ~= '' then
-  if redis.call('SISMEMBER', active, member) == 0 then return {} end
-  redis.call('SET', limit, cap)
-end
+if cap ~= '' then redis.call('SET', limit, cap) end
 purge()
 local _, handed = hand_over('', '')
 forget_if_idle()

@@ -147,5 +147,5 @@ def agent_turns_key(tenant: str, agent_id: str) -> str:
 
 
 def agent_limit_key(tenant: str, agent_id: str) -> str:
-    """The agent's max_concurrency, as its last run's start or change of it left it."""
+    """The agent's max_concurrency: stored by its first run's start, then by each change."""
     return f"{_agent(tenant, agent_id)}:limit"

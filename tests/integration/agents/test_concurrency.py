@@ -141,9 +141,11 @@ def test_freed_slots_go_to_parked_runs_in_submission_order(
         order.append(nxt.run_id)
     assert order == [*rest, newcomer]
     assert _release(slots, newcomer) == ()
-    # An agent with nothing running or waiting leaves no state behind.
+    # An agent with nothing running or waiting is swept no more; its limit stays.
     assert not client.sismember(AGENTS_ACTIVE_KEY, agent_member(TENANT, AGENT))
-    assert client.exists(agent_limit_key(TENANT, AGENT)) == 0
+    assert _running(client) == set()
+    assert _parked(client) == []
+    assert client.get(agent_limit_key(TENANT, AGENT)) == "1"
 
 
 def test_a_cancelled_parked_run_leaves_the_line(client: redis.Redis, slots: AgentSlots) -> None:
@@ -211,6 +213,9 @@ def test_raising_the_limit_hands_out_slots_and_lowering_waits_for_runs_to_end(
     assert _release(slots, runs[0]) == ()
     assert _release(slots, runs[1]) == ()
     assert [h.run_id for h in _release(slots, runs[2])] == [runs[3]]
-    # An agent with nothing waiting or running keeps no limit from a change.
+    # A change is stored for an idle agent too, and wins over a start that read
+    # the database before it.
     assert slots.settle(TENANT, "idle-agent", cap=5) == ()
-    assert client.exists(agent_limit_key(TENANT, "idle-agent")) == 0
+    (later,) = _submitted(client, 1)
+    assert _admit(slots, later, cap=2, agent="idle-agent")[0] == "go"
+    assert client.get(agent_limit_key(TENANT, "idle-agent")) == "5"
