@@ -40,13 +40,16 @@ from pathlib import Path
 import httpx
 import psutil
 import psycopg
-from _harness import DEFAULT_REDIS_DB, Proc, Stack, auth_headers, machine, percentile
+from _harness import DEFAULT_REDIS_DB, REPO, Proc, Stack, auth_headers, machine, percentile
+
+# This checkout's code, for the gate measured in this process.
+sys.path.insert(0, str(REPO))
 
 POSTGRES_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 AT_ONCE = 100
 # A parked run is started by its predecessor's end, not by polling: it should
-# start within a small fraction of any polling interval (the fair share's is 2 s).
-GOAL_HANDOVER_P50_MS = 100.0
+# start well within any polling interval (the fair share's shortest wait is 2 s).
+GOAL_HANDOVER_P99_MS = 1000.0
 
 _PLUGIN = """
 import time
@@ -197,6 +200,30 @@ def describe(label: str, ms: list[float]) -> str:
     )
 
 
+def gate_alone(stack: Stack, rounds: int = 2000) -> list[float]:
+    """The gate's own cost: admit then release one run of an idle agent, from here."""
+    from aia_workers.agents.concurrency import AgentSlots, ConcurrencyPolicy
+
+    slots = AgentSlots(stack.redis, ConcurrencyPolicy())
+    samples = []
+    for i in range(rounds):
+        run_id = f"gate-{i}"
+        started = time.perf_counter()
+        slots.admit(
+            tenant="bench",
+            agent_id="gate",
+            run_id=run_id,
+            cap=1,
+            turn=0,
+            name="agents.run",
+            kwargs={"payload": {"agent_id": "gate", "input": {}}, "tenant": "bench"},
+            queue="agents",
+        )
+        slots.release(tenant="bench", agent_id="gate", run_id=run_id)
+        samples.append((time.perf_counter() - started) * 1000)
+    return sorted(samples)
+
+
 def start_worker(stack: Stack, node: str, queues: str, threads: int) -> Proc:
     worker = stack.start_worker(
         node, queues=queues, pool="threads", concurrency=threads, prefetch=1
@@ -262,8 +289,14 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
         most = 0
         contended = wait_done(stack, ids, 120 + 3 * ns.contended_seconds * ns.queued_per_agent)
         handover_ms = []
-        for runs in per_agent.values():
+        out_of_order = 0
+        for agent_id, runs in per_agent.items():
+            # Submission order is the order the API recorded them (created_at),
+            # which concurrent POSTs need not keep.
+            runs.sort(key=lambda r: float(contended[r]["created_at"]))
+            per_agent[agent_id] = runs
             ordered = sorted(runs, key=lambda r: float(contended[r]["started_at"]))
+            out_of_order += ordered != runs
             for before, after in itertools.pairwise(ordered):
                 gap = float(contended[after]["started_at"]) - float(
                     contended[before]["finished_at"]
@@ -273,6 +306,7 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
             most = max(most, most_at_once([contended[r] for r in runs]))
     agents_rss.stop()
     default_rss.stop()
+    gate_ms = gate_alone(stack)
 
     agent_ms, sleep_ms = delays_ms(agent_records), delays_ms(sleep_records)
     print()
@@ -294,6 +328,8 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
         f"contended: {most_at_once(list(contended.values()))}"
     )
     print(f"  most runs of one agent at once (max_concurrency 1): {most}")
+    print(f"  agents whose runs did not start in submission order: {out_of_order}")
+    print(describe("gate alone: admit + release, one at a time", gate_ms))
     print()
     print(f"RSS of the worker process (threads pool, -c {ns.threads}), MB")
     print(
@@ -301,13 +337,19 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
         f"{mb(peak_uncontended):6.0f}  peak overall {mb(agents_rss.peak):6.0f}"
     )
     print(f"  default worker: idle {mb(idle[1]):6.0f}  peak {mb(default_rss.peak):6.0f}")
-    handover_p50 = percentile(sorted(handover_ms), 50)
-    met = min(peaks) == AT_ONCE and most == 1 and handover_p50 < GOAL_HANDOVER_P50_MS
+    handover_p99 = percentile(sorted(handover_ms), 99)
+    met = (
+        min(peaks) == AT_ONCE
+        and most == 1
+        and out_of_order == 0
+        and handover_p99 < GOAL_HANDOVER_P99_MS
+    )
     print()
     print(
-        f"goal: {AT_ONCE} runs at once, never two of one agent, a parked run started within "
-        f"{GOAL_HANDOVER_P50_MS:g} ms (p50) of its slot freeing -> {min(peaks)} at once, "
-        f"most of one agent {most}, hand-over p50 {handover_p50:.1f} ms: "
+        f"goal: {AT_ONCE} runs at once, never two of one agent, in submission order, a parked "
+        f"run started within {GOAL_HANDOVER_P99_MS:g} ms (p99) of its slot freeing -> "
+        f"{min(peaks)} at once, most of one agent {most}, {out_of_order} out of order, "
+        f"hand-over p99 {handover_p99:.1f} ms: "
         f"{'met' if met else 'NOT met'}"
     )
     return 0
