@@ -17,7 +17,7 @@ whose message never starts it (lost with the process that was sending it) is
 handed its slot again after ``handover_seconds``, with a new turn; a late copy
 of the older turn is then dropped, so a run never runs twice because of it.
 
-Plain Redis, no Celery: the worker's adapter (``aia_workers.agents.admission``)
+Plain Redis, no Celery: the worker's adapter (``aia_workers.agents.tasking``)
 sends the messages.
 """
 

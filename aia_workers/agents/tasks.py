@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy.exc
 from celery import Task
 
-from aia_workers.agents.admission import AgentRunTask
 from aia_workers.agents.contracts import RunCancelled
 from aia_workers.agents.environment import agent_environment
 from aia_workers.agents.payloads import AgentRunPayload
 from aia_workers.agents.running import run_agent
+from aia_workers.agents.tasking import AgentRunTask
 from aia_workers.agents.types import agent_types
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
