@@ -40,6 +40,7 @@ from aia_api.tasks.service import TaskService
 from aia_api.tasks.streaming.guard import StreamGuard
 from aia_api.tasks.streaming.slots import StreamSlots
 from aia_api.webhooks import routes as webhooks
+from aia_api.workflows import routes as workflows
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import LocalArtifactStore
 from aia_workers.secretbox import SecretBox
@@ -57,6 +58,7 @@ ROUTES = [
     *webhooks.routes,
     *schedules.routes,
     *agents.routes,
+    *workflows.routes,
     *ops.routes,
 ]
 

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(default=50 * 1_048_576, ge=1024)
     # The largest file a research corpus takes (text, Markdown, HTML, CSV).
     agent_document_max_bytes: int = Field(default=10 * 1_048_576, ge=1024)
+    # The largest body of a message to an agent (its JSON, in bytes), over the API or from a run.
+    agent_message_max_bytes: int = Field(default=64 * 1024, ge=256, le=1_048_576)
     # Corpus indexes each agents worker process keeps built, most recently used first.
     research_index_cache_size: int = Field(default=16, ge=1, le=1_000)
     # What one tenant may keep on the artifact store (datasets, model files, documents);

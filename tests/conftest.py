@@ -181,7 +181,8 @@ def ml_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def agents_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API, recorder and an ``agents`` worker on a PostgreSQL of their own, with a
-    third-party plugin (types ``echo`` and ``steps``, one broken entry) installed in both."""
+    third-party plugin (types ``echo``, ``steps``, ``combine``, ``fail_once``, ``inbox``,
+    ``relay``, one broken entry) installed in both."""
     tmp = tmp_path_factory.mktemp("stack-agents")
     plugins = tmp / "site"
     install_distribution(
@@ -190,6 +191,10 @@ def agents_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         {
             "echo": "aia_e2e_agents:EchoAgent",
             "steps": "aia_e2e_agents:StepsAgent",
+            "combine": "aia_e2e_agents:CombineAgent",
+            "fail_once": "aia_e2e_agents:FailOnceAgent",
+            "inbox": "aia_e2e_agents:InboxAgent",
+            "relay": "aia_e2e_agents:RelayAgent",
             "e2e-broken": "aia_e2e_agents:NoSuchAgent",
         },
         {"aia_e2e_agents.__init__": E2E_PLUGIN.read_text()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aia_api.http.openapi import Param, path_param
 from aia_workers.backbone.states import Status
 
-__all__ = ["AFTER", "IDEMPOTENCY_KEY", "LAST_EVENT_ID", "STATUS", "TASK_ID", "TYPE"]
+__all__ = ["AFTER", "IDEMPOTENCY_KEY", "LAST_EVENT_ID", "STATUS", "TASK_ID", "TICKET", "TYPE"]
 
 TASK_ID = path_param("TaskId", "task_id", "The task's id, as returned by submit.")
 
@@ -44,6 +44,15 @@ AFTER = Param(
         "schema": {"type": "integer", "minimum": 0, "maximum": 10**18},
     },
 )
+
+# Inline rather than under components: each stream route lists it as its own.
+TICKET = {
+    "name": "ticket",
+    "in": "query",
+    "required": False,
+    "description": "A stream ticket, in place of the Authorization or X-API-Key header.",
+    "schema": {"type": "string", "maxLength": 64},
+}
 
 STATUS = Param(
     "Status",

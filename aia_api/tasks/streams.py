@@ -19,12 +19,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 import redis.exceptions
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aia_api.http.openapi import (
@@ -35,19 +33,26 @@ from aia_api.http.openapi import (
     documented_websocket,
     operation,
 )
-from aia_api.http.params import parse_count
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
-from aia_api.identity.principal import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.tasks.hub import Subscription, SubscriptionLost
-from aia_api.tasks.openapi import AFTER, LAST_EVENT_ID, TASK_ID
+from aia_api.tasks.openapi import AFTER, LAST_EVENT_ID, TASK_ID, TICKET
 from aia_api.tasks.responses import TaskEvent as TaskEventModel
 from aia_api.tasks.responses import WsCommand, WsMessage
 from aia_api.tasks.streaming.credential import credential_of
 from aia_api.tasks.streaming.guard import OpenStream
 from aia_api.tasks.streaming.slots import StreamLimitReached
+from aia_api.tasks.streaming.sse import (
+    EventStream,
+    close_stream,
+    last_event_id,
+    open_stream,
+    sse_error,
+    sse_problem,
+    too_many_streams,
+)
 from aia_api.tasks.streaming.tickets import StreamTicket, issue_ticket
 from aia_workers.backbone.event import TaskEvent
 from aia_workers.backbone.keys import channel, events_key
@@ -58,14 +63,6 @@ __all__ = ["routes"]
 log = logging.getLogger(__name__)
 
 _STREAMS = Tag("streams", "Task events, as SSE or over a WebSocket.")
-
-_TICKET = {
-    "name": "ticket",
-    "in": "query",
-    "required": False,
-    "description": "A stream ticket, in place of the Authorization or X-API-Key header.",
-    "schema": {"type": "string", "maxLength": 64},
-}
 
 
 async def _replay(svc: Services, task_id: str, after: int) -> list[TaskEvent]:
@@ -90,44 +87,6 @@ def _sse(event: TaskEvent) -> bytes:
     return f"id: {event.seq}\nevent: {event.event}\ndata: {event.to_json()}\n\n".encode()
 
 
-def _sse_error(reason: str) -> bytes:
-    body = {"type": "urn:aia:problem:stream-dropped", "title": "Stream dropped", "detail": reason}
-    return f"event: error\ndata: {orjson.dumps(body).decode()}\n\n".encode()
-
-
-def _sse_problem(problem: Problem) -> bytes:
-    return f"event: error\ndata: {orjson.dumps(problem.body()).decode()}\n\n".encode()
-
-
-# -- opening and closing ------------------------------------------------------------
-
-
-async def _open(
-    svc: Services, conn: HTTPConnection, principal: Principal, sub: Subscription
-) -> OpenStream:
-    """Take one of the principal's stream slots; StreamLimitReached when none is left."""
-    stream = await svc.streams.open(principal, credential_of(conn), sub)
-    svc.metrics.streams.inc()
-    return stream
-
-
-async def _close(svc: Services, stream: OpenStream) -> None:
-    svc.metrics.streams.dec()
-    await svc.hub.detach(stream.sub)
-    await svc.streams.close(stream)
-
-
-def _too_many(svc: Services, exc: StreamLimitReached) -> Problem:
-    return Problem(
-        429,
-        "too-many-streams",
-        "Too many open streams",
-        str(exc),
-        headers={"Retry-After": str(svc.settings.retry_after_seconds)},
-        limit=exc.limit,
-    )
-
-
 @operation(
     id="createStreamTicket",
     summary="Get a stream ticket",
@@ -137,11 +96,11 @@ def _too_many(svc: Services, exc: StreamLimitReached) -> Problem:
     errors=SECURED,
     description=(
         "A ticket for browsers, which cannot set headers on an EventSource or a WebSocket: "
-        "open one stream with `?ticket=<ticket>` on `/v1/tasks/{task_id}/events` or `/v1/ws` "
-        "within `expires_in` seconds (`AIA_STREAM_TICKET_TTL_SECONDS`). It works once, for the "
-        "principal that asked for it, and the stream then lives as long as these credentials "
-        "do. Credentials in a query string (`?access_token=`) are not accepted. Needs "
-        "`tasks:read`."
+        "open one stream with `?ticket=<ticket>` on `/v1/tasks/{task_id}/events`, `/v1/ws` or "
+        "`/v1/agents/{agent_id}/messages/events` within `expires_in` seconds "
+        "(`AIA_STREAM_TICKET_TTL_SECONDS`). It works once, for the principal that asked for "
+        "it, and the stream then lives as long as these credentials do. Credentials in a query "
+        "string (`?access_token=`) are not accepted. Needs `tasks:read`."
     ),
 )
 async def create_ticket(request: Request) -> Response:
@@ -158,40 +117,6 @@ async def create_ticket(request: Request) -> Response:
 
 
 # -- Server-Sent Events -------------------------------------------------------------
-
-
-class _EventStream(StreamingResponse):
-    """An SSE response that watches for the client going away, and closes its stream."""
-
-    def __init__(self, events: AsyncIterator[bytes], svc: Services, stream: OpenStream) -> None:
-        super().__init__(
-            events,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-        self._svc = svc
-        self._stream = stream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sub = self._stream.sub
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    sub.drop("client disconnected")
-                    return
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self.stream_response(send)
-        except OSError:
-            pass
-        finally:
-            watcher.cancel()
-            # Here rather than in the generator, which never runs (nor its
-            # finally) when the client is gone before the first byte.
-            await _close(self._svc, self._stream)
 
 
 @operation(
@@ -223,26 +148,26 @@ class _EventStream(StreamingResponse):
         "the principal already holds `AIA_STREAM_MAX_CONNECTIONS` streams (SSE and WebSocket, "
         "every API process). Needs `tasks:read`."
     ),
-    parameters=(TASK_ID, LAST_EVENT_ID, AFTER, _TICKET),
+    parameters=(TASK_ID, LAST_EVENT_ID, AFTER, TICKET),
 )
 async def task_events(request: Request) -> StreamingResponse:
     svc = services(request)
     task_id = request.path_params["task_id"]
-    after = _last_event_id(request)
+    after = last_event_id(request)
     principal = require(request, Permission.TASKS_READ)
     view = await svc.tasks.get(principal.tenant, task_id)
     if view is None:
         raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
     sub = Subscription(svc.settings.subscriber_buffer)
     try:
-        stream = await _open(svc, request, principal, sub)
+        stream = await open_stream(svc, request, principal, sub)
     except StreamLimitReached as exc:
-        raise _too_many(svc, exc) from None
+        raise too_many_streams(svc, exc) from None
     try:
         await svc.hub.attach(sub, channel(task_id), TaskEvent.from_json)
         backlog = await _replay(svc, task_id, after)
     except BaseException:
-        await _close(svc, stream)
+        await close_stream(svc, stream)
         raise
     heartbeat = svc.settings.sse_heartbeat_seconds
 
@@ -272,24 +197,11 @@ async def task_events(request: Request) -> StreamingResponse:
                         return
         except SubscriptionLost as exc:
             if stream.ended is not None:
-                yield _sse_problem(stream.ended)
+                yield sse_problem(stream.ended)
             elif sub.lost != "client disconnected":
-                yield _sse_error(str(exc))
+                yield sse_error(str(exc))
 
-    return _EventStream(events(), svc, stream)
-
-
-def _last_event_id(request: Request) -> int:
-    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    after = parse_count(raw)
-    if after is None:
-        raise Problem(
-            400,
-            "invalid-last-event-id",
-            "Invalid Last-Event-ID",
-            "Last-Event-ID (or ?after=) must be the id of an event this stream sent",
-        )
-    return after
+    return EventStream(events(), svc, stream)
 
 
 # -- WebSocket ----------------------------------------------------------------------
@@ -337,7 +249,7 @@ async def websocket(ws: WebSocket) -> None:
         return
     sub = Subscription(svc.settings.subscriber_buffer)
     try:
-        stream = await _open(svc, ws, principal, sub)
+        stream = await open_stream(svc, ws, principal, sub)
     except StreamLimitReached as exc:
         await _refuse(ws, 429, str(exc), 1013)
         return
@@ -367,7 +279,7 @@ async def websocket(ws: WebSocket) -> None:
     finally:
         if reader is not None:
             reader.cancel()
-        await _close(svc, stream)
+        await close_stream(svc, stream)
 
 
 async def _serve(ws: WebSocket, svc: Services, stream: OpenStream) -> None:

@@ -13,8 +13,9 @@ imports pydantic and the standard library at module level and anything heavy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -34,6 +35,7 @@ __all__ = [
     "AgentEnvironment",
     "AgentInputError",
     "AgentType",
+    "Message",
     "RunCancelled",
 ]
 
@@ -69,6 +71,27 @@ class AgentEnvironment:
     llm: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message in an agent's mailbox, as a run reads it.
+
+    ``sender`` is ``agent:<id>`` when another agent's run sent it, else who
+    posted it (``key:<id>``, ``user:<id>``); ``seq`` numbers that sender's
+    messages to this agent (1, 2, ...). ``deliveries`` counts the runs it was
+    handed to, this one included: above 1, an earlier run read it and did not
+    acknowledge it.
+    """
+
+    id: str
+    agent_id: str
+    sender: str
+    seq: int
+    position: int
+    body: dict[str, Any]
+    created_at: datetime
+    deliveries: int
+
+
 class AgentContext(Protocol):
     """One run as its agent sees it."""
 
@@ -92,6 +115,19 @@ class AgentContext(Protocol):
         """Raise RunCancelled if the run was cancelled; call it between steps."""
         ...
 
+    def inbox(self, limit: int = 100) -> list[Message]:
+        """The agent's unacknowledged messages, oldest first (so in ``seq`` order per
+        sender), at most ``limit``; each counts as delivered to this run once."""
+        ...
+
+    def ack(self, message_ids: Iterable[str]) -> list[str]:
+        """Acknowledge messages of this agent's mailbox; the ids acknowledged now."""
+        ...
+
+    def send(self, agent: str, body: Mapping[str, Any]) -> str:
+        """Send ``body`` (JSON) to ``agent`` (an id or a name, in this tenant); its id."""
+        ...
+
 
 class AgentType(Generic[ConfigT, InputT]):
     """Base of every agent type: set the class attributes, implement ``run``.
@@ -100,12 +136,19 @@ class AgentType(Generic[ConfigT, InputT]):
     configuration when it is created or changed, ``input_model`` a run's input
     when it is submitted. ``run`` returns JSON (a dict), reports progress and
     calls ``ctx.checkpoint()`` between steps so that a cancel stops it there.
+
+    Messages: a run reads its agent's mailbox with ``ctx.inbox()`` and may
+    acknowledge them as it goes (``ctx.ack``). When ``acks_on_success`` is
+    true (the default), a run that succeeds acknowledges everything its inbox
+    handed it; a run that fails or is cancelled acknowledges nothing more, and
+    what it read goes to the next run again (at least once).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
     input_model: ClassVar[type[BaseModel]]
+    acks_on_success: ClassVar[bool] = True
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config

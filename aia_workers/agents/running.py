@@ -8,13 +8,15 @@ RunCancelled; the record is terminal already, so the task stays cancelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from aia_workers.agents.contracts import AgentEnvironment, AgentInputError, RunCancelled
+from aia_workers.agents.contracts import AgentEnvironment, AgentInputError, Message, RunCancelled
+from aia_workers.agents.mailbox import RunMailbox
 from aia_workers.agents.payloads import AgentRunPayload
 from aia_workers.agents.store import AgentRepository
 from aia_workers.agents.types import AgentTypes, UnknownAgentTypeError
@@ -35,6 +37,10 @@ class RunContext:
     run_id: str
     env: AgentEnvironment
     report: ProgressReporter
+    mailbox: RunMailbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mailbox = RunMailbox(self.env, self.tenant, self.agent_id, self.run_id)
 
     def progress(self, current: int, total: int, message: str | None = None) -> None:
         """Report ``current`` of ``total`` steps done; reaches the run's event stream."""
@@ -47,6 +53,18 @@ class RunContext:
             status = status.decode()
         if status == Status.CANCELLED.value:
             raise RunCancelled(f"run {self.run_id} was cancelled")
+
+    def inbox(self, limit: int = 100) -> list[Message]:
+        """The agent's unacknowledged messages, oldest first; see ``aia_workers.agents.mailbox``."""
+        return self.mailbox.inbox(limit)
+
+    def ack(self, message_ids: Iterable[str]) -> list[str]:
+        """Acknowledge messages of this agent's mailbox; the ids acknowledged now."""
+        return self.mailbox.ack(message_ids)
+
+    def send(self, agent: str, body: Mapping[str, Any]) -> str:
+        """Send ``body`` to ``agent`` (id or name, this tenant); the message's id."""
+        return self.mailbox.send(agent, body)
 
 
 def describe_errors(exc: ValidationError, prefix: str) -> str:
@@ -104,8 +122,11 @@ def run_agent(
         ) from None
     ctx = RunContext(tenant=tenant, agent_id=agent.id, run_id=run_id, env=env, report=report)
     ctx.checkpoint()
-    output = kind(settings).run(inputs, ctx)
-    return _json_object(output, type_name)
+    output = _json_object(kind(settings).run(inputs, ctx), type_name)
+    if kind.acks_on_success:
+        # Only a run that succeeded: what a failed one read goes to the next run again.
+        ctx.mailbox.settle()
+    return output
 
 
 def _json_object(output: Any, type_name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import sqlalchemy.exc
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from aia_workers.db.agents import Agent, AgentRun
+from aia_workers.db.agents import Agent, AgentMessage, AgentRun
 from aia_workers.db.cursors import keyset_page
 from aia_workers.errors import ConflictError
 
@@ -108,7 +108,7 @@ class AgentRepository:
         return agent
 
     def delete(self, agent: Agent) -> None:
-        """Delete ``agent`` and its runs' rows (the runs' task records are kept)."""
+        """Delete ``agent``, its runs' rows (the runs' task records are kept) and its mailbox."""
         self._own(agent)
         self._session.execute(
             delete(AgentRun).where(
@@ -117,6 +117,13 @@ class AgentRepository:
         )
         self._session.delete(agent)
         self._session.flush()
+        # After the agent's row: a message being posted holds that row's lock,
+        # so by now it has committed and this takes it too.
+        self._session.execute(
+            delete(AgentMessage).where(
+                AgentMessage.tenant_id == self._tenant_id, AgentMessage.agent_id == agent.id
+            )
+        )
 
     # -- runs -----------------------------------------------------------------
 

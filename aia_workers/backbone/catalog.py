@@ -19,6 +19,7 @@ from aia_workers.diagnostics.payloads import CrashPayload, SleepPayload
 from aia_workers.drift.contracts.payloads import DriftCheckPayload
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.ml.contracts.payloads import PredictPayload, RetrainPayload, TrainPayload
+from aia_workers.workflows.payloads import WorkflowStepPayload
 
 __all__ = ["CATALOG", "TaskType", "get_task_type", "modules_for_queues"]
 
@@ -121,6 +122,19 @@ _TYPES = (
         time_limit_seconds=1800,
         description="Runs an agent (POST /v1/agents/{id}/runs) with an input its type "
         "accepts; its output is the result. A cancel stops it at its next checkpoint.",
+        stops_at_checkpoints=True,
+    ),
+    TaskType(
+        name="agents.workflow_step",
+        queue=Queue.AGENTS,
+        payload=WorkflowStepPayload,
+        permission="agents:run",
+        module="aia_workers.workflows.tasks",
+        # As agents.run: a step is one agent's run.
+        time_limit_seconds=1800,
+        description="Runs one step of a workflow run (POST /v1/workflows/{id}/runs starts "
+        "them, as Celery canvas): the step's agent with its input and the outputs of the "
+        "steps it takes them from. A cancel stops it at its next checkpoint.",
         stops_at_checkpoints=True,
     ),
 )

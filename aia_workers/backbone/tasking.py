@@ -117,7 +117,8 @@ def aia_task(
     ``base`` is AiaTask or a subclass that adds to its start (an agent run's
     concurrency gate). ``options`` go to Celery's ``app.task`` (e.g.
     ``throws``: exceptions that end a task in the normal course, logged
-    without a traceback).
+    without a traceback; ``ignore_result=False`` for a type that runs in a
+    chord's header).
     """
     return app.task(  # type: ignore[no-any-return]
         name=task_type.name,
@@ -127,7 +128,7 @@ def aia_task(
         # event; storing it in Celery's result backend too would cost every
         # task a write and a publish. Canvas work that needs the backend
         # (chords) opts back in on its own task types.
-        ignore_result=True,
+        ignore_result=options.pop("ignore_result", True),
         time_limit=task_type.time_limit_seconds,
         soft_time_limit=task_type.soft_time_limit_seconds,
         **options,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from aia_workers.db import agents, drift, identity, ml, schedules, tasks, webhooks
+from aia_workers.db import agents, drift, identity, ml, schedules, tasks, webhooks, workflows
 from aia_workers.db.base import Base
 
 __all__ = ["TABLE_MODULES", "Base", "metadata"]
 
-TABLE_MODULES = (identity, tasks, ml, webhooks, drift, schedules, agents)
+TABLE_MODULES = (identity, tasks, ml, webhooks, drift, schedules, agents, workflows)
 
 metadata: MetaData = Base.metadata

@@ -93,9 +93,19 @@ class DriftDetected(_Payload):
 
 
 class AgentMessage(_Payload):
-    """An agent sent a message."""
+    """A message reached an agent's mailbox, from another agent's run or over the API."""
 
-    agent: str
+    message_id: str
+    agent_id: str = Field(description="The recipient.")
+    agent: str = Field(description="The recipient's name.")
+    sender: str = Field(
+        description="`agent:<id>` when an agent's run sent it, else who posted it "
+        "(`key:<id>`, `user:<id>`)."
+    )
+    seq: int = Field(description="The sender's messages to this agent are numbered 1, 2, ...")
+    position: int = Field(description="Its place in the recipient's mailbox, 1, 2, ...")
+    body: dict[str, Any]
+    created_at: datetime | None = None
 
 
 class AlertFired(_Payload):
@@ -139,7 +149,7 @@ _TYPES = (
     EventType("model.version_created", ModelVersionCreated, "A run registered a model version."),
     EventType("model.alias_changed", ModelAliasChanged, "A model alias moved."),
     EventType("model.drift_detected", DriftDetected, "A drift check found drift."),
-    EventType("agent.message", AgentMessage, "An agent sent a message."),
+    EventType("agent.message", AgentMessage, "A message reached an agent's mailbox."),
     EventType("alert.fired", AlertFired, "A monitoring rule started firing, or was resolved."),
     EventType(TEST_EVENT, WebhookTest, "A test delivery, on request."),
 )

@@ -5,8 +5,8 @@ keeps the credential it was opened with and the guard checks it again when a
 revocation is announced (``revoked``, fed by the invalidation channel that every
 API process follows), when an access token expires, and every
 ``recheck_seconds`` in case an announcement was missed or a key expired. A
-stream whose credential no longer authenticates, or no longer may read tasks,
-is ended with the reason.
+stream whose credential no longer authenticates, or no longer has the permission
+the stream needs, is ended with the reason.
 """
 
 from __future__ import annotations
@@ -42,12 +42,28 @@ _EXPIRY_MARGIN_SECONDS = 0.05
 class OpenStream:
     """One SSE stream or WebSocket: who opened it, with what, and why it was ended."""
 
-    __slots__ = ("credential", "ended", "key_hash", "principal", "slot", "sub", "timer")
+    __slots__ = (
+        "credential",
+        "ended",
+        "key_hash",
+        "permission",
+        "principal",
+        "slot",
+        "sub",
+        "timer",
+    )
 
     def __init__(
-        self, principal: Principal, credential: Credential, sub: Subscription, slot: Slot
+        self,
+        principal: Principal,
+        credential: Credential,
+        sub: Subscription,
+        slot: Slot,
+        permission: Permission = Permission.TASKS_READ,
     ) -> None:
         self.principal = principal
+        # What the stream needs to stay open (a task stream tasks:read, a mailbox agents:read).
+        self.permission = permission
         self.credential = credential
         self.sub = sub
         self.slot = slot
@@ -72,11 +88,18 @@ class StreamGuard:
         return len(self._open)
 
     async def open(
-        self, principal: Principal, credential: Credential, sub: Subscription
+        self,
+        principal: Principal,
+        credential: Credential,
+        sub: Subscription,
+        permission: Permission = Permission.TASKS_READ,
     ) -> OpenStream:
-        """Take a slot for a stream of ``principal``; StreamLimitReached when it has none left."""
+        """Take a slot for a stream of ``principal``; StreamLimitReached when it has none left.
+
+        The stream is ended when its credential no longer has ``permission``.
+        """
         slot = await self._slots.acquire(principal)
-        stream = OpenStream(principal, credential, sub, slot)
+        stream = OpenStream(principal, credential, sub, slot, permission)
         self._open.add(stream)
         self._arm_expiry(stream)
         if self._runner is None or self._runner.done():
@@ -184,9 +207,9 @@ class StreamGuard:
                 stream,
                 Problem(401, "unauthenticated", "Unauthenticated", "the credentials changed hands"),
             )
-        elif not principal.can(Permission.TASKS_READ):
+        elif not principal.can(stream.permission):
             detail = (
-                f"the {principal.role} role no longer has the {Permission.TASKS_READ} "
+                f"the {principal.role} role no longer has the {stream.permission} "
                 "permission this stream needs"
             )
             self._end(stream, Problem(403, "forbidden", "Forbidden", detail))

@@ -44,7 +44,7 @@ _INFO = b"aia stream ticket v1"
 _NONCE_BYTES = 12
 _TICKET = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
 # The stream routes; nothing else takes a ticket.
-_STREAM_PATH = re.compile(r"^/v1/ws$|^/v1/tasks/[^/]+/events$")
+_STREAM_PATH = re.compile(r"^/v1/ws$|^/v1/tasks/[^/]+/events$|^/v1/agents/[^/]+/messages/events$")
 _HOW = "ask POST /v1/streams/tickets for a ticket and open the stream with ?ticket="
 
 

@@ -24,6 +24,11 @@ class ContentConfig(BaseModel):
     )
     summary_sentences: int = Field(default=3, ge=1, le=50, description="sentences in the summary")
     key_phrases: int = Field(default=8, ge=0, le=100, description="key phrases listed")
+    use_llm: bool = Field(
+        default=True,
+        description="Where the deployment has a language model (AIA_LLM_BASE_URL), it writes an "
+        "overview paragraph from the summary; the summary stays the extractive one.",
+    )
 
 
 class ContentSection(BaseModel):

@@ -33,6 +33,11 @@ class ResearchConfig(BaseModel):
     answer_sentences: int = Field(
         default=3, ge=1, le=20, description="Sentences of the extractive answer at most."
     )
+    use_llm: bool = Field(
+        default=True,
+        description="Where the deployment has a language model (AIA_LLM_BASE_URL), it writes "
+        "the answer from the ranked passages; the cited sentences stay the extractive ones.",
+    )
 
 
 class ResearchInput(BaseModel):
@@ -101,13 +106,18 @@ class ResearchAgent(AgentType[ResearchConfig, ResearchInput]):
     def answer_writer(self, ctx: AgentContext) -> AnswerWriter:
         """What writes the answer from the ranked passages.
 
-        The seam for a language model: a writer over ``ctx.env.llm`` taking the
-        same arguments returns its own ``method``. Until one is added, the
-        answer is extractive.
+        The best sentences of the passages, or, where the deployment has a
+        language model and the agent may use it, the model's answer from those
+        passages, citing the same sentences (method ``llm``).
         """
         from aia_workers.agents.search import extractive_answer
 
-        return extractive_answer
+        llm = ctx.env.llm
+        if llm is None or not self.config.use_llm:
+            return extractive_answer
+        from aia_workers.agents.prose import model_answer_writer
+
+        return model_answer_writer(llm, extractive_answer)
 
 
 def _passage(hit: Hit) -> dict[str, Any]:

@@ -68,7 +68,10 @@ def write_report(config: ContentConfig, inputs: ContentInput, ctx: AgentContext)
     ctx.checkpoint()
 
     sections_md = "\n\n".join(f"## {inline(h)}\n\n{text.strip()}" for h, text in sections)
+    overview, model_error = _overview(config, ctx, title, summary, phrases)
     head = []
+    if overview:
+        head.append("## Overview\n\n" + overview)
     if summary:
         head.append("## Summary\n\n" + " ".join(summary))
     if phrases:
@@ -81,6 +84,7 @@ def write_report(config: ContentConfig, inputs: ContentInput, ctx: AgentContext)
             {
                 "title": title,
                 "summary": " ".join(summary),
+                "overview": overview or "",
                 "key_phrases": phrases,
                 "sentiment": mood,
                 "sections": sections_md,
@@ -100,10 +104,29 @@ def write_report(config: ContentConfig, inputs: ContentInput, ctx: AgentContext)
             "markdown": markdown,
             "html": html,
             "summary": summary,
+            "overview": overview,
             "key_phrases": phrases,
             "sentiment": mood,
+            "method": "llm" if overview else "extractive",
+            **({"llm_error": model_error} if model_error else {}),
         }
     )
+
+
+def _overview(
+    config: ContentConfig,
+    ctx: AgentContext,
+    title: str,
+    summary: list[str],
+    phrases: list[str],
+) -> tuple[str | None, str | None]:
+    """The language model's overview paragraph where there is one to ask; else None."""
+    llm = ctx.env.llm
+    if llm is None or not config.use_llm:
+        return None, None
+    from aia_workers.agents.prose import model_overview
+
+    return model_overview(llm, title, summary, phrases)
 
 
 def sentiment(texts: list[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aia_workers.agents.contracts import AgentContext, AgentType
+from aia_workers.agents.contracts import AgentContext, AgentInputError, AgentType
 
 
 class EchoConfig(BaseModel):
@@ -98,3 +98,116 @@ class ClockAgent(AgentType[ClockConfig, ClockInput]):
             time.sleep(self.config.step_seconds)
             ctx.progress(i + 1, inputs.steps)
         return {"started": started, "ended": time.time(), "pid": os.getpid()}
+
+
+class CombineConfig(BaseModel):
+    separator: str = Field(default=" & ", max_length=10)
+
+
+class CombineInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first: dict[str, Any]
+    second: dict[str, Any]
+
+
+class CombineAgent(AgentType[CombineConfig, CombineInput]):
+    """Joins the ``echo`` of two earlier outputs: a workflow's fan-in."""
+
+    name = "combine"
+    summary = "Joins what two earlier runs said."
+    config_model = CombineConfig
+    input_model = CombineInput
+
+    def run(self, inputs: CombineInput, ctx: AgentContext) -> dict[str, Any]:
+        ctx.checkpoint()
+        said = [str(inputs.first.get("echo")), str(inputs.second.get("echo"))]
+        ctx.progress(1, 1)
+        return {"combined": self.config.separator.join(said), "parts": said}
+
+
+class FailOnceConfig(BaseModel):
+    pass
+
+
+class FailOnceInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = None
+    upstream: dict[str, Any] | None = None
+
+
+class FailOnceAgent(AgentType[FailOnceConfig, FailOnceInput]):
+    """Fails its agent's first run (noted in Redis, ``aia-e2e:failed-once:<agent id>``),
+    then says its input back: a fault fixed between a run and its resume."""
+
+    name = "fail_once"
+    summary = "Fails the first time, then says its input back."
+    config_model = FailOnceConfig
+    input_model = FailOnceInput
+
+    def run(self, inputs: FailOnceInput, ctx: AgentContext) -> dict[str, Any]:
+        if ctx.env.redis.set(f"aia-e2e:failed-once:{ctx.agent_id}", ctx.run_id, nx=True):
+            raise AgentInputError("failing once, as this agent type does; run it again")
+        text = inputs.text or str((inputs.upstream or {}).get("echo"))
+        return {"echo": f"{text}, again"}
+
+
+class InboxInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ack: bool = True
+    fail: bool = False
+
+
+class InboxAgent(AgentType[EchoConfig, InboxInput]):
+    """Reads its mailbox and says what it read; acks it itself (or not), then may fail."""
+
+    name = "inbox"
+    summary = "Returns the messages its inbox handed it, and acks them."
+    config_model = EchoConfig
+    input_model = InboxInput
+    # It acks for itself: a run told not to leaves its messages pending.
+    acks_on_success = False
+
+    def run(self, inputs: InboxInput, ctx: AgentContext) -> dict[str, Any]:
+        read = ctx.inbox()
+        acked = ctx.ack([m.id for m in read]) if inputs.ack else []
+        if inputs.fail:
+            raise RuntimeError(f"failing on purpose after reading {len(read)} messages")
+        return {
+            "read": [
+                {
+                    "id": m.id,
+                    "sender": m.sender,
+                    "seq": m.seq,
+                    "body": m.body,
+                    "deliveries": m.deliveries,
+                }
+                for m in read
+            ],
+            "acked": acked,
+        }
+
+
+class RelayInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=200, description="An agent's id or name.")
+    bodies: list[dict[str, Any]] = Field(min_length=1, max_length=20)
+
+
+class RelayAgent(AgentType[EchoConfig, RelayInput]):
+    """Sends each of its input's bodies, in order, to another agent."""
+
+    name = "relay"
+    summary = "Sends messages to another agent."
+    config_model = EchoConfig
+    input_model = RelayInput
+
+    def run(self, inputs: RelayInput, ctx: AgentContext) -> dict[str, Any]:
+        sent = []
+        for body in inputs.bodies:
+            ctx.checkpoint()
+            sent.append(ctx.send(inputs.to, body))
+        return {"sent": sent}

@@ -29,6 +29,9 @@ _ENV = {
     "AIA_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
     "AIA_BEAT_POLL_SECONDS": "0.2",
     "AIA_BEAT_RETRY_SECONDS": "0.5",
+    # A beat stopped between claiming a slot and submitting it holds the schedule
+    # until its lease lapses: short here, so a restart soon takes the slot over.
+    "AIA_BEAT_LEASE_SECONDS": "2",
     # A system entry sending a plain task to a queue no worker reads, to count.
     "AIA_SYSTEM_SCHEDULES": json.dumps(
         [{"name": "ping", "task": "aia.test.ping", "queue": _SYSTEM_QUEUE, "interval_seconds": 1}]
@@ -231,7 +234,7 @@ def test_changes_are_followed_without_a_restart(beats_stack: Stack, api: httpx.C
 
 def test_system_schedules_send_each_slot_once(beats_stack: Stack) -> None:
     broker = beats_stack.redis()
-    wait_for(lambda: broker.llen(_SYSTEM_QUEUE) >= 3, 15, 0.2, "three system runs")
+    wait_for(lambda: broker.llen(_SYSTEM_QUEUE) >= 3, 30, 0.2, "three system runs")
     ids = [json.loads(m)["headers"]["id"] for m in broker.lrange(_SYSTEM_QUEUE, 0, -1)]
     assert len(ids) == len(set(ids))
 
@@ -240,7 +243,7 @@ def test_a_beat_that_was_down_catches_up_once(beats_stack: Stack, api: httpx.Cli
     client = beats_stack.redis()
     made = _create(api, name="while-down", interval_seconds=1, payload={"seconds": 0, "steps": 6})
     first = _at(made["next_run_at"])
-    wait_for(lambda: _task_of(client, made["id"], first), 10, 0.2, "the first run")
+    wait_for(lambda: _task_of(client, made["id"], first), 30, 0.2, "the first run")
     for beat in _beats(beats_stack):
         beat.stop()
     stopped = api.get(f"/v1/schedules/{made['id']}").json()
@@ -249,7 +252,8 @@ def test_a_beat_that_was_down_catches_up_once(beats_stack: Stack, api: httpx.Cli
     restart = datetime.now(UTC)
     beats_stack.start_beat("c")
     beats_stack.start_beat("d")
-    wait_for(lambda: _task_of(client, made["id"], missed_from), 10, 0.2, "the catch-up run")
+    # Beats starting on a loaded machine take a while to tick.
+    wait_for(lambda: _task_of(client, made["id"], missed_from), 30, 0.2, "the catch-up run")
     fired = _fired(client, made["id"], missed_from, restart)
     # The due slot fired once for all the missed ones (those while beat started too).
     assert list(fired) == [missed_from]

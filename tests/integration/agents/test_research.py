@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,14 @@ from aia_workers.agents.builtin.research import ResearchAgent, ResearchConfig, R
 from aia_workers.agents.contracts import AgentEnvironment, AgentInputError, RunCancelled
 from aia_workers.agents.corpora import CorpusRepository, new_corpus, store_document
 from aia_workers.agents.extraction import document_kind, extract_text
+from aia_workers.agents.llm import LLMClient
 from aia_workers.agents.search import process_cache
 from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.db.migrate import upgrade
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import LocalArtifactStore
 from aia_workers.settings import Settings
+from tests.llm_server import running
 from tests.support import REDIS_HOST
 
 pytestmark = pytest.mark.integration
@@ -275,3 +277,30 @@ def test_a_cancel_stops_the_run_at_its_next_step(corpus: Corpus) -> None:
     with pytest.raises(RunCancelled):
         agent.run(ResearchInput(question="honey"), ctx)
     assert all(step[0] < 2 for step in ctx.steps)
+
+
+def test_a_language_model_writes_the_answer_from_the_passages(corpus: Corpus) -> None:
+    question = "When does the chess club meet each week?"
+    offline, _ = _ask(corpus, question)
+    with running() as server, LLMClient(base_url=server.base_url, model="tiny") as llm:
+        with_model = replace(corpus.env, llm=llm)
+        agent = ResearchAgent(ResearchConfig(corpus_id=corpus.id))
+        result = agent.run(ResearchInput(question=question), Context(corpus.tenant, with_model))
+        [request] = server.requests
+        server.fail(500, times=3)
+        failed = agent.run(ResearchInput(question=question), Context(corpus.tenant, with_model))
+        not_asked = ResearchAgent(ResearchConfig(corpus_id=corpus.id, use_llm=False)).run(
+            ResearchInput(question=question), Context(corpus.tenant, with_model)
+        )
+    assert result["method"] == "llm"
+    # The test server answers with the prompt's first line.
+    assert result["answer"]["text"] == f"Question: {question}"
+    prompt = request["body"]["messages"][-1]["content"]
+    for passage in offline["passages"]:
+        assert passage["text"] in prompt
+    # The cited sentences stay the extractive ones, so every claim can be checked.
+    assert result["answer"]["sentences"] == offline["answer"]["sentences"]
+    assert result["passages"] == offline["passages"]
+    assert failed["method"].startswith("extractive (language model")
+    assert failed["answer"] == offline["answer"]
+    assert not_asked["method"] == "extractive"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +15,9 @@ import pytest
 from aia_workers.agents.builtin.content import ContentAgent, ContentConfig, ContentInput
 from aia_workers.agents.content.sentences import sentences
 from aia_workers.agents.contracts import AgentInputError, RunCancelled
-from tests.agentruns import RecordingContext
+from aia_workers.agents.llm import LLMClient
+from tests.agentruns import RecordingContext, offline_environment
+from tests.llm_server import running
 
 KEY = [
     "The solar farm produced record electricity this summer.",
@@ -30,10 +35,13 @@ FILLER = [
 TEXT = " ".join([FILLER[0], KEY[0], FILLER[1], KEY[1], FILLER[2], FILLER[3], KEY[2], FILLER[4]])
 
 
+_OFFLINE = offline_environment(Path(tempfile.mkdtemp(prefix="aia-content-")))
+
+
 def _run(config: dict[str, Any] | None = None, **inputs: Any) -> dict[str, Any]:
     agent = ContentAgent(ContentConfig.model_validate(config or {}))
-    # The content agent touches neither the database nor Redis: no environment needed.
-    return agent.run(ContentInput.model_validate(inputs), RecordingContext(env=None))  # type: ignore[arg-type]
+    # The content agent touches neither the database nor Redis; no language model.
+    return agent.run(ContentInput.model_validate(inputs), RecordingContext(env=_OFFLINE))
 
 
 def test_the_summary_picks_the_planted_key_sentences_in_their_order() -> None:
@@ -194,7 +202,7 @@ def test_research_findings_keep_their_answer_and_cite_their_sources() -> None:
 
 
 def test_a_cancelled_run_stops_at_the_next_checkpoint() -> None:
-    ctx = RecordingContext(env=None, cancel_at=1)  # type: ignore[arg-type]
+    ctx = RecordingContext(env=_OFFLINE, cancel_at=1)
     agent = ContentAgent(ContentConfig())
     with pytest.raises(RunCancelled):
         agent.run(ContentInput(sections=[{"heading": "a", "text": TEXT}]), ctx)  # type: ignore[list-item]
@@ -228,3 +236,29 @@ def test_agent_type_modules_stay_light_at_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_language_model_writes_an_overview_from_the_summary() -> None:
+    sections = [{"heading": "Field notes", "text": TEXT}]
+    offline = _run(title="Solar", sections=sections)
+    with running() as server, LLMClient(base_url=server.base_url, model="tiny") as llm:
+        env = replace(_OFFLINE, llm=llm)
+        agent = ContentAgent(ContentConfig())
+        inputs = ContentInput.model_validate({"title": "Solar", "sections": sections})
+        written = agent.run(inputs, RecordingContext(env=env))
+        [request] = server.requests
+        server.fail(500, times=3)
+        failed = agent.run(inputs, RecordingContext(env=env))
+    # The test server answers with the prompt's first line.
+    assert written["overview"] == "Report: Solar"
+    assert written["method"] == "llm"
+    assert "## Overview\n\nReport: Solar" in written["markdown"]
+    assert "<h2>Overview</h2>" in written["html"]
+    for sentence in offline["summary"]:
+        assert sentence in request["body"]["messages"][-1]["content"]
+    assert written["summary"] == offline["summary"]
+    assert offline["method"] == "extractive"
+    assert offline["overview"] is None
+    assert failed["method"] == "extractive"
+    assert "500" in failed["llm_error"]
+    assert "Overview" not in failed["markdown"]

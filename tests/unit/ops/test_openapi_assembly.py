@@ -7,7 +7,8 @@ operation always carried is listed with the others. Since then: the blocked-URL
 rules are in createWebhook's description, and the Location header its 201 and
 the test delivery's 202 send is documented. New capabilities add their routes to it
 (feedback, retraining, drift checks and reports, the drift gauges /metrics names,
-`/v1/schedules`, `/v1/agents` and the research agent's `/v1/agents/corpora`).
+`/v1/schedules`, `/v1/agents`, the research agent's `/v1/agents/corpora`, agents' mailboxes
+(`/v1/agents/{agent_id}/messages`) and `/v1/workflows`).
 """
 
 from __future__ import annotations

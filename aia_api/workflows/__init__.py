@@ -1,0 +1,1 @@
+"""The workflow routes: graphs of agent steps, and their runs."""

@@ -1,0 +1,1 @@
+"""Workflows: graphs of agent steps run as Celery canvas, one AIA task per step."""
