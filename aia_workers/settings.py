@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     # A running task's slot lapses this long after its process last renewed it,
     # so a killed worker's slots come back by themselves (renewed 3 times per lease).
     tenant_slot_lease_seconds: float = Field(default=60.0, ge=1)
+    # An agent run's slot (its agent's max_concurrency) lapses this long after its
+    # process last renewed it, so a killed worker's runs free their agents' slots.
+    agent_slot_lease_seconds: float = Field(default=30.0, ge=0.5)
+    # A run handed a freed slot whose message has not started it after this long
+    # is sent again (the first message was lost with the process sending it).
+    agent_handover_seconds: float = Field(default=120.0, ge=1)
     # The shortest wait of a task put back over its tenant's cap; waits grow
     # with the tenant's backlog so that waiting tasks cost a few checks a second.
     tenant_defer_seconds: float = Field(default=2.0, ge=0.05, le=60)

@@ -210,6 +210,35 @@ def agents_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _release(built.redis_url)
 
 
+@pytest.fixture(scope="session")
+def agents_pair_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API, recorder and TWO ``agents`` workers (two processes each) sharing the agents'
+    slots, with the e2e plugin (``clock`` among its types) and short slot leases."""
+    tmp = tmp_path_factory.mktemp("stack-agents-pair")
+    plugins = tmp / "site"
+    install_distribution(
+        plugins,
+        "aia-e2e-agents",
+        {"clock": "aia_e2e_agents:ClockAgent", "steps": "aia_e2e_agents:StepsAgent"},
+        {"aia_e2e_agents.__init__": E2E_PLUGIN.read_text()},
+    )
+    path = os.pathsep.join(p for p in (str(plugins), os.environ.get("PYTHONPATH", "")) if p)
+    env = {
+        "PYTHONPATH": path,
+        # A killed worker's slots come back within seconds, its messages soon after.
+        "AIA_AGENT_SLOT_LEASE_SECONDS": "2",
+        "AIA_AGENT_HANDOVER_SECONDS": "20",
+        "AIA_VISIBILITY_TIMEOUT_SECONDS": "6",
+    }
+    with _fresh_postgres() as database:
+        built = _build_stack(tmp, "redis", database, env)
+        built.start_worker(f"agents-a-{tmp.name}", "agents", concurrency=2)
+        built.start_worker(f"agents-b-{tmp.name}", "agents", concurrency=2)
+        yield built
+        built.stop()
+        _release(built.redis_url)
+
+
 # Fast retries, short timeouts and the tests' receiver on 127.0.0.1 let through.
 WEBHOOK_ENV = {
     "AIA_WEBHOOK_RETRY_SCHEDULE": "[0.3, 0.6, 0.9]",

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.agents.checks import check_config, check_type
+from aia_api.agents.limits import apply_limit
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_MANAGE, NEEDS_READ
 from aia_api.agents.requests import AgentPatch, AgentRequest
 from aia_api.agents.responses import AgentPage, AgentView
@@ -173,7 +174,9 @@ async def get_agent(request: Request) -> Response:
     description=(
         f"{NEEDS_MANAGE} A new `config` replaces the old one whole and is checked against "
         "the type's config schema (422 naming the field); runs already started keep the "
-        "configuration they started with. 409 `agent-name-taken` for a name the tenant uses. "
+        "configuration they started with. A higher `max_concurrency` starts waiting runs at "
+        "once; a lower one takes effect as running runs end. 409 `agent-name-taken` for a "
+        "name the tenant uses. "
         "Audited as `agent.update`, with each changed field."
     ),
     parameters=(AGENT_ID,),
@@ -216,7 +219,10 @@ async def update_agent(request: Request) -> Response:
             )
             return row
 
-    return json_reply(agent_view(await anyio.to_thread.run_sync(change)))
+    row = await anyio.to_thread.run_sync(change)
+    if body.max_concurrency is not None:
+        await apply_limit(svc, principal.tenant, row.id, row.max_concurrency)
+    return json_reply(agent_view(row))
 
 
 @operation(

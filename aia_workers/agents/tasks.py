@@ -13,6 +13,7 @@ from aia_workers.agents.contracts import RunCancelled
 from aia_workers.agents.environment import agent_environment
 from aia_workers.agents.payloads import AgentRunPayload
 from aia_workers.agents.running import run_agent
+from aia_workers.agents.tasking import AgentRunTask
 from aia_workers.agents.types import agent_types
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
@@ -33,8 +34,9 @@ def _database_outage_is_transient() -> Iterator[None]:
 
 # RunCancelled is how a cancelled run ends: expected, so logged without a
 # traceback. Its failure is not recorded either: the task's record is
-# cancelled already, and a terminal record takes no other outcome.
-@aia_task(get_task_type("agents.run"), throws=(RunCancelled,))
+# cancelled already, and a terminal record takes no other outcome. A run
+# holds a slot of its agent while it runs (AgentRunTask: max_concurrency).
+@aia_task(get_task_type("agents.run"), base=AgentRunTask, throws=(RunCancelled,))
 def run(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
     with _database_outage_is_transient():
         return run_agent(

@@ -9,13 +9,23 @@ name they touch from these, through KEYS.
 
 from __future__ import annotations
 
+import json
+
 __all__ = [
+    "AGENTS_ACTIVE_KEY",
+    "AGENTS_SWEEP_LOCK",
     "DRIFT_LATEST_KEY",
     "NO_BROKER_LIST",
     "NO_IDEMPOTENCY_KEY",
     "RECORDER_DEAD_LETTERS",
     "RECORDER_STREAM",
     "WORKERS_KEY",
+    "agent_entries_key",
+    "agent_limit_key",
+    "agent_member",
+    "agent_parked_key",
+    "agent_slots_key",
+    "agent_turns_key",
     "channel",
     "dead_letter_entries_key",
     "dead_letters_key",
@@ -43,6 +53,10 @@ DRIFT_LATEST_KEY = "aia:drift:latest"
 # key keeps its position.
 NO_IDEMPOTENCY_KEY = "aia:idem:none"
 NO_BROKER_LIST = "aia:broker:none"
+# Agents whose runs hold or wait for a slot (members: ``agent_member``), for the sweeper.
+AGENTS_ACTIVE_KEY = "aia:agents:active"
+# Taken for one sweep interval by the agents worker that sweeps the agents' slots.
+AGENTS_SWEEP_LOCK = "aia:agents:sweeping"
 
 
 def task_key(task_id: str) -> str:
@@ -95,3 +109,43 @@ def waiting_key(queue: str, tenant: str) -> str:
     """Task ids of ``tenant`` put back to wait for a slot on ``queue``, scored by when
     each entry lapses if its task does not ask again."""
     return f"aia:slots:{queue}:{tenant}:waiting"
+
+
+# Per-agent concurrency (aia_workers/agents/concurrency.py): each agent's keys
+# share the prefix ``aia:agent:<tenant>:<agent id>``.
+
+
+def _agent(tenant: str, agent_id: str) -> str:
+    return f"aia:agent:{tenant}:{agent_id}"
+
+
+def agent_member(tenant: str, agent_id: str) -> str:
+    """The agent's member of AGENTS_ACTIVE_KEY: its tenant and id, as a JSON pair."""
+    return json.dumps([tenant, agent_id])
+
+
+def agent_slots_key(tenant: str, agent_id: str) -> str:
+    """Runs of the agent holding a slot (running, or handed one and on their way),
+    scored by when each slot lapses."""
+    return f"{_agent(tenant, agent_id)}:slots"
+
+
+def agent_parked_key(tenant: str, agent_id: str) -> str:
+    """Runs of the agent waiting for a slot, scored by when each was submitted."""
+    return f"{_agent(tenant, agent_id)}:parked"
+
+
+def agent_entries_key(tenant: str, agent_id: str) -> str:
+    """What sending each parked (or handed-over, not yet started) run again needs: JSON."""
+    return f"{_agent(tenant, agent_id)}:entries"
+
+
+def agent_turns_key(tenant: str, agent_id: str) -> str:
+    """Each waiting or running run's turn: how many times its message was sent again;
+    a message of an older turn is a stale copy."""
+    return f"{_agent(tenant, agent_id)}:turns"
+
+
+def agent_limit_key(tenant: str, agent_id: str) -> str:
+    """The agent's max_concurrency: stored by its first run's start, then by each change."""
+    return f"{_agent(tenant, agent_id)}:limit"

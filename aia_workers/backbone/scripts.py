@@ -36,6 +36,8 @@ __all__ = [
     "ScriptCall",
     "SubmitCall",
     "TransitionCall",
+    "lua_prelude",
+    "lua_set",
 ]
 
 Arg = str | int | float
@@ -88,6 +90,16 @@ def _prelude(cls: type[ScriptCall]) -> str:
 def _lua_set(name: str, members: frozenset[str]) -> str:
     entries = ", ".join(f"['{m}'] = true" for m in sorted(members))
     return f"local {name} = {{{entries}}}\n"
+
+
+def lua_prelude(cls: type[ScriptCall]) -> str:
+    """The opening of a script whose arguments are ``cls``: one local per KEYS and ARGV entry."""
+    return _prelude(cls)
+
+
+def lua_set(name: str, members: frozenset[str]) -> str:
+    """A Lua table ``name`` holding ``members`` as keys, for membership tests."""
+    return _lua_set(name, members)
 
 
 @dataclass(slots=True)

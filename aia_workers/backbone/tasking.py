@@ -109,16 +109,20 @@ class AiaTask(Task):  # type: ignore[misc]
         return super().retry(*args, exc=exc, **options)
 
 
-def aia_task(task_type: TaskType, **options: Any) -> Callable[[_F], Task]:
+def aia_task(
+    task_type: TaskType, *, base: type[AiaTask] = AiaTask, **options: Any
+) -> Callable[[_F], Task]:
     """Register the decorated function as the Celery task for ``task_type``.
 
-    ``options`` go to Celery's ``app.task`` (e.g. ``throws``: exceptions that
-    end a task in the normal course, logged without a traceback;
-    ``ignore_result=False`` for a type that runs in a chord's header).
+    ``base`` is AiaTask or a subclass that adds to its start (an agent run's
+    concurrency gate). ``options`` go to Celery's ``app.task`` (e.g.
+    ``throws``: exceptions that end a task in the normal course, logged
+    without a traceback; ``ignore_result=False`` for a type that runs in a
+    chord's header).
     """
     return app.task(  # type: ignore[no-any-return]
         name=task_type.name,
-        base=AiaTask,
+        base=base,
         bind=True,
         # The result lives in the task's AIA record and reaches callers as an
         # event; storing it in Celery's result backend too would cost every

@@ -24,7 +24,8 @@ class Agent(Base):
     """A named, configured instance of an agent type (``type``, an ``aia.agents`` entry point).
 
     ``config`` is what the type's ``config_model`` accepted when it was last set.
-    ``max_concurrency`` bounds the agent's runs at once (enforced by later work).
+    ``max_concurrency`` bounds the agent's runs at once, across every worker
+    (``aia_workers.agents.concurrency``).
     """
 
     __tablename__ = "agents"

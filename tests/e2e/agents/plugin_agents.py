@@ -4,6 +4,7 @@ package ``aia_e2e_agents``, with a dist-info declaring its types as ``aia.agents
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -70,6 +71,33 @@ class StepsAgent(AgentType[StepsConfig, StepsInput]):
         finally:
             # Reached only by a run that stops itself, never by a killed process.
             ctx.env.redis.rpush(notes, "exited")
+
+
+class ClockConfig(BaseModel):
+    step_seconds: float = Field(default=0.1, gt=0, le=5)
+
+
+class ClockInput(BaseModel):
+    steps: int = Field(default=10, ge=1, le=1000)
+
+
+class ClockAgent(AgentType[ClockConfig, ClockInput]):
+    """Works in slow steps and says when it started and ended; notes its process in
+    Redis (``aia-e2e:clock:<run id>``) as it starts, so a test can find and kill it."""
+
+    name = "clock"
+    summary = "Sleeps in steps; returns when it started and ended."
+    config_model = ClockConfig
+    input_model = ClockInput
+
+    def run(self, inputs: ClockInput, ctx: AgentContext) -> dict[str, Any]:
+        started = time.time()
+        ctx.env.redis.set(f"aia-e2e:clock:{ctx.run_id}", os.getpid(), ex=600)
+        for i in range(inputs.steps):
+            ctx.checkpoint()
+            time.sleep(self.config.step_seconds)
+            ctx.progress(i + 1, inputs.steps)
+        return {"started": started, "ended": time.time(), "pid": os.getpid()}
 
 
 class CombineConfig(BaseModel):

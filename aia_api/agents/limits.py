@@ -1,0 +1,60 @@
+"""A changed ``max_concurrency`` reaches the agent's slots at once.
+
+The limit is stored in Redis beside the agent's slots, where every start reads
+it. A higher one hands the new slots to the earliest parked runs now (their
+messages are sent again through Celery); a lower one takes effect as running
+runs end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio.to_thread
+import redis
+
+from aia_api.http.problems import Problem
+from aia_api.services import Services
+from aia_workers.agents.concurrency import (
+    ConcurrencyPolicy,
+    celery_sender,
+    parse_handovers,
+    send_all,
+    settle_call,
+)
+from aia_workers.agents.slot_scripts import SETTLE_LUA
+
+__all__ = ["apply_limit"]
+
+log = logging.getLogger(__name__)
+
+
+async def apply_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> int:
+    """Store ``cap`` as the agent's limit and hand out the slots it frees; how many."""
+    call = settle_call(
+        tenant,
+        agent_id,
+        cap=cap,
+        now=time.time(),
+        policy=ConcurrencyPolicy.from_settings(svc.settings),
+    )
+    keys, args = call.keys_and_args()
+    try:
+        reply = await svc.redis.eval(SETTLE_LUA, len(keys), *keys, *args)
+    except redis.RedisError as exc:
+        # The change is in the database, but starts read the stored limit: say so,
+        # rather than the generic "nothing was changed"; the same PATCH again applies it.
+        log.warning("could not apply agent %s's new max_concurrency: %s", agent_id, exc)
+        raise Problem(
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            f"agent {agent_id}'s new max_concurrency is saved but Redis is not reachable, so "
+            "its runs are still held to the old one; send the same PATCH again shortly",
+            headers={"Retry-After": str(svc.settings.retry_after_seconds)},
+        ) from None
+    handed = parse_handovers(reply)
+    if handed:
+        await anyio.to_thread.run_sync(lambda: send_all(handed, celery_sender(svc.celery)))
+    return len(handed)
