@@ -14,12 +14,9 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy.exc
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from aia_api.agents.corpus_models import (
     CORPUS_ID,
@@ -31,7 +28,7 @@ from aia_api.agents.corpus_models import (
     DocumentView,
 )
 from aia_api.agents.openapi import AGENTS
-from aia_api.http.body import media_type, parse_model, read_bytes, read_json
+from aia_api.http.body import bounded_form, media_type, parse_model, read_bytes, read_json
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
@@ -64,8 +61,6 @@ __all__ = ["routes"]
 _BASE = "/v1/agents/corpora"
 _NEEDS_READ = "Needs `agents:read`."
 _NEEDS_MANAGE = "Needs `agents:manage`."
-# Room for the form's boundaries and part headers around a file at the size limit.
-_FORM_OVERHEAD = 64 * 1024
 _MAX_NAME = 300
 
 
@@ -430,22 +425,7 @@ def _too_large(limit: int) -> Problem:
 
 async def _form_file(request: Request, limit: int) -> tuple[str, DocumentKind, bytes]:
     """The name, kind and bytes of the file in a form's ``file`` part."""
-    # Counted as it streams in, so an oversized upload is refused early.
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        received += len(message.get("body", b""))
-        if received > limit + _FORM_OVERHEAD:
-            raise _too_large(limit)
-        return message
-
-    try:
-        form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
-    except (HTTPException, MultiPartException) as exc:
-        detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
-        raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
+    form = await bounded_form(request, limit, lambda: _too_large(limit))
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
+from starlette.types import Message
 
 from aia_api.http.params import parse_count
 from aia_api.http.problems import Problem, field_errors
 
-__all__ = ["media_type", "parse_model", "read_bytes", "read_json", "spool_body"]
+__all__ = [
+    "bounded_form",
+    "media_type",
+    "parse_model",
+    "read_bytes",
+    "read_json",
+    "spool_body",
+]
 
 # Spooled writes go to disk in batches of this size, each on a worker thread.
 _SPOOL_BATCH = 1 << 20
 
 _M = TypeVar("_M", bound=BaseModel)
+# Room for a form's boundaries and part headers around a file at the size limit.
+_FORM_OVERHEAD = 64 * 1024
 
 
 async def read_bytes(request: Request, max_bytes: int) -> bytes:
@@ -50,6 +64,32 @@ async def spool_body(request: Request, sink: BinaryIO, max_bytes: int) -> int:
     if batch:
         await anyio.to_thread.run_sync(sink.write, bytes(batch))
     return total
+
+
+async def bounded_form(
+    request: Request, max_bytes: int, too_large: Callable[[], Problem]
+) -> FormData:
+    """A multipart form of at most one file of ``max_bytes``; the caller closes it.
+
+    Bytes are counted as they stream in, so an oversized upload is refused
+    (``too_large()``) early; the parser spools the file part to disk. A body that
+    is not a form it can parse is a 400.
+    """
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > max_bytes + _FORM_OVERHEAD:
+            raise too_large()
+        return message
+
+    try:
+        return await Request(request.scope, receive).form(max_files=1, max_fields=10)
+    except (HTTPException, MultiPartException) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
+        raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
 
 
 def _refuse_declared_excess(request: Request, max_bytes: int) -> None:

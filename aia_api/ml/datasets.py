@@ -13,14 +13,11 @@ from typing import Any, BinaryIO, TypeVar
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
-from aia_api.http.body import media_type, spool_body
+from aia_api.http.body import bounded_form, media_type, spool_body
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Ref, Reply, operation
 from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem, dataset_problem
@@ -44,8 +41,6 @@ from aia_workers.ml.datasets import DatasetRepository
 __all__ = ["DatasetRows", "no_dataset_field", "routes"]
 
 _T = TypeVar("_T")
-# Room for the form's boundaries and part headers around a file at the size limit.
-_FORM_OVERHEAD = 64 * 1024
 
 
 class DatasetRows(BaseModel):
@@ -196,23 +191,7 @@ async def form_closing(form: FormData) -> AsyncIterator[None]:
 
 async def _multipart(request: Request, limit: int) -> tuple[FormData, UploadFile, str]:
     """The form of an upload, its CSV file (the ``file`` part) and a name for it."""
-    # Counted as it streams in, so an oversized upload is refused early; the
-    # parser spools the file part to disk.
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        received += len(message.get("body", b""))
-        if received > limit + _FORM_OVERHEAD:
-            raise _file_too_large(limit)
-        return message
-
-    try:
-        form = await Request(request.scope, receive).form(max_files=1, max_fields=10)
-    except (HTTPException, MultiPartException) as exc:
-        detail = getattr(exc, "detail", None) or getattr(exc, "message", "")
-        raise Problem(400, "malformed-form", "Malformed form", str(detail)) from None
+    form = await bounded_form(request, limit, lambda: _file_too_large(limit))
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         await form.close()
