@@ -170,7 +170,9 @@ class _TorchMLP(BaseEstimator):  # type: ignore[misc]
         forked = [device.index or 0] if device.type == "cuda" else []
         # Seed inside a forked RNG: initial weights and dropout masks repeat for a
         # random_state, and the caller's global torch RNG is left as it was.
-        with torch.random.fork_rng(devices=forked), _one_thread():
+        # Grad mode is set here, not inherited: a budget's SIGALRM landing inside
+        # another fit's torch.no_grad() can leave this thread's grad mode off.
+        with torch.random.fork_rng(devices=forked), _one_thread(), torch.enable_grad():
             torch.manual_seed(self.random_state)
             module = _network(sizes, float(self.dropout)).to(device)
             order = torch.Generator().manual_seed(self.random_state)

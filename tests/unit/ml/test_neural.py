@@ -91,6 +91,21 @@ def test_no_validation_rows_trains_every_epoch() -> None:
     assert model.n_epochs_ == model.best_epoch_ == 7
 
 
+def test_a_fit_trains_with_grad_mode_left_off_by_an_interrupted_one() -> None:
+    # A budget's SIGALRM can land inside torch.no_grad() and skip its __exit__,
+    # leaving the thread's grad mode off for every later fit in the process.
+    x, y = make_classification(n_samples=100, n_features=5, random_state=1)
+    previous = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        model = MLPClassifier(max_epochs=5, validation_fraction=0.0).fit(x, y)
+        assert not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(previous)
+    assert model.n_epochs_ == 5
+    assert model.score(x, y) >= 0.7
+
+
 def test_sparse_input_matches_dense() -> None:
     x, y = make_classification(n_samples=200, n_features=6, random_state=2)
     x[x < 0] = 0.0
