@@ -17,12 +17,14 @@ that run, so a newcomer cannot take it, and the caller sends the run's message
 again (same task id, kwargs and send options, one turn later). The send
 options carry what the message held besides its kwargs that the run needs to
 go on from it: a workflow step's place in its canvas (its chain, its chord,
-its group), without which the steps after it would never be sent. A slot is a lease, renewed by
-the process running the run (``aia_workers.agents.leases``); the sweep frees
-the slots of runs whose process died, and hands them on. A handed-over run
-whose message never starts it (lost with the process that was sending it) is
-handed its slot again after ``handover_seconds``, with a new turn; a late copy
-of the older turn is then dropped, so a run never runs twice because of it.
+its group), without which the steps after it would never be sent.
+
+A slot is a lease, renewed by the process running the run
+(``aia_workers.agents.leases``); the sweep frees the slots of runs whose
+process died, and hands them on. A handed-over run whose message never starts
+it (lost with the process that was sending it) is handed its slot again after
+``handover_seconds``, with a new turn; a late copy of the older turn is then
+dropped, so a run never runs twice because of it.
 
 Plain Redis, no Celery: the worker's adapter (``aia_workers.agents.tasking``)
 sends the messages.

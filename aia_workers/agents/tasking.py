@@ -86,9 +86,9 @@ def _cap(tenant: str, agent_id: str) -> int:
 
 # What a message carries besides its kwargs that the run needs to go on from it,
 # named as ``Context.as_execution_options`` (what ``Task.retry`` sends again)
-# names them for ``send_task``: a workflow step's place in its canvas, the
-# retries it has had, where in its trace it stands. Time limits, expiry and
-# routing come from the task type, as they did for the message first sent.
+# names them for ``send_task``: a workflow step's place in its canvas, its root
+# and parent task ids, the retries it has had. Time limits, expiry and routing
+# come from the task type, as they did for the message first sent.
 _RESENT_OPTIONS = (
     "chain",
     "chord",
