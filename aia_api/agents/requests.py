@@ -10,7 +10,9 @@ __all__ = ["AgentPatch", "AgentRequest", "AgentRunRequest"]
 
 MAX_CONCURRENCY = 1000
 _CONFIG = "Checked against the type's config schema (GET /v1/agents/types)."
-_CONCURRENCY = "The most runs of this agent at once (held across workers)."
+_CONCURRENCY = (
+    "The most runs of this agent at once, its workflow steps included (held across workers)."
+)
 
 
 class AgentRequest(BaseModel):

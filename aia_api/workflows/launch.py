@@ -72,9 +72,10 @@ async def send_canvas(
 ) -> None:
     """Send the canvas of the steps not in ``done``; a 503 Problem when the broker refuses,
     with the steps' records failed."""
+    agents = {spec.id: spec.agent_id for spec in specs}
     canvas = build_canvas(
         levels(specs, done),
-        lambda step: step_signature(svc.celery, tenant, run_id, step, task_ids[step]),
+        lambda step: step_signature(svc.celery, tenant, run_id, step, task_ids[step], agents[step]),
     )
     try:
         await anyio.to_thread.run_sync(lambda: canvas.apply_async(retry=False))

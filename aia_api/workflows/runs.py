@@ -118,7 +118,9 @@ async def start_run(request: Request) -> Response:
     task_ids = {spec.id: str(uuid.uuid4()) for spec in specs}
     run_id = str(uuid.uuid4())
     await record_steps(
-        svc, principal.tenant, [StepTask(task_ids[s.id], run_id, s.id) for s in specs]
+        svc,
+        principal.tenant,
+        [StepTask(task_ids[s.id], run_id, s.id, s.agent_id) for s in specs],
     )
 
     def create() -> None:
@@ -270,7 +272,8 @@ async def resume_run(request: Request) -> Response:
 
     specs, again, done = await anyio.to_thread.run_sync(plan)
     task_ids = {step_id: str(uuid.uuid4()) for step_id in again}
-    await record_steps(svc, tenant, [StepTask(task_ids[s], run_id, s) for s in again])
+    agents = {spec.id: spec.agent_id for spec in specs}
+    await record_steps(svc, tenant, [StepTask(task_ids[s], run_id, s, agents[s]) for s in again])
 
     def queue() -> None:
         with svc.sessions.begin() as session:

@@ -1,5 +1,9 @@
 """Per-agent concurrency: at most ``max_concurrency`` runs of an agent at once, anywhere.
 
+A run is an ``agents.run`` task or a workflow's step (``agents.workflow_step``,
+which runs its step's agent): both take a slot of their agent, and wait for
+one alike; a run's id is its task's.
+
 Each agent has slots in Redis, shared by every worker process and host (the
 layout and the scripts: ``aia_workers.agents.slot_scripts``). A run's message
 asks for a slot before the run starts (``admit``): it takes a free one, or is
@@ -10,12 +14,17 @@ retries, no countdowns. The run's task record stays ``queued``.
 A slot is freed when its run ends, whatever the outcome (``release``), and
 handed in the same step to the earliest parked run: the slot is reserved for
 that run, so a newcomer cannot take it, and the caller sends the run's message
-again (same task id and kwargs, one turn later). A slot is a lease, renewed by
-the process running the run (``aia_workers.agents.leases``); the sweep frees
-the slots of runs whose process died, and hands them on. A handed-over run
-whose message never starts it (lost with the process that was sending it) is
-handed its slot again after ``handover_seconds``, with a new turn; a late copy
-of the older turn is then dropped, so a run never runs twice because of it.
+again (same task id, kwargs and send options, one turn later). The send
+options carry what the message held besides its kwargs that the run needs to
+go on from it: a workflow step's place in its canvas (its chain, its chord,
+its group), without which the steps after it would never be sent.
+
+A slot is a lease, renewed by the process running the run
+(``aia_workers.agents.leases``); the sweep frees the slots of runs whose
+process died, and hands them on. A handed-over run whose message never starts
+it (lost with the process that was sending it) is handed its slot again after
+``handover_seconds``, with a new turn; a late copy of the older turn is then
+dropped, so a run never runs twice because of it.
 
 Plain Redis, no Celery: the worker's adapter (``aia_workers.agents.tasking``)
 sends the messages.
@@ -27,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
 import orjson
@@ -108,13 +117,18 @@ class ConcurrencyPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Handover:
-    """A parked run handed a slot: its message, to send again with ``turn`` in its headers."""
+    """A parked run handed a slot: its message, to send again with ``turn`` in its headers.
+
+    ``options``: more of Celery's ``send_task`` options the message is sent
+    with (JSON: a workflow step's ``chain``, ``chord``, ``group_id``, ...).
+    """
 
     run_id: str
     turn: int
     name: str
     kwargs: Mapping[str, Any]
     queue: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +157,17 @@ def parse_handovers(flat: Sequence[Any]) -> tuple[Handover, ...]:
             log.error("agent run %s was handed a slot but has no message to send", run_id)
             continue
         entry = orjson.loads(raw)
-        handed.append(Handover(run_id, turn, entry["name"], entry["kwargs"], entry["queue"]))
+        handed.append(
+            Handover(
+                run_id,
+                turn,
+                entry["name"],
+                entry["kwargs"],
+                entry["queue"],
+                # An entry parked without options is a plain run's.
+                entry.get("options") or {},
+            )
+        )
     return tuple(handed)
 
 
@@ -193,8 +217,12 @@ class AgentSlots:
         name: str,
         kwargs: Mapping[str, Any],
         queue: str,
+        options: Mapping[str, Any] | None = None,
     ) -> Admission:
         """Take a slot for ``run_id`` or park it (see Admission); ``cap`` None: the stored one.
+
+        ``name``, ``kwargs``, ``queue`` and ``options`` (JSON-safe) are what
+        sending the run's message again takes, should it be parked (Handover).
 
         The stored limit is the one the agent's first run read, or the last
         change the API applied (``settle``); the caller reads the agent's own only
@@ -213,7 +241,9 @@ class AgentSlots:
             lapses_at=repr(now + self.policy.lease_seconds),
             handover_lapses_at=repr(now + self.policy.handover_seconds),
             turn=turn,
-            entry=orjson.dumps({"name": name, "kwargs": kwargs, "queue": queue}).decode(),
+            entry=orjson.dumps(
+                {"name": name, "kwargs": kwargs, "queue": queue, "options": options or {}}
+            ).decode(),
         )
         keys, args = call.keys_and_args()
         reply = self._admit(keys=keys, args=args)
@@ -298,7 +328,7 @@ class _SendsTasks(Protocol):
 
 def celery_sender(app: _SendsTasks) -> Send:
     """Sends a handed-over run's message again through a Celery ``app``: same id,
-    kwargs and queue, its turn in a header."""
+    kwargs, queue and options, its turn in a header."""
 
     def send(handover: Handover) -> None:
         app.send_task(
@@ -307,6 +337,9 @@ def celery_sender(app: _SendsTasks) -> Send:
             task_id=handover.run_id,
             queue=handover.queue,
             headers={TURN_HEADER: handover.turn},
+            # Not a child of whichever task is ending in this process as it is sent.
+            add_to_parent=False,
+            **handover.options,
         )
 
     return send

@@ -1,12 +1,17 @@
 """The Celery side of per-agent concurrency: the gate before a run, the sweep in each worker.
 
-``AgentRunTask`` asks for a slot of the run's agent before the task's own start
-(``AiaTask``): a run parked in its agent's line has its message acknowledged
-unrun and stays ``queued``; a run that holds a slot gives it back once its
-outcome is recorded (``task_postrun``), whatever the outcome, and the runs
-handed a slot meanwhile are sent again through Celery (same task id and
-kwargs, their turn in a header). The domain
-is ``aia_workers.agents.concurrency``.
+``AgentRunTask`` is the base of both tasks that run an agent, ``agents.run``
+and ``agents.workflow_step``: each names its agent in its payload's
+``agent_id`` (a step message without one runs ungated). It asks for a slot of
+the run's agent before the task's own start (``AiaTask``): a run parked in
+its agent's line has its message acknowledged unrun and stays ``queued``; a
+run that holds a slot gives it back once its outcome is recorded
+(``task_postrun``), whatever the outcome, and the runs handed a slot
+meanwhile are sent again through Celery: same task id and kwargs, their turn
+in a header, and the canvas context their message came with (a workflow
+step's chain, chord and group, as ``Task.retry`` keeps them), so that the
+canvas goes on past a step that waited. The domain is
+``aia_workers.agents.concurrency``.
 
 Redis unreachable at the gate: the run runs anyway, ungated, as a task whose
 start cannot be recorded does (``AiaTask``); the work matters more than the cap.
@@ -40,7 +45,7 @@ from aia_workers.agents.store import AgentRepository
 from aia_workers.backbone.tasking import AiaTask
 from aia_workers.settings import DEFAULT_TENANT, get_settings
 
-__all__ = ["AgentRunTask", "start_sweeper", "stop_sweeper"]
+__all__ = ["AgentRunTask", "resend_options", "start_sweeper", "stop_sweeper"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,31 @@ def _cap(tenant: str, agent_id: str) -> int:
         return 1
 
 
+# What a message carries besides its kwargs that the run needs to go on from it,
+# named as ``Context.as_execution_options`` (what ``Task.retry`` sends again)
+# names them for ``send_task``: a workflow step's place in its canvas, its root
+# and parent task ids, the retries it has had. Time limits, expiry and routing
+# come from the task type, as they did for the message first sent.
+_RESENT_OPTIONS = (
+    "chain",
+    "chord",
+    "group_id",
+    "group_index",
+    "link",
+    "link_error",
+    "root_id",
+    "parent_id",
+    "retries",
+)
+
+
+def resend_options(request: Any) -> dict[str, Any]:
+    """The ``send_task`` options that send ``request``'s message again as it came
+    (JSON: the message was); unset ones left out."""
+    options = request.as_execution_options()
+    return {key: options[key] for key in _RESENT_OPTIONS if options.get(key) is not None}
+
+
 def _turn(request: Any) -> int:
     # Celery keeps custom headers as attributes of the request (and in ``headers``).
     value = getattr(request, TURN_HEADER, None)
@@ -91,7 +121,8 @@ def _turn(request: Any) -> int:
 
 
 class AgentRunTask(AiaTask):
-    """An ``agents.run`` task: holds one of its agent's slots while it runs, or waits parked."""
+    """A task that runs an agent (``agents.run``, ``agents.workflow_step``): holds one of
+    its agent's slots while it runs, or waits parked."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
@@ -113,6 +144,7 @@ class AgentRunTask(AiaTask):
                 name=self.name,
                 kwargs=dict(request.kwargs or kwargs),
                 queue=queue,
+                options=resend_options(request),
             )
 
         try:

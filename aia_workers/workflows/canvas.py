@@ -13,6 +13,12 @@ Every signature is immutable: a step reads its upstream outputs from the
 run's rows, not from the results Celery would pass along, so a resumed run
 (whose finished steps are not in the canvas) feeds its steps the same way.
 Each step's task id is fixed beforehand: the task was recorded under it.
+
+A step is an agent run, under its agent's concurrency limit like any other
+(``aia_workers.agents.concurrency``): its message names the agent, and a step
+whose agent has no free slot waits parked, its message acknowledged, until
+it is handed one and sent again with the canvas context it came with (its
+chain, its chord, its place in its group), so that the canvas goes on from it.
 """
 
 from __future__ import annotations
@@ -28,12 +34,15 @@ from aia_workers.workflows.records import STEP_TYPE, step_kwargs
 __all__ = ["build_canvas", "step_signature"]
 
 
-def step_signature(app: Celery, tenant: str, run_id: str, step_id: str, task_id: str) -> Signature:
-    """The immutable signature of one step's task, under its recorded ``task_id``."""
+def step_signature(
+    app: Celery, tenant: str, run_id: str, step_id: str, task_id: str, agent_id: str
+) -> Signature:
+    """The immutable signature of one step's task, under its recorded ``task_id``;
+    ``agent_id`` is the step's agent, whose slot the step takes."""
     queue = get_task_type(STEP_TYPE).queue.value
     return Signature(
         STEP_TYPE,
-        kwargs=step_kwargs(tenant, run_id, step_id),
+        kwargs=step_kwargs(tenant, run_id, step_id, agent_id),
         options={"task_id": task_id, "queue": queue},
         immutable=True,
         app=app,

@@ -14,3 +14,10 @@ class WorkflowStepPayload(BaseModel):
 
     run_id: str = Field(min_length=1, max_length=36, description="The workflow run.")
     step_id: str = Field(min_length=1, max_length=64, description="The step of its graph.")
+    agent_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The step's agent, whose concurrency limit the step is under; a step "
+        "without it runs without waiting for a slot of its agent.",
+    )

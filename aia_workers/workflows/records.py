@@ -29,16 +29,22 @@ STEP_TYPE = "agents.workflow_step"
 
 @dataclass(frozen=True, slots=True)
 class StepTask:
-    """One step's task: its id and the run and step it runs."""
+    """One step's task: its id, the run and step it runs, and the step's agent."""
 
     task_id: str
     run_id: str
     step_id: str
+    agent_id: str
 
 
-def step_kwargs(tenant: str, run_id: str, step_id: str) -> dict[str, Any]:
-    """The keyword arguments of a step's task message."""
-    return {"payload": {"run_id": run_id, "step_id": step_id}, "tenant": tenant}
+def step_kwargs(tenant: str, run_id: str, step_id: str, agent_id: str) -> dict[str, Any]:
+    """The keyword arguments of a step's task message.
+
+    The agent is named in the message, so that the worker can hold the step
+    to its agent's concurrency limit without reading the run's rows first.
+    """
+    payload = {"run_id": run_id, "step_id": step_id, "agent_id": agent_id}
+    return {"payload": payload, "tenant": tenant}
 
 
 def record_calls(settings: Settings, tenant: str, tasks: Iterable[StepTask]) -> list[SubmitCall]:
@@ -48,7 +54,7 @@ def record_calls(settings: Settings, tenant: str, tasks: Iterable[StepTask]) -> 
     stamp = time.time()
     calls = []
     for task in tasks:
-        payload = step_kwargs(tenant, task.run_id, task.step_id)["payload"]
+        payload = step_kwargs(tenant, task.run_id, task.step_id, task.agent_id)["payload"]
         calls.append(
             submit_call(
                 task_id=task.task_id,

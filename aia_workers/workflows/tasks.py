@@ -1,4 +1,8 @@
-"""Celery adapter for ``agents.workflow_step``: one step of a workflow run."""
+"""Celery adapter for ``agents.workflow_step``: one step of a workflow run.
+
+A step runs its agent, so it holds one of the agent's slots while it runs,
+or waits parked for one, as an ``agents.run`` does (``AgentRunTask``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from celery import Task
 
 from aia_workers.agents.contracts import RunCancelled
 from aia_workers.agents.environment import agent_environment
+from aia_workers.agents.tasking import AgentRunTask
 from aia_workers.agents.types import agent_types
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.observability import describe_failure
@@ -35,7 +40,12 @@ def _database_outage_is_transient() -> Iterator[None]:
 
 # The result goes to the result backend too (ignore_result=False): a step in a
 # chord's header counts there towards starting the chord's body.
-@aia_task(get_task_type("agents.workflow_step"), throws=(RunCancelled,), ignore_result=False)
+@aia_task(
+    get_task_type("agents.workflow_step"),
+    base=AgentRunTask,
+    throws=(RunCancelled,),
+    ignore_result=False,
+)
 def step(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
     parsed = WorkflowStepPayload.model_validate(payload)
     env = agent_environment()

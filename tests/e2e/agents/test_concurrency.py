@@ -1,8 +1,9 @@
 """Per-agent concurrency end to end: two agents workers, runs that say when they ran.
 
-The ``clock`` agent of the e2e plugin returns when its body started and ended;
-the limit holds when no two (or three) of those intervals overlap, and the
-order holds when they start in submission order. No test reads a duration.
+The ``clock`` agent of the e2e plugin returns when its body started and ended,
+as a run of its own or as a workflow's step; the limit holds when no two (or
+three) of those intervals overlap, and the order holds when they start in
+submission order. No test reads a duration.
 """
 
 from __future__ import annotations
@@ -155,3 +156,53 @@ def test_a_killed_workers_slot_frees_after_its_lease_and_the_line_moves_on(
         assert _most_at_once([*outputs, *again]) == 1
     finally:
         agents_pair_stack.start_worker(f"agents-c-{uuid.uuid4().hex[:6]}", "agents", concurrency=2)
+
+
+def test_workflow_steps_wait_for_their_agents_slot_and_the_chord_goes_on(
+    agents_pair_stack: Stack, api: httpx.Client
+) -> None:
+    agent = _agent(api, max_concurrency=1)
+    run = _run(api, agent, steps=15)
+    wait_status(api, run, {"running"})
+    # Two steps of the same agent side by side, then a third fed by both: a chord.
+    steps = [
+        {"id": "a", "agent_id": agent, "input": {"steps": 2}},
+        {"id": "b", "agent_id": agent, "input": {"steps": 2}},
+        {
+            "id": "c",
+            "agent_id": agent,
+            "input": {"steps": 1},
+            "inputs_from": {"first": "a", "second": "b"},
+        },
+    ]
+    created = api.post("/v1/workflows", json={"name": f"wf-{agent}", "steps": steps})
+    assert created.status_code == 201, created.text
+    started = api.post(f"/v1/workflows/{created.json()['id']}/runs")
+    assert started.status_code == 202, started.text
+    tasks = {s["id"]: s["task_id"] for s in started.json()["steps"]}
+    line = agents_pair_stack.redis()
+    parked = agent_parked_key("default", agent)
+    wait_for(
+        lambda: all(line.zscore(parked, tasks[s]) is not None for s in "ab"),
+        30,
+        what="both steps of the chord's header to wait in the agent's line",
+    )
+    assert api.get(f"/v1/tasks/{run}").json()["status"] == "running"
+    for step in "abc":
+        assert api.get(f"/v1/tasks/{tasks[step]}").json()["status"] == "queued"
+
+    def ended() -> dict[str, Any] | None:
+        view = api.get(started.headers["location"]).json()
+        return view if view["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    view = wait_for(ended, 60, 0.2, "the workflow run to end")
+    assert view["status"] == "succeeded", view
+    (first,) = _outputs(api, [run])
+    said = {s["id"]: api.get(s["links"]["self"]).json() for s in view["steps"]}
+    # The chord's body got both outputs of its header, each as its step said it.
+    assert said["c"]["input"]["first"] == said["a"]["output"]
+    assert said["c"]["input"]["second"] == said["b"]["output"]
+    # The steps started only once the run had ended, and one at a time.
+    outputs = [first, *(said[s]["output"] for s in "abc")]
+    assert _most_at_once(outputs) == 1
+    assert min(said[s]["output"]["started"] for s in "ab") >= first["ended"]

@@ -118,7 +118,12 @@ def test_two_steps_side_by_side_feed_a_third(api: httpx.Client) -> None:
             "agents",
             "succeeded",
         )
-        assert task["payload"] == {"run_id": run["id"], "step_id": step_id}
+        # Its agent named too: the step holds one of the agent's slots while it runs.
+        assert task["payload"] == {
+            "run_id": run["id"],
+            "step_id": step_id,
+            "agent_id": agents[step_id],
+        }
         assert task["result"] == _output(api, step)["output"]
         # Each step is a run of its agent, under the step's task id.
         assert [r["id"] for r in _agent_runs(api, agents[step_id])] == [step["task_id"]]

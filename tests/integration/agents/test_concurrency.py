@@ -1,15 +1,22 @@
-"""Per-agent concurrency on a real Redis: slots taken, parked runs in line, hand-overs, leases."""
+"""Per-agent concurrency on a real Redis: slots taken, parked runs in line, hand-overs, leases,
+and a parked workflow step sent again through a real broker as its canvas sent it."""
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import pytest
 import redis
+from celery import Celery
+from celery.app.task import Context
 
-from aia_workers.agents.concurrency import AgentSlots, ConcurrencyPolicy, Handover
+from aia_workers.agents.concurrency import AgentSlots, ConcurrencyPolicy, Handover, celery_sender
+from aia_workers.agents.tasking import resend_options
 from aia_workers.backbone.broker import celery_message
 from aia_workers.backbone.events import transition_args
 from aia_workers.backbone.keys import (
@@ -23,6 +30,7 @@ from aia_workers.backbone.keys import (
 )
 from aia_workers.backbone.scripts import TRANSITION_LUA
 from aia_workers.backbone.states import Event
+from aia_workers.workflows.canvas import build_canvas, step_signature
 from tests.support import TEST_LIMITS, record_submit, wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,7 +87,7 @@ def _release(slots: AgentSlots, run_id: str) -> tuple[Handover, ...]:
 
 
 def _running(client: redis.Redis) -> set[str]:
-    return set(client.zrange(agent_slots_key(TENANT, AGENT), 0, -1))
+    return set(client.zrange(agent_slots_key(TENANT, AGENT), 0, -1))  # type: ignore[arg-type]
 
 
 def _parked(client: redis.Redis) -> list[str]:
@@ -219,3 +227,77 @@ def test_raising_the_limit_hands_out_slots_and_lowering_waits_for_runs_to_end(
     (later,) = _submitted(client, 1)
     assert _admit(slots, later, cap=2, agent="idle-agent")[0] == "go"
     assert client.get(agent_limit_key(TENANT, "idle-agent")) == "5"
+
+
+def _queued_messages(client: redis.Redis, queue: str) -> list[tuple[dict[str, Any], Context]]:
+    """Every message on ``queue``, oldest first, taken off it: its headers, embed and
+    kwargs, and the request a worker would make of it."""
+    found = []
+    while (raw := client.rpop(queue)) is not None:
+        envelope = orjson.loads(str(raw))
+        args, kwargs, embed = orjson.loads(base64.b64decode(envelope["body"]))
+        headers = envelope["headers"]
+        request = Context(
+            headers,
+            **embed,
+            args=args,
+            kwargs=kwargs,
+            delivery_info={"exchange": "", "routing_key": queue},
+        )
+        found.append(({**headers, **embed, "kwargs": kwargs}, request))
+    return found
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        # A chain: the message of its first step carries the rest of it.
+        [["x"], ["y"], ["z"]],
+        # A chord: each step of its header carries the body and its place in the group.
+        [["a", "b"], ["c"], ["d"]],
+    ],
+)
+def test_a_parked_workflow_step_is_sent_again_with_its_place_in_the_canvas(
+    client: redis.Redis, slots: AgentSlots, redis_url: str, graph: list[list[str]]
+) -> None:
+    app = Celery("resend", broker=redis_url, backend=redis_url, set_as_current=False)
+    queue = f"resend-{uuid.uuid4().hex[:8]}"
+    task_ids = {step: str(uuid.uuid4()) for level in graph for step in level}
+    canvas = build_canvas(
+        graph,
+        lambda step: step_signature(app, TENANT, "run-1", step, task_ids[step], AGENT).set(
+            queue=queue
+        ),
+    )
+    canvas.apply_async()
+    sent = _queued_messages(client, queue)
+    assert [m["id"] for m, _ in sent] == [task_ids[s] for s in graph[0]]
+    for message, request in sent:
+        (holder,) = _submitted(client, 1)
+        assert _admit(slots, holder)[0] == "go"
+        parked = slots.admit(
+            tenant=TENANT,
+            agent_id=AGENT,
+            run_id=request.id,
+            cap=None,
+            turn=0,
+            name=request.task,
+            kwargs=request.kwargs,
+            queue=queue,
+            options=resend_options(request),
+        )
+        assert parked.outcome == "parked"
+        (handover,) = _release(slots, holder)
+        celery_sender(app)(handover)
+        ((again, _),) = _queued_messages(client, queue)
+        assert again["aia_agent_turn"] == 1
+        # The same task in the same place: the chain goes on from it, the chord's
+        # body counts it among its group, in its place.
+        same = ("id", "task", "kwargs", "root_id", "parent_id", "group", "group_index")
+        assert {k: again[k] for k in same} == {k: message[k] for k in same}
+        canvas_context = ("chain", "chord", "callbacks", "errbacks")
+        assert {k: again[k] for k in canvas_context} == {k: message[k] for k in canvas_context}
+        assert again["chain"] or again["chord"]
+        assert again["kwargs"]["payload"]["agent_id"] == AGENT
+        assert _admit(slots, request.id, turn=1)[0] == "go"
+        assert _release(slots, request.id) == ()

@@ -147,7 +147,7 @@ def test_a_failed_step_fails_its_run_and_a_resume_runs_only_what_did_not_succeed
 ) -> None:
     run_id, tasks, agents = _fan_in(env)
     payload = WorkflowStepPayload(run_id=run_id, step_id="b")
-    (record,) = record_calls(env.settings, TENANT, [StepTask(tasks["c"], run_id, "c")])
+    (record,) = record_calls(env.settings, TENANT, [StepTask(tasks["c"], run_id, "c", agents["c"])])
     keys, args = record.keys_and_args()
     assert env.redis.register_script(SUBMIT_LUA)(keys=keys, args=args)[0] == "created"
     assert env.redis.hget(task_key(tasks["c"]), "status") == "queued"

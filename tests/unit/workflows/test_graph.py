@@ -106,7 +106,10 @@ def _shape(sig: Any) -> Any:
     assert sig.options["queue"] == "agents"
     step = sig.kwargs["payload"]["step_id"]
     assert sig.options["task_id"] == f"task-{step}"
-    assert sig.kwargs == {"payload": {"run_id": "r1", "step_id": step}, "tenant": "t1"}
+    assert sig.kwargs == {
+        "payload": {"run_id": "r1", "step_id": step, "agent_id": f"agent-{step}"},
+        "tenant": "t1",
+    }
     return step
 
 
@@ -135,7 +138,9 @@ def test_the_canvas_is_a_chain_of_levels_with_a_chord_for_each_fan_in(
     graph: list[list[str]], shape: Any
 ) -> None:
     app = Celery("canvas-shape", broker="memory://", backend="cache+memory://")
-    canvas = build_canvas(graph, lambda s: step_signature(app, "t1", "r1", s, f"task-{s}"))
+    canvas = build_canvas(
+        graph, lambda s: step_signature(app, "t1", "r1", s, f"task-{s}", f"agent-{s}")
+    )
     # Freezing is what sending does first: the recorded task ids must survive it.
     canvas.freeze()
     assert _shape(canvas) == shape
