@@ -14,6 +14,7 @@ from aia_api.agents.limits import apply_limit
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_MANAGE, NEEDS_READ
 from aia_api.agents.requests import AgentPatch, AgentRequest
 from aia_api.agents.responses import AgentPage, AgentView
+from aia_api.agents.retirement import retire_agent
 from aia_api.agents.views import agent_view
 from aia_api.http.body import parse_model, read_json
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
@@ -259,6 +260,7 @@ async def delete_agent(request: Request) -> Response:
             )
 
     await anyio.to_thread.run_sync(remove)
+    await retire_agent(svc, principal.tenant, agent_id)
     return Response(status_code=204)
 
 

@@ -25,13 +25,17 @@ from aia_workers.agents.concurrency import (
 )
 from aia_workers.agents.slot_scripts import SETTLE_LUA
 
-__all__ = ["apply_limit"]
+__all__ = ["apply_limit", "hand_on"]
 
 log = logging.getLogger(__name__)
 
 
-async def apply_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> int:
-    """Store ``cap`` as the agent's limit and hand out the slots it frees; how many."""
+async def hand_on(svc: Services, tenant: str, agent_id: str, cap: int | None = None) -> int:
+    """Settle the agent's slots, storing ``cap`` first if given: lapsed ones freed, free
+    ones handed to its earliest parked runs, whose messages are sent again; how many.
+
+    RedisError when Redis is not reachable.
+    """
     call = settle_call(
         tenant,
         agent_id,
@@ -40,8 +44,16 @@ async def apply_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> in
         policy=ConcurrencyPolicy.from_settings(svc.settings),
     )
     keys, args = call.keys_and_args()
+    handed = parse_handovers(await svc.redis.eval(SETTLE_LUA, len(keys), *keys, *args))
+    if handed:
+        await anyio.to_thread.run_sync(lambda: send_all(handed, celery_sender(svc.celery)))
+    return len(handed)
+
+
+async def apply_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> int:
+    """Store ``cap`` as the agent's limit and hand out the slots it frees; how many."""
     try:
-        reply = await svc.redis.eval(SETTLE_LUA, len(keys), *keys, *args)
+        return await hand_on(svc, tenant, agent_id, cap)
     except redis.RedisError as exc:
         # The change is in the database, but starts read the stored limit: say so,
         # rather than the generic "nothing was changed"; the same PATCH again applies it.
@@ -54,7 +66,3 @@ async def apply_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> in
             "its runs are still held to the old one; send the same PATCH again shortly",
             headers={"Retry-After": str(svc.settings.retry_after_seconds)},
         ) from None
-    handed = parse_handovers(reply)
-    if handed:
-        await anyio.to_thread.run_sync(lambda: send_all(handed, celery_sender(svc.celery)))
-    return len(handed)

@@ -9,7 +9,9 @@ layout and the scripts: ``aia_workers.agents.slot_scripts``). A run's message
 asks for a slot before the run starts (``admit``): it takes a free one, or is
 parked in the agent's line, scored by its submission time, and its message is
 acknowledged: a parked run costs the broker nothing while it waits, no
-retries, no countdowns. The run's task record stays ``queued``.
+retries, no countdowns. The run's task record stays ``queued``, and its event
+stream says so: one ``progress`` event naming the agent and the runs ahead.
+A run cancelled (or failed) while it waits leaves the line in the same step.
 
 A slot is freed when its run ends, whatever the outcome (``release``), and
 handed in the same step to the earliest parked run: the slot is reserved for
@@ -48,17 +50,22 @@ from aia_workers.agents.slot_scripts import (
     SETTLE_LUA,
     AdmitCall,
     ReleaseCall,
+    RetireCall,
     SettleCall,
 )
+from aia_workers.backbone.events import StreamLimits
 from aia_workers.backbone.keys import (
     AGENTS_ACTIVE_KEY,
     AGENTS_SWEEP_LOCK,
+    RECORDER_STREAM,
     agent_entries_key,
     agent_limit_key,
     agent_member,
     agent_parked_key,
     agent_slots_key,
     agent_turns_key,
+    channel,
+    events_key,
     pending_key,
     task_key,
 )
@@ -74,6 +81,7 @@ __all__ = [
     "Sweeper",
     "celery_sender",
     "parse_handovers",
+    "retire_call",
     "send_all",
     "settle_call",
 ]
@@ -196,15 +204,35 @@ def settle_call(
     )
 
 
-class AgentSlots:
-    """Slots and lines of every agent, on one Redis client (blocking)."""
+def retire_call(tenant: str, agent_id: str, *, now: float) -> RetireCall:
+    """The RETIRE_LUA call for a deleted agent; the API runs it on its own client."""
+    return RetireCall(
+        **_agent_keys(tenant, agent_id), member=agent_member(tenant, agent_id), now=repr(now)
+    )
 
-    def __init__(self, client: redis.Redis, policy: ConcurrencyPolicy) -> None:
+
+class AgentSlots:
+    """Slots and lines of every agent, on one Redis client (blocking).
+
+    ``limits`` are the task streams' (a parked run's event goes on its stream);
+    None: the settings' defaults, not read from the environment.
+    """
+
+    def __init__(
+        self, client: redis.Redis, policy: ConcurrencyPolicy, limits: StreamLimits | None = None
+    ) -> None:
         self._client = client
         self.policy = policy
+        self._limits = limits or StreamLimits.from_settings(Settings.model_construct())
         self._admit = client.register_script(ADMIT_LUA)
         self._release = client.register_script(RELEASE_LUA)
         self._settle = client.register_script(SETTLE_LUA)
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings: Settings) -> AgentSlots:
+        return cls(
+            client, ConcurrencyPolicy.from_settings(settings), StreamLimits.from_settings(settings)
+        )
 
     def admit(
         self,
@@ -234,7 +262,10 @@ class AgentSlots:
             **_agent_keys(tenant, agent_id),
             task=task_key(run_id),
             pending=pending_key(queue),
+            events=events_key(run_id),
+            recorder=RECORDER_STREAM,
             run_id=run_id,
+            agent_id=agent_id,
             member=agent_member(tenant, agent_id),
             cap="" if cap is None else cap,
             now=repr(now),
@@ -244,6 +275,10 @@ class AgentSlots:
             entry=orjson.dumps(
                 {"name": name, "kwargs": kwargs, "queue": queue, "options": options or {}}
             ).decode(),
+            live_channel=channel(run_id),
+            ttl=self._limits.ttl_seconds,
+            events_kept=self._limits.events_per_task,
+            recorder_maxlen=self._limits.recorder_maxlen,
         )
         keys, args = call.keys_and_args()
         reply = self._admit(keys=keys, args=args)

@@ -13,6 +13,14 @@ Each agent has, in Redis (names in ``aia_workers.backbone.keys``):
 - ``limit``: the agent's max_concurrency, stored by its first run's start (from
   the database) and by every change of it (the API), kept while the agent lives.
 
+A parked run's record names its line (``agent_line``: the JSON array of its
+agent's slots, parked, entries and turns), so that the transition that moves
+it on (``TRANSITION_LUA``: cancelled, failed, or started some other way) takes
+it out of the line at once, wherever it is; a run that gets a slot here drops
+the name. Parking a run announces it on the run's own event stream: a
+``progress`` event that leaves its status as it is, saying which agent it
+waits for and how many runs are ahead of it.
+
 Every script first drops the lapsed slots (``purge``): a running run's slot
 is simply freed (its process died; the broker delivers its message again and
 it queues like a newcomer), while a handed-over run that never started stays
@@ -28,15 +36,17 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from aia_workers.backbone.keys import task_key
-from aia_workers.backbone.scripts import ScriptCall, lua_prelude, lua_set
-from aia_workers.backbone.states import TERMINAL
+from aia_workers.backbone.scripts import AGENT_LINE_FIELD, ScriptCall, lua_prelude, lua_set
+from aia_workers.backbone.states import TERMINAL, Event
 
 __all__ = [
     "ADMIT_LUA",
     "RELEASE_LUA",
+    "RETIRE_LUA",
     "SETTLE_LUA",
     "AdmitCall",
     "ReleaseCall",
+    "RetireCall",
     "SettleCall",
 ]
 
@@ -119,10 +129,13 @@ class AdmitCall(ScriptCall):
     meanwhile). ``handed`` are triples
     (run id, turn, entry) of other runs handed a slot, to send again.
     A parked run leaves the queue's pending index, so that the rescuer does not
-    queue its acknowledged message again.
+    queue its acknowledged message again. A run parked by this call (not one
+    delivered again) gets one event on its stream, ``events`` and
+    ``live_channel``, and the ``recorder``'s: a ``progress`` event in the
+    status it has, whose data says the ``agent_id`` and the runs ahead of it.
     """
 
-    KEYS: ClassVar[tuple[str, ...]] = (*_AGENT_KEYS, "task", "pending")
+    KEYS: ClassVar[tuple[str, ...]] = (*_AGENT_KEYS, "task", "pending", "events", "recorder")
 
     slots: str
     parked: str
@@ -132,7 +145,10 @@ class AdmitCall(ScriptCall):
     active: str
     task: str
     pending: str
+    events: str
+    recorder: str
     run_id: str
+    agent_id: str
     member: str
     cap: int | str
     now: str  # unix seconds, repr of a float
@@ -140,12 +156,40 @@ class AdmitCall(ScriptCall):
     handover_lapses_at: str  # unix seconds
     turn: int
     entry: str  # JSON
+    live_channel: str
+    ttl: int  # seconds
+    events_kept: int
+    recorder_maxlen: int
 
 
 ADMIT_LUA = (
     lua_prelude(AdmitCall)
     + _SETTLE
+    + f"local line_field = '{AGENT_LINE_FIELD}'\n"
+    + f"local waiting_event = '{Event.PROGRESS.value}'\n"
     + """
+-- The run's own event, as TRANSITION_LUA writes one (TaskEvent's shape), with its
+-- status as it is: waiting for a slot does not move a run.
+local function announce_waiting(status)
+  local ahead = redis.call('ZRANK', parked, run_id)
+  local runs = ' runs'
+  if ahead == 1 then runs = ' run' end
+  local message = 'waiting for a slot of agent ' .. agent_id .. ': ' .. ahead .. runs .. ' ahead'
+  local data = '{"message":' .. cjson.encode(message) .. ',"waiting":{"agent_id":'
+    .. cjson.encode(agent_id) .. ',"ahead":' .. ahead .. '}}'
+  local seq = redis.call('HINCRBY', task, 'seq', 1)
+  redis.call('HSET', task, 'updated_at', now)
+  local event = '{"task_id":"' .. run_id .. '","seq":' .. seq .. ',"event":"' .. waiting_event
+    .. '","status":"' .. status .. '","time":' .. now .. ',"data":' .. data .. '}'
+  redis.call('XADD', events, 'MAXLEN', '~', events_kept, '0-' .. seq, 'e', event)
+  redis.call('EXPIRE', events, ttl)
+  redis.call('EXPIRE', task, ttl)
+  redis.call('PUBLISH', live_channel, event)
+  local meta = redis.call('HMGET', task, 'tenant', 'type', 'queue')
+  redis.call('XADD', recorder, 'MAXLEN', '~', recorder_maxlen, '*', 'task', run_id,
+    'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event)
+end
+
 local status = redis.call('HGET', task, 'status')
 if status and terminal[status] then
   redis.call('ZREM', slots, run_id)
@@ -176,10 +220,12 @@ if redis.call('ZSCORE', slots, run_id) then
   redis.call('ZREM', parked, run_id)
   redis.call('HDEL', entries, run_id)
   redis.call('HSET', turns, run_id, turn)
+  redis.call('HDEL', task, line_field)
   local _, handed = hand_over('', '')
   return {'go', unpack(handed)}
 end
-if not redis.call('ZSCORE', parked, run_id) then
+local parks = not redis.call('ZSCORE', parked, run_id)
+if parks then
   local submitted = redis.call('HGET', task, 'created_at') or now
   redis.call('ZADD', parked, submitted, run_id)
   redis.call('HSET', entries, run_id, entry)
@@ -187,9 +233,17 @@ if not redis.call('ZSCORE', parked, run_id) then
   -- Its message is acknowledged once parked: nothing for the rescuer to queue again.
   redis.call('ZREM', pending, run_id)
   redis.call('HDEL', task, 'message', 'broker_key', 'tag')
+  -- No record, no line to name: a hash made here would have no status and no expiry.
+  if status then
+    redis.call('HSET', task, line_field, cjson.encode({slots, parked, entries, turns}))
+  end
 end
 local go, handed = hand_over(run_id, lapses_at)
-if go then return {'go', unpack(handed)} end
+if go then
+  redis.call('HDEL', task, line_field)
+  return {'go', unpack(handed)}
+end
+if parks and status then announce_waiting(status) end
 return {'parked', unpack(handed)}
 """
 )
@@ -263,5 +317,41 @@ purge()
 local _, handed = hand_over('', '')
 forget_if_idle()
 return handed
+"""
+)
+
+
+@dataclass(slots=True)
+class RetireCall(ScriptCall):
+    """RETIRE_LUA: the agent was deleted; forget its limit and, when idle, the agent.
+
+    Replies with the runs still in its line (waiting, or handed a slot and not
+    started), for the caller to fail: each leaves the line as its record ends.
+    With no limit stored, a message of the agent's that comes later asks for
+    it (``unknown``), finds the agent gone and fails its run at once, holding
+    nothing; its running runs give their slots back as they end, the last one
+    forgetting the agent.
+    """
+
+    KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
+
+    slots: str
+    parked: str
+    entries: str
+    turns: str
+    limit: str
+    active: str
+    member: str
+    now: str  # unix seconds, repr of a float
+
+
+RETIRE_LUA = (
+    lua_prelude(RetireCall)
+    + _SETTLE
+    + """
+redis.call('DEL', limit)
+purge()
+forget_if_idle()
+return redis.call('ZRANGE', parked, 0, -1)
 """
 )

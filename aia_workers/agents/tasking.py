@@ -34,7 +34,6 @@ from aia_workers.agents.concurrency import (
     TURN_HEADER,
     Admission,
     AgentSlots,
-    ConcurrencyPolicy,
     Sweeper,
     celery_sender,
     send_all,
@@ -60,7 +59,7 @@ def _process_slots() -> tuple[AgentSlots, RunLeases]:
     with _lock:
         if _state is None or _state[0] != os.getpid():
             env = agent_environment()
-            slots = AgentSlots(env.redis, ConcurrencyPolicy.from_settings(env.settings))
+            slots = AgentSlots.from_settings(env.redis, env.settings)
             _state = (os.getpid(), slots, RunLeases(slots))
         return _state[1], _state[2]
 
@@ -216,7 +215,7 @@ def start_sweeper(sender: Any = None, **_: Any) -> None:
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
     )
-    slots = AgentSlots(client, ConcurrencyPolicy.from_settings(settings))
+    slots = AgentSlots.from_settings(client, settings)
     name = getattr(sender, "hostname", None) or f"{os.getpid()}"
     _sweeper = Sweeper(slots, celery_sender(app), name=str(name))
     _sweeper.start()

@@ -68,7 +68,9 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         elif name == "started":
             row["started_at"] = row["started_at"] or when
             row["attempts"] = data.get("attempt")
-        elif name == "progress":
+        elif name == "progress" and "waiting" not in data:
+            # A run waiting for its agent's slot says so on its stream, but it has
+            # made no progress: the live record keeps none either.
             row["progress"] = data
         elif name == "succeeded":
             row["result"] = data.get("result")

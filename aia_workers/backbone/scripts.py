@@ -25,6 +25,7 @@ from aia_workers.backbone.keys import inflight_key, pending_key
 from aia_workers.backbone.states import TERMINAL
 
 __all__ = [
+    "AGENT_LINE_FIELD",
     "DEFER_LUA",
     "RENEW_SLOT_LUA",
     "RESCUE_LUA",
@@ -41,6 +42,11 @@ __all__ = [
 ]
 
 Arg = str | int | float
+
+# The field of a task's record that names the agent's line it is parked in
+# (aia_workers/agents/slot_scripts.py): a JSON array of that agent's slots,
+# parked, entries and turns keys.
+AGENT_LINE_FIELD = "agent_line"
 
 
 @dataclass(slots=True)
@@ -215,6 +221,8 @@ class TransitionCall(ScriptCall):
     ``slot_cap`` slots, lapsing at ``slot_lapses_at``, or files the task in
     ``waiting`` (lapsing at ``waiting_lapses_at``) and answers ``deferred``.
     ``hash_fields`` are extra hash fields to set (result, error, progress).
+    A task that leaves its status also leaves the agent's line its record
+    names (``AGENT_LINE_FIELD``), if any.
     """
 
     KEYS: ClassVar[tuple[str, ...]] = (
@@ -276,6 +284,7 @@ TRANSITION_LUA = (
     + _lua_set("terminal", frozenset(s.value for s in TERMINAL))
     + f"local inflight_prefix = '{inflight_key('')}'\n"
     + f"local pending_prefix = '{pending_key('')}'\n"
+    + f"local line_field = '{AGENT_LINE_FIELD}'\n"
     + """
 local current = redis.call('HGET', task, 'status')
 if not current then
@@ -359,6 +368,18 @@ if status ~= current then
   if waited then
     redis.call('ZREM', waited, task_id)
     redis.call('HDEL', task, 'waiting')
+  end
+  -- Nor in its agent's line, wherever it was in it: a run cancelled or failed
+  -- there is never handed a slot, and one handed a slot on its way gives it
+  -- back, for the next settle to hand on.
+  local line = redis.call('HGET', task, line_field)
+  if line then
+    local agent = cjson.decode(line)
+    redis.call('ZREM', agent[1], task_id)
+    redis.call('ZREM', agent[2], task_id)
+    redis.call('HDEL', agent[3], task_id)
+    redis.call('HDEL', agent[4], task_id)
+    redis.call('HDEL', task, line_field)
   end
 end
 if terminal[status] or name == 'retrying' then

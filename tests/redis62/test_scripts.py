@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from aia_workers.agents.slot_scripts import ADMIT_LUA, RELEASE_LUA, SETTLE_LUA
+from aia_workers.agents.slot_scripts import ADMIT_LUA, RELEASE_LUA, RETIRE_LUA, SETTLE_LUA
 from aia_workers.backbone.keys import RECORDER_STREAM, channel, inflight_key
 from aia_workers.backbone.publisher import EventPublisher
 from aia_workers.backbone.scripts import (
@@ -66,6 +66,6 @@ def test_every_backbone_script_compiles(client: redis.Redis) -> None:
     # SCRIPT LOAD compiles without running: a command or syntax this server
     # lacks is an error here rather than in the middle of a task's life.
     backbone = (SUBMIT_LUA, TRANSITION_LUA, RESCUE_LUA, DEFER_LUA, RENEW_SLOT_LUA)
-    agents = (ADMIT_LUA, RELEASE_LUA, SETTLE_LUA)
+    agents = (ADMIT_LUA, RELEASE_LUA, SETTLE_LUA, RETIRE_LUA)
     for script in (*backbone, *agents):
         assert len(client.script_load(script)) == 40

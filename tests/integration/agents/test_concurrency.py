@@ -15,20 +15,33 @@ import redis
 from celery import Celery
 from celery.app.task import Context
 
-from aia_workers.agents.concurrency import AgentSlots, ConcurrencyPolicy, Handover, celery_sender
+from aia_workers.agents.concurrency import (
+    AgentSlots,
+    ConcurrencyPolicy,
+    Handover,
+    celery_sender,
+    retire_call,
+)
+from aia_workers.agents.slot_scripts import RETIRE_LUA
 from aia_workers.agents.tasking import resend_options
 from aia_workers.backbone.broker import celery_message
+from aia_workers.backbone.event import TaskEvent
 from aia_workers.backbone.events import transition_args
 from aia_workers.backbone.keys import (
     AGENTS_ACTIVE_KEY,
+    RECORDER_STREAM,
+    agent_entries_key,
     agent_limit_key,
     agent_member,
     agent_parked_key,
     agent_slots_key,
+    agent_turns_key,
+    channel,
+    events_key,
     pending_key,
     task_key,
 )
-from aia_workers.backbone.scripts import TRANSITION_LUA
+from aia_workers.backbone.scripts import AGENT_LINE_FIELD, TRANSITION_LUA
 from aia_workers.backbone.states import Event
 from aia_workers.workflows.canvas import build_canvas, step_signature
 from tests.support import TEST_LIMITS, record_submit, wait_for
@@ -49,7 +62,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def slots(client: redis.Redis) -> AgentSlots:
-    return AgentSlots(client, POLICY)
+    return AgentSlots(client, POLICY, TEST_LIMITS)
 
 
 def _submitted(client: redis.Redis, count: int) -> list[str]:
@@ -92,6 +105,22 @@ def _running(client: redis.Redis) -> set[str]:
 
 def _parked(client: redis.Redis) -> list[str]:
     return client.zrange(agent_parked_key(TENANT, AGENT), 0, -1)  # type: ignore[return-value]
+
+
+def _move(client: redis.Redis, run_id: str, event: Event, **data: object) -> None:
+    keys, args = transition_args(
+        task_id=run_id, event=event, now=time.time(), limits=TEST_LIMITS, data=data
+    )
+    client.register_script(TRANSITION_LUA)(keys=keys, args=args)
+
+
+def _events(client: redis.Redis, run_id: str) -> list[TaskEvent]:
+    entries: list[tuple[str, dict[str, str]]] = client.xrange(events_key(run_id))  # type: ignore[assignment]
+    return [TaskEvent.from_json(fields["e"]) for _, fields in entries]
+
+
+def _agent_keys(client: redis.Redis, agent: str = AGENT) -> list[str]:
+    return sorted(client.scan_iter(f"aia:agent:{TENANT}:{agent}:*"))
 
 
 def test_at_most_max_concurrency_runs_hold_a_slot(client: redis.Redis, slots: AgentSlots) -> None:
@@ -156,24 +185,145 @@ def test_freed_slots_go_to_parked_runs_in_submission_order(
     assert client.get(agent_limit_key(TENANT, AGENT)) == "1"
 
 
-def test_a_cancelled_parked_run_leaves_the_line(client: redis.Redis, slots: AgentSlots) -> None:
-    first, cancelled, third = _submitted(client, 3)
+def test_parking_a_run_announces_its_wait_on_its_own_stream(
+    client: redis.Redis, slots: AgentSlots
+) -> None:
+    first, second, third = _submitted(client, 3)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(channel(third))
     assert _admit(slots, first)[0] == "go"
-    assert _admit(slots, cancelled)[0] == "parked"
+    assert _admit(slots, second)[0] == "parked"
     assert _admit(slots, third)[0] == "parked"
-    keys, args = transition_args(
-        task_id=cancelled, event=Event.CANCELLED, now=time.time(), limits=TEST_LIMITS
-    )
-    client.register_script(TRANSITION_LUA)(keys=keys, args=args)
-    assert [h.run_id for h in _release(slots, first)] == [third]
-    assert _parked(client) == [third]
+    # The run that went straight in has nothing to announce.
+    assert [e.event for e in _events(client, first)] == ["queued"]
+    _, waiting = _events(client, third)
+    assert (waiting.event, waiting.status, waiting.seq) == ("progress", "queued", 2)
+    assert waiting.data["waiting"] == {"agent_id": AGENT, "ahead": 1}
+    assert waiting.data["message"] == f"waiting for a slot of agent {AGENT}: 1 run ahead"
+    assert _events(client, second)[1].data["waiting"]["ahead"] == 0
+    # Its status stays queued, with no progress; live subscribers and the recorder see it.
+    record = client.hgetall(task_key(third))
+    assert (record["status"], record["seq"], record.get("progress")) == ("queued", "2", None)
+    live = wait_for(lambda: pubsub.get_message(timeout=0.1), 5, 0, "the waiting event, live")
+    pubsub.close()
+    assert TaskEvent.from_json(live["data"]) == waiting
+    entries: list[tuple[str, dict[str, str]]] = client.xrange(RECORDER_STREAM)  # type: ignore[assignment]
+    assert waiting.to_json() in [f["e"] for _, f in entries if f["task"] == third]
+    # Its message delivered again: still parked, and said once.
+    assert _admit(slots, third)[0] == "parked"
+    assert len(_events(client, third)) == 2
+    # Handed a slot and started: the next event follows in sequence.
+    assert [h.run_id for h in _release(slots, first)] == [second]
+    assert _admit(slots, second, turn=1)[0] == "go"
+    _move(client, second, Event.STARTED)
+    assert [(e.event, e.seq) for e in _events(client, second)] == [
+        ("queued", 1),
+        ("progress", 2),
+        ("started", 3),
+    ]
+
+
+def test_a_cancelled_run_leaves_the_line_at_once_wherever_it_is(
+    client: redis.Redis, slots: AgentSlots
+) -> None:
+    first, *line = _submitted(client, 4)
+    assert _admit(slots, first)[0] == "go"
+    for run_id in line:
+        assert _admit(slots, run_id)[0] == "parked"
+    cancelled = line[1]
+    assert client.hget(task_key(cancelled), AGENT_LINE_FIELD)
+    _move(client, cancelled, Event.CANCELLED, reason="cancelled by request")
+    # Out of the line and its bookkeeping in the same step as its record ends.
+    assert _parked(client) == [line[0], line[2]]
+    assert slots.waiting(TENANT, AGENT) == (1, 2)
+    assert client.hget(agent_entries_key(TENANT, AGENT), cancelled) is None
+    assert client.hget(agent_turns_key(TENANT, AGENT), cancelled) is None
+    assert client.hget(task_key(cancelled), AGENT_LINE_FIELD) is None
+    # The runs behind it move up in order; it is never handed a slot.
+    order = []
+    previous = first
+    while handed := _release(slots, previous):
+        (nxt,) = handed
+        assert _admit(slots, nxt.run_id, turn=nxt.turn)[0] == "go"
+        order.append(previous := nxt.run_id)
+    assert order == [line[0], line[2]]
     # Its message, should it come again, starts nothing.
     assert _admit(slots, cancelled)[0] == "terminal"
+    assert _agent_keys(client) == [agent_limit_key(TENANT, AGENT)]
+
+
+def test_a_run_cancelled_on_its_way_to_a_slot_gives_the_slot_back(
+    client: redis.Redis, slots: AgentSlots
+) -> None:
+    first, second, third = _submitted(client, 3)
+    assert _admit(slots, first)[0] == "go"
+    assert _admit(slots, second)[0] == "parked"
+    assert _admit(slots, third)[0] == "parked"
+    assert [h.run_id for h in _release(slots, first)] == [second]
+    _move(client, second, Event.CANCELLED, reason="cancelled by request")
+    assert _running(client) == set()
+    assert _parked(client) == [third]
+    # The next settle (the sweep's) hands the slot on; the cancelled run's message is dropped.
+    assert [h.run_id for h in slots.settle(TENANT, AGENT)] == [third]
+    assert _admit(slots, second, turn=1)[0] == "terminal"
     assert _running(client) == {third}
 
 
+def test_a_started_run_keeps_its_slot_through_its_outcome(
+    client: redis.Redis, slots: AgentSlots
+) -> None:
+    first, second = _submitted(client, 2)
+    assert _admit(slots, first)[0] == "go"
+    assert _admit(slots, second)[0] == "parked"
+    (handed,) = _release(slots, first)
+    assert _admit(slots, second, turn=handed.turn)[0] == "go"
+    _move(client, second, Event.STARTED)
+    _move(client, second, Event.SUCCEEDED)
+    # The outcome's transition leaves the slot to the release that follows it.
+    assert _running(client) == {second}
+    assert _release(slots, second) == ()
+    assert not client.sismember(AGENTS_ACTIVE_KEY, agent_member(TENANT, AGENT))
+
+
+def test_a_retired_agent_leaves_no_key_once_its_runs_are_over(
+    client: redis.Redis, slots: AgentSlots
+) -> None:
+    retire = client.register_script(RETIRE_LUA)
+
+    def retired(agent: str = AGENT) -> list[str]:
+        keys, args = retire_call(TENANT, agent, now=time.time()).keys_and_args()
+        return retire(keys=keys, args=args)  # type: ignore[no-any-return]
+
+    running, *waiting = _submitted(client, 3)
+    assert _admit(slots, running)[0] == "go"
+    for run_id in waiting:
+        assert _admit(slots, run_id)[0] == "parked"
+    # The runs in line come back for the caller to fail; the limit goes at once.
+    assert retired() == waiting
+    assert client.get(agent_limit_key(TENANT, AGENT)) is None
+    for run_id in waiting:
+        _move(client, run_id, Event.FAILED, error={"message": "gone"})
+    assert _parked(client) == []
+    # A message of the agent that arrives now asks for its limit (and finds it gone).
+    (late,) = _submitted(client, 1)
+    assert _admit(slots, late, cap=None) == ("unknown", [])
+    # The running run finishes; then nothing of the agent is left.
+    assert _release(slots, running) == ()
+    assert _agent_keys(client) == []
+    assert not client.sismember(AGENTS_ACTIVE_KEY, agent_member(TENANT, AGENT))
+    # An idle agent goes at once.
+    (idle,) = _submitted(client, 1)
+    assert _admit(slots, idle, agent="idle-agent")[0] == "go"
+    assert slots.release(tenant=TENANT, agent_id="idle-agent", run_id=idle) == ()
+    assert _agent_keys(client, "idle-agent") == [agent_limit_key(TENANT, "idle-agent")]
+    assert retired("idle-agent") == []
+    assert _agent_keys(client, "idle-agent") == []
+
+
 def test_a_lapsed_slot_is_freed_and_handed_on(client: redis.Redis) -> None:
-    short = AgentSlots(client, ConcurrencyPolicy(lease_seconds=0.5, handover_seconds=60))
+    short = AgentSlots(
+        client, ConcurrencyPolicy(lease_seconds=0.5, handover_seconds=60), TEST_LIMITS
+    )
     crashed, waiting = _submitted(client, 2)
     assert _admit(short, crashed)[0] == "go"
     assert _admit(short, waiting)[0] == "parked"
@@ -192,7 +342,7 @@ def test_a_lapsed_slot_is_freed_and_handed_on(client: redis.Redis) -> None:
 
 
 def test_a_handed_over_run_whose_message_was_lost_is_sent_again(client: redis.Redis) -> None:
-    short = AgentSlots(client, ConcurrencyPolicy(lease_seconds=30, handover_seconds=1))
+    short = AgentSlots(client, ConcurrencyPolicy(lease_seconds=30, handover_seconds=1), TEST_LIMITS)
     first, second = _submitted(client, 2)
     assert _admit(short, first)[0] == "go"
     assert _admit(short, second)[0] == "parked"

@@ -7,7 +7,7 @@ import json
 from aia_workers.backbone.history_writer import merge_events
 
 
-def _e(task: str, seq: int, event: str, status: str, t: float, **data: object) -> dict:
+def _e(task: str, seq: int, event: str, status: str, t: float, **data: object) -> dict[str, str]:
     return {
         "task": task,
         "tenant": "t",
@@ -41,3 +41,15 @@ def test_a_task_first_seen_mid_life_still_gets_a_creation_time() -> None:
     rows = merge_events([_e("a", 5, "progress", "running", 20.0, current=1, total=2)])
     assert rows[0]["created_at"].timestamp() == 20.0
     assert rows[0]["progress"] == {"current": 1, "total": 2}
+
+
+def test_a_run_waiting_for_its_agents_slot_stays_queued_with_no_progress() -> None:
+    waiting = {"agent_id": "a1", "ahead": 2}
+    rows = merge_events(
+        [
+            _e("a", 1, "queued", "queued", 10.0),
+            _e("a", 2, "progress", "queued", 11.0, message="waiting", waiting=waiting),
+        ]
+    )
+    assert (rows[0]["status"], rows[0]["seq"], rows[0]["progress"]) == ("queued", 2, None)
+    assert rows[0]["created_at"].timestamp() == 10.0
