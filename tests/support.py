@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +203,7 @@ class Stack:
         concurrency: int = 2,
         pool: str = "prefork",
         env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> Process:
         hostname = f"{name}-{os.getpid()}@testhost"
         proc = self._spawn(
@@ -224,6 +225,7 @@ class Stack:
                 "--without-gossip",
                 "-l",
                 "info",
+                *extra_args,
             ],
             env,
         )
@@ -236,6 +238,31 @@ class Stack:
             return entry is not None and json.loads(entry).get("pid") == proc.popen.pid
 
         wait_for(registered, 60, what=f"worker {hostname} to be ready")
+        return proc
+
+    def start_exporter(self, port: int) -> Process:
+        """``aia exporter`` on ``port``, once it answers a scrape."""
+        proc = self._spawn(
+            f"exporter-{port}",
+            [str(_BIN / "aia"), "exporter", "--port", str(port), "--log-level", "warning"],
+        )
+
+        def serving() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"exporter exited:\n{proc.output()}")
+            try:
+                if not httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).is_success:
+                    return False
+            except httpx.TransportError:
+                return False
+            # Counting starts once its group on the task event stream exists.
+            try:
+                groups = self.redis().xinfo_groups("aia:recorder")
+            except redis.ResponseError:  # no stream yet
+                return False
+            return any(group["name"] == "metrics" for group in groups)
+
+        wait_for(serving, 30, what="the exporter to serve")
         return proc
 
     def start_beat(self, name: str = "beat", env: Mapping[str, str] | None = None) -> Process:

@@ -80,6 +80,12 @@ def _cmd_flower(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_exporter(ns: argparse.Namespace) -> int:
+    from aia_api.cli.exporter import run_exporter
+
+    return run_exporter(ns)
+
+
 def _cmd_recorder(ns: argparse.Namespace) -> int:
     import logging
     import signal
@@ -247,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recorder", help="copy task events into the database")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_recorder)
+
+    p = sub.add_parser("exporter", help="serve the workers' Prometheus metrics")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=9808, help="0 takes a free port")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_cmd_exporter)
 
     p = sub.add_parser("db", help="database migrations")
     db = p.add_subparsers(dest="db_command", required=True)

@@ -104,7 +104,8 @@ def _wait_http(url: str, procs: Supervisor, stop: _StopRequest) -> bool:
 
 
 def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
-    """Run Redis (if needed), the API, a worker per queue, the recorder, beat and Flower.
+    """Run Redis (if needed), the API, a worker per queue, the recorder, the metrics
+    exporter, beat and Flower.
 
     A process that exits is started again after a backoff. Ctrl-C, SIGTERM and
     SIGHUP (the terminal closed) stop everything in order; should ``aia dev``
@@ -128,11 +129,13 @@ def run_dev(api_port: int | None = None, flower_port: int | None = None) -> int:
     api_url = f"http://127.0.0.1:{api_port}"
     created, stored = _prepare_home(settings, env, procs, api_url)
     flower_env, flower_login = _flower_login(settings, stored)
-    _start_processes(procs, api_port, flower_port, flower_env)
+    # The workers' metrics on a port nothing else asks for.
+    metrics_port = free_port()
+    _start_processes(procs, api_port, flower_port, flower_env, metrics_port)
     failed = _wait_ready(procs, stop, api_url, flower_port)
     if failed is not None:
         return failed
-    _greet(procs, settings, api_url, flower_port, flower_login, created)
+    _greet(procs, settings, api_url, flower_port, flower_login, created, metrics_port)
     # Restarts happen here, on the main thread, and end as soon as a stop is asked for.
     while not stop.requested:
         procs.tend()
@@ -239,7 +242,11 @@ def _flower_login(settings: Settings, stored: dict[str, Any]) -> tuple[dict[str,
 
 
 def _start_processes(
-    procs: Supervisor, api_port: int, flower_port: int, flower_env: dict[str, str]
+    procs: Supervisor,
+    api_port: int,
+    flower_port: int,
+    flower_env: dict[str, str],
+    metrics_port: int,
 ) -> None:
     py = sys.executable
     procs.start("api", [py, "-m", "aia_api.cli", "api", "--port", str(api_port)])
@@ -258,6 +265,7 @@ def _start_processes(
             ],
         )
     procs.start("recorder", [py, "-m", "aia_api.cli", "recorder"])
+    procs.start("exporter", [py, "-m", "aia_api.cli", "exporter", "--port", str(metrics_port)])
     procs.start("beat", [py, "-m", "aia_api.cli", "beat"])
     procs.start(
         "flower", [py, "-m", "aia_api.cli", "flower", "--port", str(flower_port)], flower_env
@@ -293,6 +301,7 @@ def _greet(
     flower_port: int,
     flower_login: str,
     created: dict[str, Any] | None,
+    metrics_port: int,
 ) -> None:
     from aia_api.cli.identity import credentials_path
 
@@ -300,6 +309,7 @@ def _greet(
         f"\nAIA is running.\n  API:    {api_url}  (try: aia submit diagnostics.sleep "
         f'--data \'{{"seconds": 2, "steps": 4}}\' --watch)\n'
         f"  Flower: http://127.0.0.1:{flower_port}  {flower_login}\n"
+        f"  Worker metrics: http://127.0.0.1:{metrics_port}/metrics\n"
         f"  Data:   {settings.data_home}\n"
         "Press Ctrl-C to stop.\n"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
 from aia_workers.backbone.backlog import amqp_depths, ask_depths, read_depths
 from aia_workers.backbone.keys import DRIFT_LATEST_KEY, WORKERS_KEY
+from aia_workers.backbone.registry import online_by_queue
 from aia_workers.backbone.states import Queue
 from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.drift.latest import read_latest
@@ -40,8 +40,6 @@ __all__ = ["routes"]
 
 log = logging.getLogger(__name__)
 
-# A worker that has not sent a heartbeat (every 2 s) for this long is gone.
-_WORKER_STALE_SECONDS = 10.0
 _CHECK_TIMEOUT = 3.0
 _UNREACHABLE: tuple[type[Exception], ...] = (
     OSError,
@@ -153,18 +151,8 @@ def _broker_depths_blocking(svc: Services) -> dict[str, Any]:
 
 async def _workers(svc: Services) -> dict[str, Any]:
     entries: dict[str, str] = await svc.redis.hgetall(WORKERS_KEY)  # type: ignore[assignment]
-    now = time.time()
-    online: dict[str, list[str]] = {q.value: [] for q in Queue}
-    for hostname, raw in entries.items():
-        entry = json.loads(raw)
-        if now - entry.get("seen", 0) > _WORKER_STALE_SECONDS:
-            continue
-        for queue in entry.get("queues", []):
-            online.setdefault(queue, []).append(hostname)
-    return {
-        "online": {q: sorted(h) for q, h in online.items()},
-        "count": {q: len(h) for q, h in online.items()},
-    }
+    online = online_by_queue(entries, time.time(), (q.value for q in Queue))
+    return {"online": online, "count": {q: len(h) for q, h in online.items()}}
 
 
 @operation(

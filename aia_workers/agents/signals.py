@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from kombu.connection import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.backbone.backlog import amqp_depths, oldest_waits, redis_depths
+from aia_workers.backbone.backlog import broker_depths, oldest_waits
 from aia_workers.backbone.history import TaskRepository
 from aia_workers.backbone.keys import DRIFT_LATEST_KEY
 from aia_workers.backbone.states import Queue, Status
@@ -92,20 +91,7 @@ class Signals:
         return Reading(round(self._waits.get(queue, 0.0), 3))
 
     def _read_depths(self) -> dict[str, int] | Reading:
-        settings = self._settings
-        if settings.broker_is_redis:
-            if settings.broker_url == settings.redis_url:
-                return redis_depths(self._redis, _QUEUES)
-            broker = redis.Redis.from_url(
-                settings.broker_url, socket_timeout=settings.redis_timeout_seconds
-            )
-            try:
-                return redis_depths(broker, _QUEUES)
-            finally:
-                broker.close()
-        amqp = Connection(settings.broker_url, connect_timeout=_AMQP_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
-        with amqp as conn:
-            return amqp_depths(conn, _QUEUES, timeout=_AMQP_TIMEOUT_SECONDS)
+        return broker_depths(self._settings, self._redis, _QUEUES, timeout=_AMQP_TIMEOUT_SECONDS)
 
     def _read_waits(self) -> dict[str, float] | Reading:
         if not self._settings.broker_is_redis:

@@ -18,13 +18,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
+from kombu.connection import Connection
 
 from aia_workers.backbone.broker import REDIS_PRIORITY_STEPS, redis_queue_key
 from aia_workers.backbone.keys import pending_key, task_key
+from aia_workers.settings import Settings
 
 __all__ = [
     "amqp_depths",
     "ask_depths",
+    "broker_depths",
     "oldest_waits",
     "queue_lists",
     "read_depths",
@@ -87,6 +90,24 @@ def amqp_depths(conn: Any, queues: Iterable[str], *, timeout: float) -> dict[str
             continue
         depths[name] = int(declared.message_count)
     return depths
+
+
+def broker_depths(
+    settings: Settings, client: redis.Redis, queues: Sequence[str], *, timeout: float
+) -> dict[str, int]:
+    """Each queue's depth on the deployment's broker (blocking); ``client`` is AIA's Redis,
+    used when it is the broker too."""
+    if settings.broker_is_redis:
+        if settings.broker_url == settings.redis_url:
+            return redis_depths(client, queues)
+        broker = redis.Redis.from_url(settings.broker_url, socket_timeout=timeout)
+        try:
+            return redis_depths(broker, queues)
+        finally:
+            broker.close()
+    amqp = Connection(settings.broker_url, connect_timeout=timeout)  # type: ignore[no-untyped-call]
+    with amqp as conn:
+        return amqp_depths(conn, queues, timeout=timeout)
 
 
 def oldest_waits(client: redis.Redis, queues: Sequence[str], now: float) -> dict[str, float]:

@@ -360,6 +360,8 @@ if quarantined then
 elseif name == 'started' then
   local attempt = redis.call('HINCRBY', task, 'attempts', 1)
   redis.call('HSETNX', task, 'started_at', now)
+  -- This attempt's start, for the runtime that the worker metrics measure.
+  redis.call('HSET', task, 'attempt_started_at', now)
   data = '{"attempt":' .. attempt .. '}'
 end
 if status ~= current then
@@ -407,9 +409,12 @@ redis.call('EXPIRE', events, ttl)
 redis.call('EXPIRE', task, ttl)
 redis.call('PUBLISH', live_channel, event)
 local meta = redis.call('HMGET', task, 'tenant', 'type', 'queue', 'payload', 'attempts',
-  'created_at', 'replay_of')
+  'created_at', 'replay_of', 'attempt_started_at')
+-- created and started let a reader of the stream alone time the queue wait and
+-- the run (aia_workers.telemetry): entries of one task may reach different readers.
 redis.call('XADD', recorder, 'MAXLEN', '~', recorder_maxlen, '*', 'task', task_id,
-  'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event)
+  'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event,
+  'created', meta[6] or '', 'started', meta[8] or '')
 if not quarantined then return {'ok', seq, status} end
 -- The dead letter keeps what a replay needs: the record expires after its ttl.
 -- It is filed only when the dead-letter keys are the record's tenant's, so

@@ -1,0 +1,160 @@
+"""The worker metrics exporter: counts the task event stream, serves Prometheus.
+
+``aia exporter`` runs one ``EventCounter`` (a consumer of its own group on the
+recorder stream, next to the recorder's) and an HTTP server for the scrape:
+the task counters and histograms (``task_metrics``) and the queue gauges read
+at each scrape (``queue_gauges``). Nothing runs in the workers for it.
+
+Several exporters may run side by side: they share the group, each counts its
+part, and Prometheus sums them (``sum by (queue) (...)``). An exporter that
+dies leaves its unacknowledged entries to be claimed and counted by another,
+or by itself once restarted. While it is down, events wait in the stream (as
+many as ``AIA_RECORDER_MAXLEN`` keeps) and are counted when it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from aia_workers.backbone.keys import RECORDER_STREAM
+from aia_workers.telemetry.task_metrics import TaskMetrics
+
+__all__ = ["GROUP", "EventCounter"]
+
+log = logging.getLogger(__name__)
+
+GROUP = "metrics"
+_CLAIM_IDLE_MS = 60_000
+_CLAIM_EVERY_SECONDS = 30.0
+# A consumer (an exporter that stopped) with nothing pending and idle this long is forgotten.
+_FORGET_IDLE_MS = 3_600_000
+
+
+class EventCounter:
+    """Feeds ``metrics`` from the recorder stream until ``stop`` is set."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        metrics: TaskMetrics,
+        *,
+        batch: int = 1000,
+        consumer: str | None = None,
+        claim_idle_ms: int = _CLAIM_IDLE_MS,
+    ) -> None:
+        self._redis = client
+        self._metrics = metrics
+        self._batch = batch
+        self._consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self._claim_idle_ms = claim_idle_ms
+        self.counted = 0
+        # Entries this consumer read, counted, and may not have acknowledged (the
+        # acknowledgement failed): acknowledged without counting them again.
+        self._own_pending = True
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self._ensure_group()
+                next_claim = 0.0
+                while not stop.is_set():
+                    now = time.monotonic()
+                    if now >= next_claim:
+                        self.claim_abandoned()
+                        next_claim = now + _CLAIM_EVERY_SECONDS
+                    self.step(block_ms=1000)
+                    backoff = 0.5
+            except (redis.RedisError, OSError) as exc:
+                log.warning("exporter: %s; retrying in %.1f s", exc, backoff)
+            except Exception:
+                log.exception("exporter: counting failed; retrying in %.1f s", backoff)
+            self._own_pending = True
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _ensure_group(self) -> None:
+        try:
+            # "$": counters start from the first start of the first exporter, not
+            # from whatever history the stream still holds.
+            self._redis.xgroup_create(RECORDER_STREAM, GROUP, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def step(self, block_ms: int | None) -> int:
+        """Count the next batch of new entries; returns how many entries it held."""
+        if self._own_pending:
+            self._acknowledge_own()
+        reply: Any = self._redis.xreadgroup(
+            GROUP, self._consumer, {RECORDER_STREAM: ">"}, count=self._batch, block=block_ms
+        )
+        count = 0
+        for _, entries in reply or []:
+            self._count(entries)
+            count += len(entries)
+        return count
+
+    def claim_abandoned(self) -> int:
+        """Count the entries exporters that died read and never acknowledged."""
+        start: Any = "0-0"
+        claimed_total = 0
+        while True:
+            reply: Any = self._redis.xautoclaim(
+                RECORDER_STREAM,
+                GROUP,
+                self._consumer,
+                self._claim_idle_ms,
+                start,
+                count=self._batch,
+            )
+            start, claimed = reply[0], reply[1]
+            # Redis 6.2 answers an entry trimmed from the stream as nil; it is in
+            # this consumer's pending list now, for _acknowledge_own.
+            live = [entry for entry in claimed if entry and entry[0] is not None]
+            if len(live) < len(claimed):
+                self._own_pending = True
+            if live:
+                self._count(live)
+                claimed_total += len(live)
+            if start in ("0-0", b"0-0"):
+                break
+        if self._own_pending:
+            self._acknowledge_own()
+        self._forget_idle_consumers()
+        return claimed_total
+
+    def _count(self, entries: Sequence[tuple[Any, dict[str, str]]]) -> None:
+        self.counted += self._metrics.observe(fields for _, fields in entries if fields)
+        try:
+            self._redis.xack(RECORDER_STREAM, GROUP, *[entry_id for entry_id, _ in entries])
+        except redis.RedisError:
+            self._own_pending = True
+            raise
+
+    def _acknowledge_own(self) -> None:
+        while True:
+            reply: Any = self._redis.xreadgroup(
+                GROUP, self._consumer, {RECORDER_STREAM: "0"}, count=self._batch
+            )
+            ids = [entry_id for _, entries in reply or [] for entry_id, _ in entries]
+            if not ids:
+                break
+            self._redis.xack(RECORDER_STREAM, GROUP, *ids)
+        self._own_pending = False
+
+    def _forget_idle_consumers(self) -> None:
+        consumers: Any = self._redis.xinfo_consumers(RECORDER_STREAM, GROUP)
+        for consumer in consumers:
+            name = consumer["name"]
+            idle = int(consumer["idle"]) >= _FORGET_IDLE_MS
+            if name != self._consumer and not consumer["pending"] and idle:
+                self._redis.xgroup_delconsumer(RECORDER_STREAM, GROUP, name)
