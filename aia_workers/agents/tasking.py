@@ -174,6 +174,14 @@ class AgentRunTask(AiaTask):
         leases.hold(tenant, agent_id, request.id)
         return super().__call__(*args, **kwargs)
 
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Give the slot back, then send the retry: a retry sent first can reach another
+        process while this attempt still holds the slot, and either start beside the
+        next run or be parked and then dropped from the line by this attempt's release."""
+        if self.request.id is not None:
+            _give_back(self, self.request.id)
+        return super().retry(*args, **kwargs)
+
 
 def _release_after_run(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     """``task_postrun``: free the slot a run held, whatever its outcome, and hand it on.
@@ -182,8 +190,12 @@ def _release_after_run(task_id: str | None = None, task: Any = None, **_: Any) -
     for every outcome a process lives through; a process that dies stops renewing
     the lease instead.
     """
-    if not isinstance(task, AgentRunTask) or task_id is None:
-        return
+    if isinstance(task, AgentRunTask) and task_id is not None:
+        _give_back(task, task_id)
+
+
+def _give_back(task: AgentRunTask, task_id: str) -> None:
+    """Free the slot ``task_id`` holds in this process, if any, and hand it on."""
     slots, leases = _process_slots()
     held = leases.drop(task_id)
     if held is None:

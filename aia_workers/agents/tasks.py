@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy.exc
 from celery import Task
 
 from aia_workers.agents.contracts import RunCancelled
@@ -17,19 +14,9 @@ from aia_workers.agents.tasking import AgentRunTask
 from aia_workers.agents.types import agent_types
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
-from aia_workers.errors import TransientError
+from aia_workers.db.session import database_outage_is_transient
 
 __all__ = ["run"]
-
-
-@contextmanager
-def _database_outage_is_transient() -> Iterator[None]:
-    # A database that cannot be reached is worth waiting for (the task retries
-    # with backoff); an agent that is gone or an input that does not fit is not.
-    try:
-        yield
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        raise TransientError(f"the database is unreachable: {exc}") from exc
 
 
 # RunCancelled is how a cancelled run ends: expected, so logged without a
@@ -38,7 +25,7 @@ def _database_outage_is_transient() -> Iterator[None]:
 # holds a slot of its agent while it runs (AgentRunTask: max_concurrency).
 @aia_task(get_task_type("agents.run"), base=AgentRunTask, throws=(RunCancelled,))
 def run(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    with _database_outage_is_transient():
+    with database_outage_is_transient():
         return run_agent(
             agent_environment(),
             agent_types(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +11,10 @@ import sqlalchemy.exc
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from aia_workers.errors import TransientError
 from aia_workers.settings import Settings
 
-__all__ = ["DATABASE_DOWN", "make_engine", "make_sessionmaker"]
+__all__ = ["DATABASE_DOWN", "database_outage_is_transient", "make_engine", "make_sessionmaker"]
 
 # The errors that mean the database cannot be reached right now (stopped,
 # restarting, a connection cut, or every pooled connection taken), as opposed
@@ -21,6 +24,16 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
 )
+
+
+@contextmanager
+def database_outage_is_transient() -> Iterator[None]:
+    """Turn a database that cannot be reached into a TransientError, for a task to retry
+    with backoff; any other error (a refused statement, a bad state) stays as it is."""
+    try:
+        yield
+    except DATABASE_DOWN as exc:
+        raise TransientError(f"the database is unreachable: {exc}") from exc
 
 
 def make_engine(settings: Settings) -> Engine:

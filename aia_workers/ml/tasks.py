@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy.exc
 from celery import Task, signals
 
 from aia_workers.backbone.announcements import to_webhooks
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.tasking import aia_task, progress_reporter
-from aia_workers.errors import TransientError
+from aia_workers.db.session import database_outage_is_transient
 from aia_workers.ml.contracts.payloads import PredictPayload, RetrainPayload, TrainPayload
 from aia_workers.ml.memory import cap_memory
 from aia_workers.ml.prediction import predict as predict_rows
@@ -36,19 +33,9 @@ def _cap_pool_process(**_: Any) -> None:
     cap_memory(get_settings().ml_task_memory_mb)
 
 
-@contextmanager
-def _database_outage_is_transient() -> Iterator[None]:
-    # A database that cannot be reached is worth waiting for (the task retries
-    # with backoff); a run or version in a state it should not be is not.
-    try:
-        yield
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        raise TransientError(f"the database is unreachable: {exc}") from exc
-
-
 @aia_task(get_task_type("ml.train"))
 def train(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    with _database_outage_is_transient():
+    with database_outage_is_transient():
         return train_run(
             runtime(),
             tenant,
@@ -61,7 +48,7 @@ def train(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
 
 @aia_task(get_task_type("ml.predict"))
 def predict(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    with _database_outage_is_transient():
+    with database_outage_is_transient():
         return predict_rows(
             runtime(), tenant, PredictPayload.model_validate(payload), task_id=self.request.id
         )
@@ -69,7 +56,7 @@ def predict(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
 
 @aia_task(get_task_type("ml.retrain"))
 def retrain(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
-    with _database_outage_is_transient():
+    with database_outage_is_transient():
         return retrain_model(
             runtime(),
             tenant,

@@ -7,11 +7,8 @@ or waits parked for one, as an ``agents.run`` does (``AgentRunTask``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import sqlalchemy.exc
 from celery import Task
 
 from aia_workers.agents.contracts import RunCancelled
@@ -21,6 +18,7 @@ from aia_workers.agents.types import agent_types
 from aia_workers.backbone.catalog import get_task_type
 from aia_workers.backbone.observability import describe_failure
 from aia_workers.backbone.tasking import aia_task, progress_reporter
+from aia_workers.db.session import database_outage_is_transient
 from aia_workers.errors import TransientError
 from aia_workers.workflows.payloads import WorkflowStepPayload
 from aia_workers.workflows.stepping import end_workflow_step, run_workflow_step
@@ -28,14 +26,6 @@ from aia_workers.workflows.stepping import end_workflow_step, run_workflow_step
 __all__ = ["step"]
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def _database_outage_is_transient() -> Iterator[None]:
-    try:
-        yield
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        raise TransientError(f"the database is unreachable: {exc}") from exc
 
 
 # The result goes to the result backend too (ignore_result=False): a step in a
@@ -50,7 +40,7 @@ def step(self: Task, payload: dict[str, Any], tenant: str) -> dict[str, Any]:
     parsed = WorkflowStepPayload.model_validate(payload)
     env = agent_environment()
     try:
-        with _database_outage_is_transient():
+        with database_outage_is_transient():
             return run_workflow_step(
                 env,
                 agent_types(),

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aia_workers.agents.contracts import AgentContext, AgentInputError, AgentType
+from aia_workers.errors import TransientError
 
 
 class EchoConfig(BaseModel):
@@ -79,6 +80,8 @@ class ClockConfig(BaseModel):
 
 class ClockInput(BaseModel):
     steps: int = Field(default=10, ge=1, le=1000)
+    # Attempts that fail with a retryable error first, as a database outage makes them.
+    transient_failures: int = Field(default=0, ge=0, le=3)
 
 
 class ClockAgent(AgentType[ClockConfig, ClockInput]):
@@ -91,6 +94,9 @@ class ClockAgent(AgentType[ClockConfig, ClockInput]):
     input_model = ClockInput
 
     def run(self, inputs: ClockInput, ctx: AgentContext) -> dict[str, Any]:
+        attempt = ctx.env.redis.incr(f"aia-e2e:clock-attempts:{ctx.run_id}")
+        if attempt <= inputs.transient_failures:
+            raise TransientError(f"attempt {attempt} fails, as asked")
         started = time.time()
         ctx.env.redis.set(f"aia-e2e:clock:{ctx.run_id}", os.getpid(), ex=600)
         for i in range(inputs.steps):

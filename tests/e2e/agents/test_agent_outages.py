@@ -413,13 +413,6 @@ def test_a_mailbox_stream_resumes_after_a_redis_restart_and_nothing_is_lost(
 # A run that retries (its database unreachable) sends its next copy before its slot is given
 # back (task_postrun, aia_workers/agents/tasking.py); a copy admitted in between is parked and
 # then taken out of its agent's line by that release, and stays queued.
-_RETRY_RACE = (
-    "a retried run of an agent at its max_concurrency was dropped from the agent's line: its "
-    "retry was admitted (parked) before the failed attempt's task_postrun released the slot, "
-    "and RELEASE_LUA removed the run from 'parked'"
-)
-
-
 def test_runs_and_a_workflow_ride_through_a_database_restart(database_outage: Outage) -> None:
     stack = database_outage.stack
     answers = Answers()
@@ -473,8 +466,7 @@ def test_runs_and_a_workflow_ride_through_a_database_restart(database_outage: Ou
     assert all(p.alive() for p in stack.processes), [p.name for p in stack.processes]
     print(f"\ndatabase down {OUTAGE_SECONDS} s: answers {dict(answers.seen)}")
     with stack.client() as api:
-        stuck = [t for t in lined if _task(api, t)["status"] not in _TERMINAL]
-        if stuck:
-            pytest.xfail(f"{_RETRY_RACE}: {stuck}")
+        # The capped agent's line, retries included, drains by itself.
         for task_id in lined:
-            assert _task(api, task_id)["status"] == "succeeded", _task(api, task_id)
+            ended = _task_ended(api, task_id, 60)
+            assert ended["status"] == "succeeded", ended

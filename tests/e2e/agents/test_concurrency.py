@@ -92,6 +92,20 @@ def test_one_at_a_time_in_submission_order(api: httpx.Client) -> None:
     assert starts == sorted(starts)
 
 
+def test_a_retried_run_gives_its_slot_back_and_keeps_its_place(api: httpx.Client) -> None:
+    agent = _agent(api, max_concurrency=1, step_seconds=0.05)
+    response = api.post(
+        f"/v1/agents/{agent}/runs", json={"input": {"steps": 2, "transient_failures": 1}}
+    )
+    assert response.status_code == 202, response.text
+    flaky = response.json()["id"]
+    rest = [_run(api, agent, steps=2) for _ in range(3)]
+    # The retry waits in line like any run: all end, never two at once.
+    outputs = _outputs(api, [flaky, *rest])
+    assert _most_at_once(outputs) == 1
+    assert api.get(f"/v1/tasks/{flaky}").json()["attempts"] == 2
+
+
 def test_at_most_max_concurrency_at_once(api: httpx.Client) -> None:
     agent = _agent(api, max_concurrency=2)
     runs = [_run(api, agent) for _ in range(6)]
