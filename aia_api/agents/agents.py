@@ -21,7 +21,6 @@ from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
-from aia_api.identity.authenticator import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import services
 from aia_api.webhooks.audit import changes, record_change
@@ -29,11 +28,7 @@ from aia_workers.agents.store import AgentNameTakenError, AgentRepository
 from aia_workers.agents.types import agent_types
 from aia_workers.db.agents import Agent
 
-__all__ = ["actor", "load_agent", "routes"]
-
-
-def actor(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
+__all__ = ["load_agent", "routes"]
 
 
 def load_agent(store: AgentRepository, agent_id: str) -> Agent:
@@ -97,7 +92,7 @@ async def create_agent(request: Request) -> Response:
                     config=config,
                     description=body.description,
                     max_concurrency=body.max_concurrency,
-                    created_by=actor(principal),
+                    created_by=principal.actor,
                 )
             except AgentNameTakenError as exc:
                 raise _name_taken(exc) from None
@@ -106,7 +101,7 @@ async def create_agent(request: Request) -> Response:
                 request,
                 "agent.create",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": row.id, **_snapshot(row)},
             )
             return row
@@ -214,7 +209,7 @@ async def update_agent(request: Request) -> Response:
                 request,
                 "agent.update",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": row.id, "changes": changes(before, _snapshot(row))},
             )
             return row
@@ -254,7 +249,7 @@ async def delete_agent(request: Request) -> Response:
                 request,
                 "agent.delete",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": agent_id, **gone},
             )
 

@@ -34,7 +34,6 @@ from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
-from aia_api.identity.authenticator import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.webhooks.audit import record_change
@@ -62,10 +61,6 @@ _BASE = "/v1/agents/corpora"
 _NEEDS_READ = "Needs `agents:read`."
 _NEEDS_MANAGE = "Needs `agents:manage`."
 _MAX_NAME = 300
-
-
-def _actor(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
 
 
 def corpus_view(corpus: Corpus, totals: CorpusTotals) -> dict[str, Any]:
@@ -142,7 +137,7 @@ async def create_corpus(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_MANAGE)
     svc = services(request)
     body = parse_model(CorpusRequest, await read_json(request, svc.settings.max_body_bytes))
-    corpus = new_corpus(principal.tenant, body.name, body.description, _actor(principal))
+    corpus = new_corpus(principal.tenant, body.name, body.description, principal.actor)
 
     def store() -> None:
         with svc.sessions.begin() as session:
@@ -169,7 +164,7 @@ async def create_corpus(request: Request) -> Response:
                 request,
                 "corpus.create",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus.id, "name": corpus.name},
             )
 
@@ -260,7 +255,7 @@ async def delete_corpus(request: Request) -> Response:
                 request,
                 "corpus.delete",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus_id, "name": name, "documents": len(keys)},
             )
         # Only once the rows are gone: a rollback must not leave rows without files.
@@ -353,14 +348,14 @@ async def upload_document(request: Request) -> Response:
                 name=name,
                 data=data,
                 extracted=extracted,
-                actor=_actor(principal),
+                actor=principal.actor,
             )
             record_change(
                 session,
                 request,
                 "corpus.document.add",
                 tenant=tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={
                     "corpus_id": corpus_id,
                     "document_id": document.id,
@@ -581,7 +576,7 @@ async def delete_document(request: Request) -> Response:
                 request,
                 "corpus.document.delete",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus_id, "document_id": document_id, "name": name},
             )
         # Only once the row is gone: a rollback must not leave a row without its file.

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor, load_agent
+from aia_api.agents.agents import load_agent
 from aia_api.agents.message_models import AgentMessagePage, AgentMessageRequest, AgentMessageView
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_READ, NEEDS_RUN
 from aia_api.http.body import parse_model, read_json
@@ -120,7 +120,7 @@ async def post_message(request: Request) -> Response:
             mailboxes = MailboxRepository(session, principal.tenant, events=to_webhooks)
             try:
                 return mailboxes.post(
-                    agent_id, actor(principal), body.body, max_body_bytes=limit, idempotency_key=key
+                    agent_id, principal.actor, body.body, max_body_bytes=limit, idempotency_key=key
                 )
             except MessageTooLargeError as exc:
                 raise Problem(

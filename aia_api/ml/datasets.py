@@ -128,7 +128,7 @@ async def upload(request: Request) -> Response:
     svc = services(request)
     limit = svc.settings.max_dataset_bytes
     tenant = principal.tenant
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
     kind = media_type(request)
     # Every upload is spooled to a temporary file and read from there in one
     # pass, so the API's memory does not grow with the size of the table.

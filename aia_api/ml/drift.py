@@ -267,7 +267,7 @@ async def set_policy(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     body = parse_model(DriftPolicyBody, await read_json(request, svc.settings.max_body_bytes))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def store() -> dict[str, Any]:
         with svc.sessions.begin() as session:

@@ -150,7 +150,7 @@ async def create_experiment(request: Request) -> Response:
     with _options_problem():
         check_budget(body.time_budget_seconds, svc.settings.ml_max_time_budget_seconds)
         check_options(body.task, body.options, OptionLimits.from_settings(svc.settings))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def store() -> Experiment:
         with svc.sessions.begin() as session:
@@ -333,7 +333,7 @@ async def start_run(request: Request) -> Response:
         task_id=None,
         status=RunStatus.QUEUED,
         options=options,
-        created_by=f"{principal.kind}:{principal.id}",
+        created_by=principal.actor,
         created_at=datetime.now(UTC),
     )
 

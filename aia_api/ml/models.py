@@ -206,7 +206,7 @@ async def set_alias(request: Request) -> Response:
     name = request.path_params["name"]
     alias = _alias_name(request)
     body = parse_model(AliasRequest, await read_json(request, svc.settings.max_body_bytes))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def move() -> dict[str, Any]:
         with svc.sessions.begin() as session:
@@ -240,7 +240,7 @@ async def rollback_alias(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     alias = _alias_name(request)
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def undo() -> dict[str, Any]:
         with svc.sessions.begin() as session:
@@ -267,7 +267,7 @@ async def delete_alias(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     alias = _alias_name(request)
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def remove() -> None:
         with svc.sessions.begin() as session:

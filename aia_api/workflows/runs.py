@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor
 from aia_api.agents.openapi import NEEDS_READ, NEEDS_RUN
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, Reply, operation
 from aia_api.http.params import page_limit
@@ -125,7 +124,7 @@ async def start_run(request: Request) -> Response:
         with svc.sessions.begin() as session:
             store = WorkflowRepository(session, principal.tenant)
             workflow = load_workflow(store, workflow_id)
-            store.create_run(workflow, task_ids, created_by=actor(principal), run_id=run_id)
+            store.create_run(workflow, task_ids, created_by=principal.actor, run_id=run_id)
 
     try:
         await anyio.to_thread.run_sync(create)

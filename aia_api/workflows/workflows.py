@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor
 from aia_api.agents.openapi import NEEDS_MANAGE, NEEDS_READ
 from aia_api.http.body import parse_model, read_json
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
@@ -123,7 +122,7 @@ async def create_workflow(request: Request) -> Response:
                 return WorkflowRepository(session, principal.tenant).create(
                     name=body.name,
                     steps=[s.model_dump(mode="json") for s in body.steps],
-                    created_by=actor(principal),
+                    created_by=principal.actor,
                 )
             except WorkflowNameTakenError as exc:
                 raise Problem(
