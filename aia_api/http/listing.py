@@ -1,4 +1,4 @@
-"""One page of a list kept in the database, as every such list route answers it."""
+"""A list route's page of database rows: query parameters in, rows read off the loop, page out."""
 
 from __future__ import annotations
 
