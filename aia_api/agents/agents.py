@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,12 +18,11 @@ from aia_api.agents.responses import AgentPage, AgentView
 from aia_api.agents.retirement import retire_agent
 from aia_api.agents.views import agent_view
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
-from aia_api.identity.authenticator import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import services
 from aia_api.webhooks.audit import changes, record_change
@@ -30,11 +30,7 @@ from aia_workers.agents.store import AgentNameTakenError, AgentRepository
 from aia_workers.agents.types import agent_types
 from aia_workers.db.agents import Agent
 
-__all__ = ["actor", "load_agent", "routes"]
-
-
-def actor(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
+__all__ = ["load_agent", "routes"]
 
 
 def load_agent(store: AgentRepository, agent_id: str) -> Agent:
@@ -98,7 +94,7 @@ async def create_agent(request: Request) -> Response:
                     config=config,
                     description=body.description,
                     max_concurrency=body.max_concurrency,
-                    created_by=actor(principal),
+                    created_by=principal.actor,
                 )
             except AgentNameTakenError as exc:
                 raise _name_taken(exc) from None
@@ -107,7 +103,7 @@ async def create_agent(request: Request) -> Response:
                 request,
                 "agent.create",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": row.id, **_snapshot(row)},
             )
             return row
@@ -128,19 +124,11 @@ async def create_agent(request: Request) -> Response:
 )
 async def list_agents(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            rows, next_cursor = AgentRepository(session, principal.tenant).list(
-                limit=limit, cursor=cursor
-            )
-            return [agent_view(row) for row in rows], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[Agent]:
+        return AgentRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, agent_view)
 
 
 @operation(
@@ -215,7 +203,7 @@ async def update_agent(request: Request) -> Response:
                 request,
                 "agent.update",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": row.id, "changes": changes(before, _snapshot(row))},
             )
             return row
@@ -255,7 +243,7 @@ async def delete_agent(request: Request) -> Response:
                 request,
                 "agent.delete",
                 tenant=principal.tenant,
-                actor=actor(principal),
+                actor=principal.actor,
                 detail={"agent_id": agent_id, **gone},
             )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio.to_thread
 import sqlalchemy.exc
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,12 +30,11 @@ from aia_api.agents.corpus_models import (
 )
 from aia_api.agents.openapi import AGENTS
 from aia_api.http.body import bounded_form, media_type, parse_model, read_bytes, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
-from aia_api.identity.authenticator import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.webhooks.audit import record_change
@@ -62,10 +62,6 @@ _BASE = "/v1/agents/corpora"
 _NEEDS_READ = "Needs `agents:read`."
 _NEEDS_MANAGE = "Needs `agents:manage`."
 _MAX_NAME = 300
-
-
-def _actor(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
 
 
 def corpus_view(corpus: Corpus, totals: CorpusTotals) -> dict[str, Any]:
@@ -142,7 +138,7 @@ async def create_corpus(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_MANAGE)
     svc = services(request)
     body = parse_model(CorpusRequest, await read_json(request, svc.settings.max_body_bytes))
-    corpus = new_corpus(principal.tenant, body.name, body.description, _actor(principal))
+    corpus = new_corpus(principal.tenant, body.name, body.description, principal.actor)
 
     def store() -> None:
         with svc.sessions.begin() as session:
@@ -169,7 +165,7 @@ async def create_corpus(request: Request) -> Response:
                 request,
                 "corpus.create",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus.id, "name": corpus.name},
             )
 
@@ -190,19 +186,14 @@ async def create_corpus(request: Request) -> Response:
 )
 async def list_corpora(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            repository = CorpusRepository(session, principal.tenant)
-            rows, next_cursor = repository.page(limit=limit, cursor=cursor)
-            totals = repository.totals([r.id for r in rows])
-            return [corpus_view(r, totals.get(r.id, CorpusTotals())) for r in rows], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[dict[str, Any]]:
+        repository = CorpusRepository(session, principal.tenant)
+        rows, next_cursor = repository.page(limit=limit, cursor=cursor)
+        totals = repository.totals([r.id for r in rows])
+        return [corpus_view(r, totals.get(r.id, CorpusTotals())) for r in rows], next_cursor
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch)
 
 
 @operation(
@@ -260,7 +251,7 @@ async def delete_corpus(request: Request) -> Response:
                 request,
                 "corpus.delete",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus_id, "name": name, "documents": len(keys)},
             )
         # Only once the rows are gone: a rollback must not leave rows without files.
@@ -353,14 +344,14 @@ async def upload_document(request: Request) -> Response:
                 name=name,
                 data=data,
                 extracted=extracted,
-                actor=_actor(principal),
+                actor=principal.actor,
             )
             record_change(
                 session,
                 request,
                 "corpus.document.add",
                 tenant=tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={
                     "corpus_id": corpus_id,
                     "document_id": document.id,
@@ -479,20 +470,14 @@ def _within_quota(svc: Services, used: int, size: int) -> None:
 )
 async def list_documents(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
     corpus_id = request.path_params["corpus_id"]
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            repository = CorpusRepository(session, principal.tenant)
-            _corpus(repository, corpus_id)
-            rows, next_cursor = repository.documents(corpus_id, limit=limit, cursor=cursor)
-            return [document_view(r) for r in rows], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[CorpusDocument]:
+        repository = CorpusRepository(session, principal.tenant)
+        _corpus(repository, corpus_id)
+        return repository.documents(corpus_id, limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, document_view)
 
 
 @operation(
@@ -581,7 +566,7 @@ async def delete_document(request: Request) -> Response:
                 request,
                 "corpus.document.delete",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"corpus_id": corpus_id, "document_id": document_id, "name": name},
             )
         # Only once the row is gone: a rollback must not leave a row without its file.

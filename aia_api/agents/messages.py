@@ -12,18 +12,19 @@ import contextlib
 import anyio.to_thread
 import orjson
 import redis.exceptions
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor, load_agent
+from aia_api.agents.agents import load_agent
 from aia_api.agents.message_models import AgentMessagePage, AgentMessageRequest, AgentMessageView
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_READ, NEEDS_RUN
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
@@ -120,7 +121,7 @@ async def post_message(request: Request) -> Response:
             mailboxes = MailboxRepository(session, principal.tenant, events=to_webhooks)
             try:
                 return mailboxes.post(
-                    agent_id, actor(principal), body.body, max_body_bytes=limit, idempotency_key=key
+                    agent_id, principal.actor, body.body, max_body_bytes=limit, idempotency_key=key
                 )
             except MessageTooLargeError as exc:
                 raise Problem(
@@ -161,21 +162,16 @@ async def post_message(request: Request) -> Response:
 )
 async def list_messages(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
     agent_id = request.path_params["agent_id"]
     pending = _pending(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[AgentMessage], str | None]:
-        with svc.sessions() as session:
-            load_agent(AgentRepository(session, principal.tenant), agent_id)
-            return MailboxRepository(session, principal.tenant).page(
-                agent_id, pending=pending, limit=limit, cursor=cursor
-            )
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[AgentMessage]:
+        load_agent(AgentRepository(session, principal.tenant), agent_id)
+        return MailboxRepository(session, principal.tenant).page(
+            agent_id, pending=pending, limit=limit, cursor=cursor
+        )
 
-    rows, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, [message_view(r) for r in rows], next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, message_view)
 
 
 _MESSAGES = "/v1/agents/{agent_id}/messages"

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor, load_agent
+from aia_api.agents.agents import load_agent
 from aia_api.agents.checks import check_input, check_type
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_READ, NEEDS_RUN
 from aia_api.agents.requests import AgentRunRequest
@@ -94,7 +94,7 @@ async def run_agent(request: Request) -> Response:
     def record() -> None:
         with svc.sessions.begin() as session:
             AgentRepository(session, principal.tenant).record_run(
-                view["id"], agent_id, body.input, created_by=actor(principal)
+                view["id"], agent_id, body.input, created_by=principal.actor
             )
 
     # The worker records the run too when it starts, should this write be lost.

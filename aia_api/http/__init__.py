@@ -1,1 +1,1 @@
-"""Shared HTTP plumbing: problems, request bodies, query parameters, replies, headers."""
+"""Shared HTTP plumbing: problems, bodies, query parameters, replies, list pages, headers."""

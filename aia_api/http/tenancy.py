@@ -31,7 +31,7 @@ def require(conn: HTTPConnection, permission: Permission | str) -> Principal:
             "permission.denied",
             "failure",
             tenant=principal.tenant,
-            actor=f"{principal.kind}:{principal.id}",
+            actor=principal.actor,
             client_address=conn.client.host if conn.client else None,
             detail={"permission": str(permission), "path": conn.url.path},
         )

@@ -168,7 +168,7 @@ async def create_key(request: Request) -> Response:
         "key.create",
         "success",
         tenant=principal.tenant,
-        actor=f"{principal.kind}:{principal.id}",
+        actor=principal.actor,
         client_address=client_address(request),
         detail={
             "key_id": record.id,
@@ -224,7 +224,7 @@ async def revoke_key(request: Request) -> Response:
         "key.revoke",
         "success",
         tenant=principal.tenant,
-        actor=f"{principal.kind}:{principal.id}",
+        actor=principal.actor,
         client_address=client_address(request),
         detail={"key_id": key_id},
     )

@@ -250,7 +250,7 @@ async def mfa_reset(request: Request) -> Response:
         "mfa.reset",
         "success",
         tenant=admin.tenant,
-        actor=f"{admin.kind}:{admin.id}",
+        actor=admin.actor,
         client_address=client_address(request) or "unknown",
         detail={"user_id": user.id, "username": body.username, "sessions_revoked": True},
     )

@@ -46,9 +46,7 @@ class AuthMiddleware:
                 state = scope.setdefault("state", {})
                 state["principal"] = principal
                 state["tenant"] = principal.tenant
-                quota = services.limiter.hit(
-                    f"{principal.kind}:{principal.id}", settings.rate_limit_per_minute
-                )
+                quota = services.limiter.hit(principal.actor, settings.rate_limit_per_minute)
         except DATABASE_DOWN:
             # Only a caller not verified recently gets here (see Authenticator).
             # Outside the app's exception handlers, so answered here.

@@ -19,6 +19,11 @@ class Principal:
     mfa: bool = False
 
     @property
+    def actor(self) -> str:
+        """Who acted, as audit entries, ``created_by`` fields and rate limits name them."""
+        return f"{self.kind}:{self.id}"
+
+    @property
     def permissions(self) -> frozenset[Permission]:
         return permissions_for(self.role)
 

@@ -12,16 +12,16 @@ from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_api.http.body import bounded_form, media_type, spool_body
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Ref, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem, dataset_problem
-from aia_api.http.replies import page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.ml.openapi import DATASET_ID, ML
@@ -128,7 +128,7 @@ async def upload(request: Request) -> Response:
     svc = services(request)
     limit = svc.settings.max_dataset_bytes
     tenant = principal.tenant
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
     kind = media_type(request)
     # Every upload is spooled to a temporary file and read from there in one
     # pass, so the API's memory does not grow with the size of the table.
@@ -347,17 +347,11 @@ async def get_dataset(request: Request) -> Response:
 )
 async def list_datasets(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
-    svc = services(request)
-    params = request.query_params
-    limit = page_limit(params)
-    cursor = params.get("cursor") or None
 
-    def load() -> tuple[list[Dataset], str | None]:
-        with svc.sessions() as session:
-            return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[Dataset]:
+        return DatasetRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, [view(d) for d in items], next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, view)
 
 
 routes = [

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import (
     CURSOR,
     LIMIT,
@@ -28,9 +29,8 @@ from aia_api.http.openapi import (
     operation,
     path_param,
 )
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.ml.drift_responses import (
@@ -44,7 +44,7 @@ from aia_api.ml.drift_responses import (
 from aia_api.ml.openapi import ML, MODEL_NAME
 from aia_api.services import services
 from aia_api.tasks.responses import TaskView
-from aia_workers.db.drift import DriftReference
+from aia_workers.db.drift import DriftReference, DriftReport
 from aia_workers.db.ml import ModelVersion
 from aia_workers.drift.contracts.payloads import DriftCheckOptions, DriftPolicyBody
 from aia_workers.drift.policies import PolicyRepository
@@ -180,21 +180,13 @@ async def check_drift(request: Request) -> Response:
 )
 async def list_reports(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
-    svc = services(request)
     name = request.path_params["name"]
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            _model(ModelRegistry(session, principal.tenant), name)
-            items, next_cursor = ReportRepository(session, principal.tenant).page(
-                name, limit=limit, cursor=cursor
-            )
-            return [report_summary(r) for r in items], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[DriftReport]:
+        _model(ModelRegistry(session, principal.tenant), name)
+        return ReportRepository(session, principal.tenant).page(name, limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, report_summary)
 
 
 @operation(
@@ -267,7 +259,7 @@ async def set_policy(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     body = parse_model(DriftPolicyBody, await read_json(request, svc.settings.max_body_bytes))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def store() -> dict[str, Any]:
         with svc.sessions.begin() as session:

@@ -11,15 +11,16 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy.exc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.ml.datasets import no_dataset_field
@@ -150,7 +151,7 @@ async def create_experiment(request: Request) -> Response:
     with _options_problem():
         check_budget(body.time_budget_seconds, svc.settings.ml_max_time_budget_seconds)
         check_options(body.task, body.options, OptionLimits.from_settings(svc.settings))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def store() -> Experiment:
         with svc.sessions.begin() as session:
@@ -277,16 +278,11 @@ async def update_experiment(request: Request) -> Response:
 )
 async def list_experiments(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[Experiment], str | None]:
-        with svc.sessions() as session:
-            return ModelRegistry(session, principal.tenant).experiments(limit=limit, cursor=cursor)
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[Experiment]:
+        return ModelRegistry(session, principal.tenant).experiments(limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, [experiment_view(e) for e in items], next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, experiment_view)
 
 
 @operation(
@@ -333,7 +329,7 @@ async def start_run(request: Request) -> Response:
         task_id=None,
         status=RunStatus.QUEUED,
         options=options,
-        created_by=f"{principal.kind}:{principal.id}",
+        created_by=principal.actor,
         created_at=datetime.now(UTC),
     )
 
@@ -469,17 +465,14 @@ async def list_runs(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
     svc = services(request)
     experiment = await _experiment(svc, principal.tenant, request.path_params["experiment_id"])
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[TrainingRun], str | None]:
-        with svc.sessions() as session:
-            return ModelRegistry(session, principal.tenant).runs(
-                experiment.id, limit=limit, cursor=cursor
-            )
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[TrainingRun]:
+        registry = ModelRegistry(session, principal.tenant)
+        return registry.runs(experiment.id, limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, [run_view(r, experiment.model_name) for r in items], next_cursor)
+    return await stored_page(
+        request, svc.sessions, fetch, lambda r: run_view(r, experiment.model_name)
+    )
 
 
 routes = [

@@ -7,15 +7,17 @@ from typing import Any
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
 from aia_api.http.params import page_limit, parse_count
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.ml.openapi import ALIAS, ML, MODEL_NAME, VERSION
@@ -100,28 +102,23 @@ def _alias_name(request: Request) -> str:
 )
 async def list_models(request: Request) -> Response:
     principal = require(request, Permission.ML_READ)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            registry = ModelRegistry(session, principal.tenant)
-            items, next_cursor = registry.models(limit=limit, cursor=cursor)
-            return [
-                {
-                    "name": e.model_name,
-                    "task": e.task,
-                    "experiment_id": e.id,
-                    "latest_version": e.latest_version,
-                    "aliases": {a.alias: a.version for a in registry.aliases(e.model_name)},
-                    "links": {"self": f"/v1/ml/models/{e.model_name}"},
-                }
-                for e in items
-            ], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[dict[str, Any]]:
+        registry = ModelRegistry(session, principal.tenant)
+        items, next_cursor = registry.models(limit=limit, cursor=cursor)
+        return [
+            {
+                "name": e.model_name,
+                "task": e.task,
+                "experiment_id": e.id,
+                "latest_version": e.latest_version,
+                "aliases": {a.alias: a.version for a in registry.aliases(e.model_name)},
+                "links": {"self": f"/v1/ml/models/{e.model_name}"},
+            }
+            for e in items
+        ], next_cursor
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch)
 
 
 def _model(registry: ModelRegistry, name: str) -> Experiment:
@@ -206,7 +203,7 @@ async def set_alias(request: Request) -> Response:
     name = request.path_params["name"]
     alias = _alias_name(request)
     body = parse_model(AliasRequest, await read_json(request, svc.settings.max_body_bytes))
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def move() -> dict[str, Any]:
         with svc.sessions.begin() as session:
@@ -240,7 +237,7 @@ async def rollback_alias(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     alias = _alias_name(request)
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def undo() -> dict[str, Any]:
         with svc.sessions.begin() as session:
@@ -267,7 +264,7 @@ async def delete_alias(request: Request) -> Response:
     svc = services(request)
     name = request.path_params["name"]
     alias = _alias_name(request)
-    actor = f"{principal.kind}:{principal.id}"
+    actor = principal.actor
 
     def remove() -> None:
         with svc.sessions.begin() as session:

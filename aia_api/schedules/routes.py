@@ -27,7 +27,6 @@ from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
 from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
-from aia_api.identity.authenticator import Principal
 from aia_api.identity.roles import Permission
 from aia_api.schedules.checks import check_cadence, check_task
 from aia_api.schedules.openapi import NEEDS_READ, NEEDS_WRITE, SCHEDULE_ID, SCHEDULES
@@ -46,10 +45,6 @@ _TIMING = (
     "change skips runs just after it and a time it repeats runs once. An interval's "
     "first run is one interval after it is set."
 )
-
-
-def _actor(principal: Principal) -> str:
-    return f"{principal.kind}:{principal.id}"
 
 
 def _load(session: Session, tenant: str, schedule_id: str) -> Schedule:
@@ -140,7 +135,7 @@ async def create_schedule(request: Request) -> Response:
         timezone=body.timezone,
         interval_seconds=cadence.interval_seconds,
         enabled=body.enabled,
-        created_by=_actor(principal),
+        created_by=principal.actor,
         created_at=now,
         updated_at=now,
         next_run_at=cadence.first_slot(now) if body.enabled else None,
@@ -155,7 +150,7 @@ async def create_schedule(request: Request) -> Response:
                 request,
                 "schedule.create",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"schedule_id": row.id, **_snapshot(row)},
             )
 
@@ -284,7 +279,7 @@ async def update_schedule(request: Request) -> Response:
                 request,
                 "schedule.update",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"schedule_id": row.id, "changes": changes(before, _snapshot(row))},
             )
             return row
@@ -318,7 +313,7 @@ async def delete_schedule(request: Request) -> Response:
                 request,
                 "schedule.delete",
                 tenant=principal.tenant,
-                actor=_actor(principal),
+                actor=principal.actor,
                 detail={"schedule_id": schedule_id, **gone},
             )
 

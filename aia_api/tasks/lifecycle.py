@@ -17,9 +17,9 @@ from aia_api.http.openapi import (
     Tag,
     operation,
 )
-from aia_api.http.params import page_limit, page_links
+from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply
+from aia_api.http.replies import json_reply, page_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
@@ -145,7 +145,7 @@ async def list_tasks(request: Request) -> Response:
         limit=limit,
         cursor=params.get("cursor") or None,
     )
-    return json_reply({"items": items, "next_cursor": cursor, "links": page_links(request, cursor)})
+    return page_reply(request, items, cursor)
 
 
 @operation(

@@ -80,4 +80,4 @@ def record_change(
 def tenant_and_actor(request: Request) -> tuple[str, str]:
     """The caller's tenant, and who they are as audit entries name them."""
     principal = require(request, Permission.WEBHOOKS_MANAGE)
-    return principal.tenant, f"{principal.kind}:{principal.id}"
+    return principal.tenant, principal.actor

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import (
     CURSOR,
     LIMIT,
@@ -22,9 +24,8 @@ from aia_api.http.openapi import (
     Reply,
     operation,
 )
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
@@ -158,17 +159,11 @@ async def create_endpoint(request: Request) -> Response:
 )
 async def list_endpoints(request: Request) -> Response:
     tenant, _ = tenant_and_actor(request)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            items, after = WebhookRepository(session, tenant).endpoints(limit=limit, cursor=cursor)
-            return [endpoint_view(e) for e in items], after
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[WebhookEndpoint]:
+        return WebhookRepository(session, tenant).endpoints(limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, endpoint_view)
 
 
 @operation(

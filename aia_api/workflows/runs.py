@@ -14,16 +14,16 @@ import uuid
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor
 from aia_api.agents.openapi import NEEDS_READ, NEEDS_RUN
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
@@ -127,7 +127,7 @@ async def start_run(request: Request) -> Response:
         with svc.sessions.begin() as session:
             store = WorkflowRepository(session, principal.tenant)
             workflow = load_workflow(store, workflow_id)
-            store.create_run(workflow, task_ids, created_by=actor(principal), run_id=run_id)
+            store.create_run(workflow, task_ids, created_by=principal.actor, run_id=run_id)
 
     try:
         await anyio.to_thread.run_sync(create)
@@ -175,20 +175,15 @@ async def _send(
 )
 async def list_runs(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
     workflow_id = request.path_params["workflow_id"]
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            store = WorkflowRepository(session, principal.tenant)
-            load_workflow(store, workflow_id)
-            rows, next_cursor = store.runs(workflow_id, limit=limit, cursor=cursor)
-            return [run_view(row, store.steps(row.id)) for row in rows], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[dict[str, Any]]:
+        store = WorkflowRepository(session, principal.tenant)
+        load_workflow(store, workflow_id)
+        rows, next_cursor = store.runs(workflow_id, limit=limit, cursor=cursor)
+        return [run_view(row, store.steps(row.id)) for row in rows], next_cursor
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch)
 
 
 @operation(

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aia_api.agents.agents import actor
 from aia_api.agents.openapi import NEEDS_MANAGE, NEEDS_READ
 from aia_api.http.body import parse_model, read_json
+from aia_api.http.listing import Page, stored_page
 from aia_api.http.openapi import CURSOR, LIMIT, SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.params import page_limit
 from aia_api.http.problems import Problem
-from aia_api.http.replies import json_reply, page_reply
+from aia_api.http.replies import json_reply
 from aia_api.http.tenancy import require
 from aia_api.identity.roles import Permission
 from aia_api.services import services
@@ -123,7 +123,7 @@ async def create_workflow(request: Request) -> Response:
                 return WorkflowRepository(session, principal.tenant).create(
                     name=body.name,
                     steps=[s.model_dump(mode="json") for s in body.steps],
-                    created_by=actor(principal),
+                    created_by=principal.actor,
                 )
             except WorkflowNameTakenError as exc:
                 raise Problem(
@@ -157,19 +157,11 @@ async def create_workflow(request: Request) -> Response:
 )
 async def list_workflows(request: Request) -> Response:
     principal = require(request, Permission.AGENTS_READ)
-    svc = services(request)
-    limit = page_limit(request.query_params)
-    cursor = request.query_params.get("cursor") or None
 
-    def load() -> tuple[list[dict[str, Any]], str | None]:
-        with svc.sessions() as session:
-            rows, next_cursor = WorkflowRepository(session, principal.tenant).list(
-                limit=limit, cursor=cursor
-            )
-            return [workflow_view(row) for row in rows], next_cursor
+    def fetch(session: Session, limit: int, cursor: str | None) -> Page[Workflow]:
+        return WorkflowRepository(session, principal.tenant).list(limit=limit, cursor=cursor)
 
-    items, next_cursor = await anyio.to_thread.run_sync(load)
-    return page_reply(request, items, next_cursor)
+    return await stored_page(request, services(request).sessions, fetch, workflow_view)
 
 
 @operation(

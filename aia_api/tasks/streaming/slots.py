@@ -82,7 +82,7 @@ class StreamSlots:
 
     @staticmethod
     def key(principal: Principal) -> str:
-        return f"aia:streams:{principal.kind}:{principal.id}"
+        return f"aia:streams:{principal.actor}"
 
     async def acquire(self, principal: Principal) -> Slot:
         """A slot for a new stream of ``principal``; StreamLimitReached when none is free."""

@@ -425,6 +425,24 @@ def test_other_bad_experiments(ml: httpx.Client, small: dict[str, Any]) -> None:
     assert ml.post("/v1/ml/experiments", json={**base, "name": name}).status_code == 409
 
 
+def test_experiments_list_newest_first_a_page_at_a_time(
+    ml: httpx.Client, small: dict[str, Any]
+) -> None:
+    made = [_experiment(ml, small["id"], "classification", target="label")["id"] for _ in range(3)]
+    first = ml.get("/v1/ml/experiments", params={"limit": 2}).json()
+    assert [e["id"] for e in first["items"]] == made[:0:-1]
+    second = ml.get(first["links"]["next"]).json()
+    assert second["items"][0]["id"] == made[0]
+    assert ml.get("/v1/ml/experiments", params={"cursor": "not-ours"}).status_code == 400
+    runs = ml.get(f"/v1/ml/experiments/{made[0]}/runs").json()
+    assert runs == {
+        "items": [],
+        "next_cursor": None,
+        "links": {"self": f"/v1/ml/experiments/{made[0]}/runs"},
+    }
+    assert ml.get(f"/v1/ml/experiments/{uuid.uuid4()}/runs").status_code == 404
+
+
 def test_an_experiment_changes_its_current_data_and_the_next_run_trains_on_it(
     ml: httpx.Client, small: dict[str, Any]
 ) -> None:
@@ -442,10 +460,12 @@ def test_an_experiment_changes_its_current_data_and_the_next_run_trains_on_it(
     assert changed.status_code == 200, changed.text
     assert changed.json()["dataset_id"] == fresh["id"]
     assert ml.get(experiment["links"]["self"]).json()["dataset_id"] == fresh["id"]
-    _, done = _run(ml, experiment)
+    run, done = _run(ml, experiment)
     assert done["status"] == "succeeded", done["error"]
     version = ml.get(done["result"]["links"]["version"]).json()
     assert version["dataset_id"] == fresh["id"]
+    listed = ml.get(experiment["links"]["runs"]).json()["items"]
+    assert [(r["id"], r["status"]) for r in listed] == [(run["id"], "succeeded")]
 
     unfit = [{"size": i, "colour": "red"} for i in range(30)]
     no_target = ml.post("/v1/ml/datasets", json={"name": "unfit", "rows": unfit}).json()

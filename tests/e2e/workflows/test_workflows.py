@@ -133,6 +133,19 @@ def test_two_steps_side_by_side_feed_a_third(api: httpx.Client) -> None:
     assert [(r["id"], r["status"]) for r in listed] == [(run["id"], "succeeded")]
 
 
+def test_workflows_list_newest_first_a_page_at_a_time(api: httpx.Client) -> None:
+    agent = _agent(api, "echo")
+    step = {"id": "a", "agent_id": agent, "input": {"text": "alpha"}}
+    made = [_workflow(api, [step])["id"] for _ in range(3)]
+    first = api.get("/v1/workflows", params={"limit": 2}).json()
+    assert [w["id"] for w in first["items"]] == made[:0:-1]
+    assert first["links"]["next"] == f"/v1/workflows?limit=2&cursor={first['next_cursor']}"
+    second = api.get(first["links"]["next"]).json()
+    assert second["items"][0]["id"] == made[0]
+    assert api.get("/v1/workflows", params={"cursor": "not-ours"}).status_code == 400
+    assert api.get("/v1/workflows", params={"limit": 0}).status_code == 422
+
+
 def test_a_failed_step_fails_the_run_and_a_resume_runs_only_what_did_not_succeed(
     api: httpx.Client,
 ) -> None:
