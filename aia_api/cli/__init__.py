@@ -88,27 +88,15 @@ def _cmd_exporter(ns: argparse.Namespace) -> int:
 
 def _cmd_recorder(ns: argparse.Namespace) -> int:
     import logging
-    import signal
-    import threading
 
-    import redis
-
+    from aia_api.cli.loops import run_until_stopped, stream_reader_client
     from aia_workers.backbone.recorder import Recorder
     from aia_workers.db.session import make_engine, make_sessionmaker
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
-    # Reads block for a second at a time, so the socket timeout must be longer.
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=settings.redis_timeout_seconds + 5,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
+    client = stream_reader_client(settings)
     engine = make_engine(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     recorder = Recorder(
         client,
         make_sessionmaker(engine),
@@ -118,17 +106,9 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
     logging.getLogger("aia.recorder").info(
         "recording task events to %s", engine.url.render_as_string()
     )
-    # The recorder runs on a thread of its own so that the signal handlers,
-    # which run on the main thread, never call stop.set() while that thread
-    # holds the Event's lock inside stop.wait(): that deadlocked the process.
-    worker = threading.Thread(target=recorder.run, args=(stop,), name="aia-recorder")
-    worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.5)
+        run_until_stopped(recorder.run, name="aia-recorder")
     finally:
-        stop.set()
-        worker.join()
         engine.dispose()
         client.close()
     return 0

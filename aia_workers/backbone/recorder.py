@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.backbone.history_writer import apply_rows, merge_events
 from aia_workers.backbone.keys import RECORDER_DEAD_LETTERS, RECORDER_STREAM
+from aia_workers.backbone.stream_groups import claim_idle, ensure_group
 from aia_workers.db.session import DATABASE_DOWN
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish_many
 from aia_workers.webhooks.task_events import task_finished_events
@@ -104,39 +105,26 @@ class Recorder:
             backoff = min(backoff * 2, 30.0)
 
     def _ensure_group(self) -> None:
-        try:
-            self._redis.xgroup_create(RECORDER_STREAM, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        ensure_group(self._redis, RECORDER_STREAM, GROUP, start="0")
 
     def claim_abandoned(self) -> int:
         """Record entries another recorder read but never acknowledged."""
-        start: Any = "0-0"
         claimed_total = 0
-        while True:
-            reply: list[Any] = self._redis.xautoclaim(
-                RECORDER_STREAM,
-                GROUP,
-                self._consumer,
-                self._claim_idle_ms,
-                start,
-                count=self._batch,
-            )
-            start, claimed = reply[0], reply[1]
-            # Redis 6.2 answers an entry trimmed from the stream as nil, id
-            # and all (7.0 drops it from the pending list itself); it is ours
-            # now, and reading our own pending entries names it, to be acked.
-            live = [entry for entry in claimed if entry and entry[0] is not None]
-            if len(live) < len(claimed):
-                self._own_pending = True
-            if live:
-                self._record(live)
-                claimed_total += len(live)
-            if start in ("0-0", b"0-0"):
-                while self._own_pending:
-                    self._own_pending = self._read("0", None) > 0
-                return claimed_total
+        for claimed in claim_idle(
+            self._redis,
+            RECORDER_STREAM,
+            GROUP,
+            self._consumer,
+            idle_ms=self._claim_idle_ms,
+            batch=self._batch,
+        ):
+            self._own_pending = self._own_pending or claimed.trimmed
+            if claimed.entries:
+                self._record(claimed.entries)
+                claimed_total += len(claimed.entries)
+        while self._own_pending:
+            self._own_pending = self._read("0", None) > 0
+        return claimed_total
 
     def step(self, block_ms: int) -> int:
         """Record the next batch; returns how many entries it held."""

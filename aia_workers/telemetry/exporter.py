@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from aia_workers.backbone.keys import RECORDER_STREAM
+from aia_workers.backbone.stream_groups import claim_idle, ensure_group
 from aia_workers.telemetry.task_metrics import TaskMetrics
 
 __all__ = ["GROUP", "EventCounter"]
@@ -82,13 +83,9 @@ class EventCounter:
             backoff = min(backoff * 2, 10.0)
 
     def _ensure_group(self) -> None:
-        try:
-            # "$": counters start from the first start of the first exporter, not
-            # from whatever history the stream still holds.
-            self._redis.xgroup_create(RECORDER_STREAM, GROUP, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        # "$": counters start from the first start of the first exporter, not
+        # from whatever history the stream still holds.
+        ensure_group(self._redis, RECORDER_STREAM, GROUP, start="$")
 
     def step(self, block_ms: int | None) -> int:
         """Count the next batch of new entries; returns how many entries it held."""
@@ -105,28 +102,19 @@ class EventCounter:
 
     def claim_abandoned(self) -> int:
         """Count the entries exporters that died read and never acknowledged."""
-        start: Any = "0-0"
         claimed_total = 0
-        while True:
-            reply: Any = self._redis.xautoclaim(
-                RECORDER_STREAM,
-                GROUP,
-                self._consumer,
-                self._claim_idle_ms,
-                start,
-                count=self._batch,
-            )
-            start, claimed = reply[0], reply[1]
-            # Redis 6.2 answers an entry trimmed from the stream as nil; it is in
-            # this consumer's pending list now, for _acknowledge_own.
-            live = [entry for entry in claimed if entry and entry[0] is not None]
-            if len(live) < len(claimed):
-                self._own_pending = True
-            if live:
-                self._count(live)
-                claimed_total += len(live)
-            if start in ("0-0", b"0-0"):
-                break
+        for claimed in claim_idle(
+            self._redis,
+            RECORDER_STREAM,
+            GROUP,
+            self._consumer,
+            idle_ms=self._claim_idle_ms,
+            batch=self._batch,
+        ):
+            self._own_pending = self._own_pending or claimed.trimmed
+            if claimed.entries:
+                self._count(claimed.entries)
+                claimed_total += len(claimed.entries)
         if self._own_pending:
             self._acknowledge_own()
         self._forget_idle_consumers()
