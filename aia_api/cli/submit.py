@@ -79,6 +79,10 @@ def _watch(client: httpx.Client, task: dict[str, Any]) -> int:
 def _show(event: dict[str, Any]) -> int | None:
     name = event["event"]
     data = event.get("data") or {}
+    if name == "progress" and "current" not in data:
+        # A note on a task that has not started (an agent run waiting for a slot).
+        print(data.get("message") or "", file=sys.stderr)
+        return None
     if name == "progress":
         current, total = data.get("current", 0), data.get("total") or 1
         filled = int(_BAR * current / total)
