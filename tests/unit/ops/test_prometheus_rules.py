@@ -1,35 +1,16 @@
-"""The Prometheus config and alert rules in ops/prometheus pass promtool.
-
-``promtool`` is Debian's ``prometheus`` package (``.ci/run`` installs it).
-Without it these tests skip, except in CI (``CI=true``), where a skip would
-let broken rules through.
-"""
+"""The Prometheus config and alert rules in ops/prometheus pass promtool (see conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / "ops" / "prometheus"
 RULES = PROMETHEUS / "alerts.yml"
 RULE_TESTS = PROMETHEUS / "alerts.test.yml"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool is not installed (apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must check the alert rules")
-        pytest.skip(message)
-    return found
 
 
 def _run(promtool: str, *args: str) -> None:
