@@ -162,7 +162,7 @@ class _AiaUser(FastHttpUser):
         return terminal
 
     def submitted(self, response: FastResponse) -> dict[str, Any] | None:
-        """The task of a ``202 Accepted`` answer, or None (already a Locust failure)."""
+        """The task of a ``202 Accepted`` answer, or None (an error status is already a failure)."""
         if response.status_code != 202:
             return None
         return dict(response.json())
