@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 
 __all__ = ["run_exporter"]
 
@@ -16,8 +17,11 @@ def run_exporter(ns: argparse.Namespace) -> int:
     from prometheus_client.process_collector import ProcessCollector
 
     from aia_api.cli.loops import run_until_stopped, stream_reader_client
+    from aia_workers.backbone.app import create_celery_app
+    from aia_workers.backbone.catalog import CATALOG
     from aia_workers.backbone.states import Queue
     from aia_workers.settings import get_settings
+    from aia_workers.telemetry.celery_events import CeleryEventCounter
     from aia_workers.telemetry.exporter import EventCounter
     from aia_workers.telemetry.queue_gauges import QueueGauges
     from aia_workers.telemetry.task_metrics import TaskMetrics
@@ -41,8 +45,21 @@ def run_exporter(ns: argparse.Namespace) -> int:
 
     stream_client = stream_reader_client(settings)
     counter = EventCounter(stream_client, metrics)
+    # Tasks outside the catalog (webhook deliveries) keep no record on the stream.
+    celery_events = CeleryEventCounter(
+        create_celery_app(), metrics, lambda name: name not in CATALOG
+    )
+
+    def count(stop: threading.Event) -> None:
+        receiver = threading.Thread(
+            target=celery_events.run, args=(stop,), name="aia-exporter-events", daemon=True
+        )
+        receiver.start()
+        counter.run(stop)
+        receiver.join(5)
+
     try:
-        run_until_stopped(counter.run, name="aia-exporter")
+        run_until_stopped(count, name="aia-exporter")
     finally:
         server.shutdown()
         stream_client.close()

@@ -1,15 +1,16 @@
 """The worker metrics exporter: counts the task event stream, serves Prometheus.
 
 ``aia exporter`` runs one ``EventCounter`` (a consumer of its own group on the
-recorder stream, next to the recorder's) and an HTTP server for the scrape:
-the task counters and histograms (``task_metrics``) and the queue gauges read
-at each scrape (``queue_gauges``). Nothing runs in the workers for it.
+recorder stream, next to the recorder's), a ``CeleryEventCounter`` for the
+tasks outside the catalog (``celery_events``), and an HTTP server for the
+scrape: the task counters and histograms (``task_metrics``) and the queue
+gauges read at each scrape (``queue_gauges``). Nothing runs in the workers for it.
 
-Several exporters may run side by side: they share the group, each counts its
-part, and Prometheus sums them (``sum by (queue) (...)``). An exporter that
-dies leaves its unacknowledged entries to be claimed and counted by another,
-or by itself once restarted. While it is down, events wait in the stream (as
-many as ``AIA_RECORDER_MAXLEN`` keeps) and are counted when it is back.
+Run one. An exporter that dies leaves its unacknowledged stream entries to be
+counted when it is back (or by another exporter of the group, which shares
+the stream's entries but would see every Celery event twice). While it is
+down, events wait in the stream (as many as ``AIA_RECORDER_MAXLEN`` keeps) and
+are counted when it is back; Celery's events of that time are lost.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ does in production: counts must not live in the processes that are replaced.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _claim_redis_db, _release
@@ -89,6 +91,28 @@ def test_tasks_are_counted_by_queue_type_and_state_across_recycled_processes(
     assert _value(port, "aia_worker_task_runtime_seconds_bucket", le="0.025", **DEFAULT) == 0
     assert _value(port, "aia_exporter_read_ok", source="redis") == 1
     assert _value(port, "aia_exporter_read_ok", source="broker") == 1
+
+
+def test_tasks_outside_the_catalog_are_counted_from_celerys_events(
+    recycling_stack: Stack, exporter: int
+) -> None:
+    # A webhook delivery is a plain Celery task (the outbox relay sends it): no
+    # record on the event stream, so Celery's own events count it.
+    recycling_stack.start_worker("hooks", "webhooks", concurrency=2, pool="threads")
+    sender = Celery(broker=recycling_stack.redis_url)
+    sender.conf.task_send_sent_event = True
+    try:
+        sender.send_task(
+            "webhooks.deliver",
+            kwargs={"message_id": str(uuid.uuid4()), "tenant": "default"},
+            queue="webhooks",
+        )
+    finally:
+        sender.close()
+    deliver = {"queue": "webhooks", "type": "webhooks.deliver"}
+    _wait_value(exporter, "aia_worker_tasks_total", 1, state="succeeded", **deliver)
+    assert _value(exporter, "aia_worker_task_queue_wait_seconds_count", **deliver) == 1
+    assert _value(exporter, "aia_worker_task_runtime_seconds_count", **deliver) == 1
 
 
 def test_events_while_the_exporter_is_down_are_counted_when_it_is_back(
