@@ -86,7 +86,7 @@ async function attempt(fields, button) {
   try {
     enter(await signIn(fields));
   } catch (err) {
-    const slug = String(err.problem.type || "").split("/").pop();
+    const slug = String(err.problem.type || "").split(/[:/]/).pop();
     if (slug === "mfa-required") {
       say($("#signin-message"), "This account uses MFA: enter the current one-time code.");
       $("#totp").focus();

@@ -120,6 +120,7 @@ export class Tasks {
     try {
       payload = JSON.parse($("#submit-payload").value || "{}");
     } catch (err) {
+      message.classList.add("error");
       say(message, `The payload is not valid JSON: ${err.message}`);
       return;
     }
@@ -127,8 +128,10 @@ export class Tasks {
       const view = await api("POST", "/v1/tasks", { type: $("#submit-type").value, payload });
       this.upsert(view);
       this.renderRow(this.tasks.get(view.id));
+      message.classList.remove("error");
       say(message, `Submitted ${view.id}`);
     } catch (err) {
+      message.classList.add("error");
       const fields = (err.problem.errors || []).map((e) => `${(e.loc || []).join(".")}: ${e.msg}`);
       say(message, [err.message, ...fields].join(" · "));
     }
