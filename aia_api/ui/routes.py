@@ -42,9 +42,14 @@ _HEADERS = {"Content-Security-Policy": UI_POLICY, "Cache-Control": "no-cache"}
 
 
 @functools.cache
+def _assets() -> dict[str, bytes]:
+    """Every file of the page, read once: a few tens of kilobytes."""
+    folder = files("aia_api.ui").joinpath("static")
+    return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
+
+
 def _asset(name: str) -> bytes | None:
-    resource = files("aia_api.ui").joinpath("static", name)
-    return resource.read_bytes() if resource.is_file() else None
+    return _assets().get(name)
 
 
 @operation(
