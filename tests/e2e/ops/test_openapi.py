@@ -27,8 +27,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from aia_api.app import create_app
 from aia_api.identity.routes import PUBLIC_PATHS
-from aia_api.ui.routes import PUBLIC_PATHS as UI_PATHS
 from aia_api.ops.openapi import build_openapi
+from aia_api.ui.routes import PUBLIC_PATHS as UI_PATHS
 from aia_workers.backbone.catalog import CATALOG
 from aia_workers.settings import Settings
 from tests.support import Stack, submit, wait_status
@@ -95,6 +95,8 @@ def test_openapi_json_is_valid_3_1_and_describes_every_route(
         "/metrics",
         "/openapi.json",
         "/docs",
+        "/ui",
+        "/ui/static/{name}",
     }
 
 
