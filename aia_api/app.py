@@ -24,6 +24,7 @@ from aia_api.http.security_headers import SecureStarlette
 from aia_api.identity import routes as identity
 from aia_api.identity.auditlog import AuditLog
 from aia_api.identity.authenticator import INVALIDATION_CHANNEL, Authenticator
+from aia_api.identity.browser import BrowserSessions
 from aia_api.identity.limits import AddressFailures, RateLimiter
 from aia_api.identity.middleware import AuthMiddleware
 from aia_api.identity.store import IdentityStore
@@ -39,6 +40,7 @@ from aia_api.tasks.hub import Hub, Subscription
 from aia_api.tasks.service import TaskService
 from aia_api.tasks.streaming.guard import StreamGuard
 from aia_api.tasks.streaming.slots import StreamSlots
+from aia_api.ui import routes as ui
 from aia_api.webhooks import routes as webhooks
 from aia_api.workflows import routes as workflows
 from aia_workers.db.session import make_engine, make_sessionmaker
@@ -60,6 +62,7 @@ ROUTES = [
     *agents.routes,
     *workflows.routes,
     *ops.routes,
+    *ui.routes,
 ]
 
 
@@ -144,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
             sessions=sessions,
             artifacts=LocalArtifactStore(settings.artifact_root),
             box=box,
+            browser=BrowserSessions(secret),
             logins=LoginThrottle(client, LoginPolicy.from_settings(settings)),
         )
         listener = asyncio.create_task(
@@ -177,7 +181,9 @@ def create_app(settings: Settings) -> Starlette:
                     "/openapi.json",
                     "/docs",
                     *identity.PUBLIC_PATHS,
+                    *ui.PUBLIC_PATHS,
                 ),
+                public_prefixes=ui.PUBLIC_PREFIXES,
             ),
         ],
         exception_handlers=exception_handlers(settings.retry_after_seconds),

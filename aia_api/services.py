@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from aia_api.identity.auditlog import AuditLog
 from aia_api.identity.authenticator import Authenticator
+from aia_api.identity.browser import BrowserSessions
 from aia_api.identity.limits import RateLimiter
 from aia_api.identity.store import IdentityStore
 from aia_api.identity.throttle import LoginThrottle
@@ -44,6 +45,7 @@ class Services:
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore
     box: SecretBox
+    browser: BrowserSessions
 
 
 def services(conn: HTTPConnection) -> Services:

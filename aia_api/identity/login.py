@@ -19,7 +19,7 @@ from aia_api.identity.store import ActiveUser, RefreshError, RefreshReuseError
 from aia_api.identity.throttle import LoginAttempt
 from aia_api.services import Services, services
 
-__all__ = ["AUTH", "PUBLIC_PATHS", "routes"]
+__all__ = ["AUTH", "PUBLIC_PATHS", "TokenRequest", "routes", "verified_user"]
 
 PUBLIC_PATHS = ("/v1/auth/token", "/v1/auth/refresh", "/v1/auth/logout")
 
@@ -88,6 +88,19 @@ def _tokens(svc: Services, user: ActiveUser, refresh: str, *, mfa: bool) -> Resp
 async def token(request: Request) -> Response:
     svc = services(request)
     body = parse_model(TokenRequest, await read_json(request, svc.settings.max_body_bytes))
+    user = await verified_user(svc, request, body)
+    # Past this point an account with MFA on has passed it.
+    refresh = await anyio.to_thread.run_sync(
+        lambda: svc.identity.issue_refresh(user.id, mfa=user.mfa_enabled)
+    )
+    return _tokens(svc, user, refresh, mfa=user.mfa_enabled)
+
+
+async def verified_user(svc: Services, request: Request, body: TokenRequest) -> ActiveUser:
+    """The account ``body`` names, once its password (and second factor) are right.
+
+    Throttled and audited like every login; a Problem (401, 429) otherwise.
+    """
     address = client_address(request) or "unknown"
     tenant = await anyio.to_thread.run_sync(svc.identity.tenant_of_username, body.username)
     audit: dict[str, Any] = {"tenant": tenant, "actor": body.username, "client_address": address}
@@ -129,11 +142,7 @@ async def token(request: Request) -> Response:
             )
     await svc.logins.succeeded(attempt)
     await svc.audit.record("login", "success", **audit)
-    # Past this point an account with MFA on has passed it.
-    refresh = await anyio.to_thread.run_sync(
-        lambda: svc.identity.issue_refresh(user.id, mfa=user.mfa_enabled)
-    )
-    return _tokens(svc, user, refresh, mfa=user.mfa_enabled)
+    return user
 
 
 async def _record_slowdown(svc: Services, attempt: LoginAttempt, audit: dict[str, Any]) -> None:

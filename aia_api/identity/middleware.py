@@ -1,4 +1,9 @@
-"""The ASGI middleware that puts a Principal on every request but the public ones."""
+"""The ASGI middleware that puts a Principal on every request but the public ones.
+
+A public path is named exactly (``/health``), with its method (``POST
+/v1/auth/session``: signing in is public, reading the session is not), or by
+a prefix (``/ui/static/``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_api.http.problems import Problem, problem_response, unavailable
 from aia_api.identity.authenticator import Principal, TooManyFailures, Unauthenticated
+from aia_api.identity.browser import CrossSiteRefused, session_cookie
 from aia_api.services import Services
+from aia_api.tasks.streaming.credential import STANDIN_CREDENTIAL
 from aia_api.tasks.streaming.tickets import accepts_ticket, redeem_ticket
 from aia_workers.db.session import DATABASE_DOWN
 
@@ -20,9 +27,20 @@ __all__ = ["AuthMiddleware"]
 class AuthMiddleware:
     """Authenticates HTTP and WebSocket requests; sets ``state.principal`` and ``state.tenant``."""
 
-    def __init__(self, app: ASGIApp, public_paths: Collection[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, public_paths: Collection[str], public_prefixes: Collection[str] = ()
+    ) -> None:
         self.app = app
         self.public_paths = frozenset(public_paths)
+        self.public_prefixes = tuple(public_prefixes)
+
+    def _public(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return (
+            path in self.public_paths
+            or f"{scope.get('method', '')} {path}" in self.public_paths
+            or path.startswith(self.public_prefixes)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -35,7 +53,7 @@ class AuthMiddleware:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         try:
-            if path in self.public_paths:
+            if self._public(scope):
                 if not path.startswith("/v1/auth/"):
                     await self.app(scope, receive, send)
                     return
@@ -68,6 +86,10 @@ class AuthMiddleware:
                 headers={"Retry-After": str(exc.retry_after)},
             )
             await self._refuse(scope, receive, send, problem, ws_code=1013)
+            return
+        except CrossSiteRefused as exc:
+            problem = Problem(403, "cross-site-refused", "Cross-site request refused", str(exc))
+            await self._refuse(scope, receive, send, problem, ws_code=1008)
             return
         except Unauthenticated as exc:
             problem = Problem(
@@ -103,6 +125,14 @@ class AuthMiddleware:
         headers = Headers(scope=scope)
         authorization = headers.get("authorization")
         api_key = headers.get("x-api-key")
+        cookie = None if authorization or api_key else session_cookie(headers)
+        if cookie is not None:
+            # The dashboard's session; credentials in headers, when sent, win.
+            credential = services.browser.credential(scope, cookie)
+            scope.setdefault("state", {})[STANDIN_CREDENTIAL] = credential
+            return await services.auth.authenticate(
+                credential.authorization, credential.api_key, address=address
+            )
         if not (authorization or api_key) and accepts_ticket(scope):
             # Browsers cannot set headers on an EventSource or a WebSocket
             # handshake: a stream takes a single-use ticket instead, never a

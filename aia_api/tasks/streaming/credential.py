@@ -9,10 +9,11 @@ from starlette.requests import HTTPConnection
 
 from aia_api.identity.credentials import API_KEY_PREFIX, digest
 
-__all__ = ["TICKET_CREDENTIAL", "Credential", "credential_of"]
+__all__ = ["STANDIN_CREDENTIAL", "Credential", "credential_of"]
 
-# Where the middleware leaves the credential a redeemed stream ticket stood for.
-TICKET_CREDENTIAL = "ticket_credential"
+# Where the middleware leaves a credential that came other than in a header:
+# the one a redeemed stream ticket stood for, or a browser session cookie's.
+STANDIN_CREDENTIAL = "ticket_credential"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,8 @@ class Credential:
 
 
 def credential_of(conn: HTTPConnection) -> Credential:
-    """What ``conn`` authenticated with: its headers, or the ticket it redeemed."""
-    redeemed = conn.scope.get("state", {}).get(TICKET_CREDENTIAL)
+    """What ``conn`` authenticated with: its headers, the ticket it redeemed, or its cookie."""
+    redeemed = conn.scope.get("state", {}).get(STANDIN_CREDENTIAL)
     if isinstance(redeemed, Credential):
         return redeemed
     return Credential.from_headers(conn.headers)

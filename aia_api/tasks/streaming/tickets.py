@@ -35,7 +35,7 @@ from starlette.types import Scope
 from aia_api.http.responses import Closed
 from aia_api.identity.authenticator import Authenticator, Unauthenticated
 from aia_api.identity.principal import Principal
-from aia_api.tasks.streaming.credential import TICKET_CREDENTIAL, Credential
+from aia_api.tasks.streaming.credential import STANDIN_CREDENTIAL, Credential
 
 __all__ = ["StreamTicket", "accepts_ticket", "issue_ticket", "redeem_ticket"]
 
@@ -116,5 +116,5 @@ async def redeem_ticket(scope: Scope, client: aioredis.Redis, auth: Authenticato
     principal = await auth.authenticate(credential.authorization, credential.api_key)
     if [principal.kind, principal.id, principal.tenant] != record["principal"]:
         raise Unauthenticated(f"the stream ticket was made for someone else: {_HOW}")
-    scope.setdefault("state", {})[TICKET_CREDENTIAL] = credential
+    scope.setdefault("state", {})[STANDIN_CREDENTIAL] = credential
     return principal
