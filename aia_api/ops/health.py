@@ -28,7 +28,14 @@ from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
 from aia_api.identity.roles import Permission
 from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
-from aia_workers.backbone.backlog import amqp_depths, ask_depths, read_depths
+from aia_workers.backbone.backlog import (
+    amqp_depths,
+    ask_depths,
+    ask_oldest,
+    ask_records,
+    read_depths,
+    read_oldest,
+)
 from aia_workers.backbone.keys import DRIFT_LATEST_KEY, WORKERS_KEY
 from aia_workers.backbone.registry import online_by_queue
 from aia_workers.backbone.states import Queue
@@ -136,9 +143,20 @@ async def status(request: Request) -> Response:
 async def _broker(svc: Services) -> dict[str, Any]:
     queues = [q.value for q in Queue]
     if svc.settings.broker_is_redis and svc.settings.broker_url == svc.settings.redis_url:
+        now = time.time()
         pipe = svc.redis.pipeline(transaction=False)
         ask_depths(pipe, queues)
-        return {"transport": "redis", "queue_depths": read_depths(await pipe.execute(), queues)}
+        ask_oldest(pipe, queues, now)
+        replies = await pipe.execute()
+        depth_replies = len(replies) - len(queues)
+        candidates = replies[depth_replies:]
+        pipe = svc.redis.pipeline(transaction=False)
+        ask_records(pipe, candidates)
+        return {
+            "transport": "redis",
+            "queue_depths": read_depths(replies[:depth_replies], queues),
+            "oldest_waits": read_oldest(queues, candidates, await pipe.execute(), now),
+        }
     return await anyio.to_thread.run_sync(_broker_depths_blocking, svc)
 
 

@@ -32,5 +32,7 @@ class DependencyCheck(BaseModel):
 class StatusReport(Closed):
     status: Literal["ok", "degraded"]
     checks: dict[str, DependencyCheck] = Field(
-        description="By dependency: `database`, `redis`, `broker`, `workers`."
+        description="By dependency: `database`, `redis`, `broker` (its `queue_depths`, and "
+        "on a Redis broker `oldest_waits`: seconds the oldest task not yet started has "
+        "waited, per queue), `workers`."
     )

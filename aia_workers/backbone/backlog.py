@@ -27,10 +27,13 @@ from aia_workers.settings import Settings
 __all__ = [
     "amqp_depths",
     "ask_depths",
+    "ask_oldest",
+    "ask_records",
     "broker_depths",
     "oldest_waits",
     "queue_lists",
     "read_depths",
+    "read_oldest",
     "redis_depths",
 ]
 
@@ -110,27 +113,37 @@ def broker_depths(
         return amqp_depths(conn, queues, timeout=timeout)
 
 
-def oldest_waits(client: redis.Redis, queues: Sequence[str], now: float) -> dict[str, float]:
+def ask_oldest(pipe: Any, queues: Sequence[str], now: float) -> None:
+    """Queue on ``pipe`` the first round trip of ``read_oldest``: each queue's oldest entries."""
+    for queue in queues:
+        pipe.zrangebyscore(pending_key(queue), "-inf", now, 0, _OLDEST_PROBE, withscores=True)
+
+
+def ask_records(pipe: Any, candidates: Sequence[Sequence[tuple[Any, float]]]) -> None:
+    """Queue on ``pipe`` the second round trip: the status and ETA of each candidate."""
+    for entries in candidates:
+        for task_id, _ in entries:
+            pipe.hmget(task_key(_text(task_id)), "status", "eta")
+
+
+def read_oldest(
+    queues: Sequence[str],
+    candidates: Sequence[Sequence[tuple[Any, float]]],
+    records: Sequence[Any],
+    now: float,
+) -> dict[str, float]:
     """Per queue, how long (seconds) its oldest waiting task has waited; 0 when none waits.
 
     A task waits from when it was queued, or from its ETA or the time it is
     due after being put back for a slot, whichever is later; a task with a
-    future ETA does not wait yet. Two round trips whatever the backlog.
+    future ETA does not wait yet.
     """
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        pipe.zrangebyscore(pending_key(queue), "-inf", now, 0, _OLDEST_PROBE, withscores=True)
-    candidates: list[list[tuple[Any, float]]] = pipe.execute()
-    pipe = client.pipeline(transaction=False)
-    for entries in candidates:
-        for task_id, _ in entries:
-            pipe.hmget(task_key(_text(task_id)), "status", "eta")
-    records = iter(pipe.execute())
+    replies = iter(records)
     waits: dict[str, float] = {}
     for queue, entries in zip(queues, candidates, strict=True):
         ages = []
         for _, score in entries:
-            status, eta = next(records)
+            status, eta = next(replies)
             if status is None or _text(status) != "queued":
                 continue
             since = max(float(score), _timestamp(eta))
@@ -138,6 +151,16 @@ def oldest_waits(client: redis.Redis, queues: Sequence[str], now: float) -> dict
                 ages.append(now - since)
         waits[queue] = max(ages, default=0.0)
     return waits
+
+
+def oldest_waits(client: redis.Redis, queues: Sequence[str], now: float) -> dict[str, float]:
+    """``read_oldest`` on a blocking client: two round trips whatever the backlog."""
+    pipe = client.pipeline(transaction=False)
+    ask_oldest(pipe, queues, now)
+    candidates: list[list[tuple[Any, float]]] = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    ask_records(pipe, candidates)
+    return read_oldest(queues, candidates, pipe.execute(), now)
 
 
 def _timestamp(eta: Any) -> float:

@@ -8,6 +8,8 @@ export async function refreshQueues(figures) {
   const report = await api("GET", "/status");
   const checks = (report && report.checks) || {};
   const depths = (checks.broker && checks.broker.queue_depths) || {};
+  // Across all tenants on a Redis broker; otherwise what the tenant's own tasks say.
+  const waits = checks.broker && checks.broker.oldest_waits;
   const online = (checks.workers && checks.workers.online) || {};
   const names = [...new Set([...Object.keys(depths), ...Object.keys(online)])].sort();
   $("#queues tbody").replaceChildren(
@@ -19,7 +21,7 @@ export async function refreshQueues(figures) {
         { dataset: { queue } },
         h("td", {}, queue),
         h("td", { className: "depth" }, queue in depths ? String(depths[queue]) : "?"),
-        h("td", {}, age(mine.oldest)),
+        h("td", { className: "oldest" }, age(waits && queue in waits ? waits[queue] : mine.oldest)),
         h("td", {}, String(mine.perMinute)),
         h("td", { className: "workers" }, workers.length ? `${workers.length}: ${workers.join(", ")}` : "none"),
       );

@@ -151,3 +151,9 @@ def test_depth_and_oldest_age_of_a_queue_nobody_consumes(
     )
     assert _value(port, "aia_queue_depth", queue="ml") == 0
     assert _value(port, "aia_queue_oldest_age_seconds", queue="ml") == 0
+    # /status (and the dashboard's queue view) shows the same two signals.
+    with recycling_stack.client() as api:
+        broker = api.get("/status").json()["checks"]["broker"]
+    assert broker["queue_depths"]["default"] == 3
+    assert broker["oldest_waits"]["default"] > 0
+    assert broker["oldest_waits"]["ml"] == 0
