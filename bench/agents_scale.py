@@ -316,6 +316,9 @@ async def run(stack: Stack, ns: argparse.Namespace) -> int:
     print(describe("agents.run, uncontended (slot free)", agent_ms))
     print(describe("reference: diagnostics.sleep, default queue", sleep_ms))
     print(
+        f"  agents.run / reference: p50 {percentile(agent_ms, 50) / percentile(sleep_ms, 50):.1f} x"
+    )
+    print(
         describe(
             "agents.run, first of its agent's line",
             delays_ms({r[0]: contended[r[0]] for r in per_agent.values()}),

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_api.agents.checks import check_config, check_type
-from aia_api.agents.limits import apply_limit
+from aia_api.agents.limits import apply_limit, store_limit
 from aia_api.agents.openapi import AGENT_ID, AGENTS, NEEDS_MANAGE, NEEDS_READ
 from aia_api.agents.requests import AgentPatch, AgentRequest
 from aia_api.agents.responses import AgentPage, AgentView
@@ -109,6 +109,7 @@ async def create_agent(request: Request) -> Response:
             return row
 
     view = agent_view(await anyio.to_thread.run_sync(store))
+    await store_limit(svc, principal.tenant, view["id"], view["max_concurrency"])
     return json_reply(view, 201, {"Location": view["links"]["self"]})
 
 

@@ -1,9 +1,9 @@
-"""A changed ``max_concurrency`` reaches the agent's slots at once.
+"""An agent's ``max_concurrency`` reaches its slots when it is created or changed.
 
 The limit is stored in Redis beside the agent's slots, where every start reads
-it. A higher one hands the new slots to the earliest parked runs now (their
-messages are sent again through Celery); a lower one takes effect as running
-runs end.
+it, so that a start reads the database only when the stored limit was lost. A
+higher one hands the new slots to the earliest parked runs now (their messages
+are sent again through Celery); a lower one takes effect as running runs end.
 """
 
 from __future__ import annotations
@@ -24,10 +24,25 @@ from aia_workers.agents.concurrency import (
     settle_call,
 )
 from aia_workers.agents.slot_scripts import SETTLE_LUA
+from aia_workers.backbone.keys import agent_limit_key
 
-__all__ = ["apply_limit", "hand_on"]
+__all__ = ["apply_limit", "hand_on", "store_limit"]
 
 log = logging.getLogger(__name__)
+
+
+async def store_limit(svc: Services, tenant: str, agent_id: str, cap: int) -> None:
+    """Store a new agent's ``cap``, so that its first run's start need not read the database.
+
+    Best effort: the agent exists once its row does, and a start that finds no
+    stored limit reads the row and stores it (a hundred first runs at once would
+    otherwise queue for the workers' database connections before they start).
+    """
+    try:
+        # NX: a change stored meanwhile is newer than this one.
+        await svc.redis.set(agent_limit_key(tenant, agent_id), cap, nx=True)
+    except redis.RedisError as exc:
+        log.warning("could not store agent %s's max_concurrency: %s", agent_id, exc)
 
 
 async def hand_on(svc: Services, tenant: str, agent_id: str, cap: int | None = None) -> int:

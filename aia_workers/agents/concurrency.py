@@ -252,10 +252,10 @@ class AgentSlots:
         ``name``, ``kwargs``, ``queue`` and ``options`` (JSON-safe) are what
         sending the run's message again takes, should it be parked (Handover).
 
-        The stored limit is the one the agent's first run read, or the last
-        change the API applied (``settle``); the caller reads the agent's own only
-        when none is stored (``unknown``), so that a start costs no database read
-        and a run's place in line never waits for one.
+        The stored limit is the one the API stored when the agent was created or
+        last changed (``settle``); the caller reads the agent's own only when none
+        is stored (``unknown``: lost, or an agent older than that), so that a start
+        costs no database read and a run's place in line never waits for one.
         """
         now = time.time()
         call = AdmitCall(

@@ -10,8 +10,9 @@ Each agent has, in Redis (names in ``aia_workers.backbone.keys``):
 - ``entries``: what sending each parked run's message again needs (JSON);
 - ``turns``: each parked or running run's turn, bumped every time its message
   is sent again, so that a stale copy of an older turn is told apart and dropped;
-- ``limit``: the agent's max_concurrency, stored by its first run's start (from
-  the database) and by every change of it (the API), kept while the agent lives.
+- ``limit``: the agent's max_concurrency, stored by the API when the agent is
+  created or its limit changed (or by a start that found none, from the
+  database), kept while the agent lives.
 
 A parked run's record names its line (``agent_line``: the JSON array of its
 agent's slots, parked, entries and turns), so that the transition that moves

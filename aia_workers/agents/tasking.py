@@ -147,8 +147,8 @@ class AgentRunTask(AiaTask):
             )
 
         try:
-            # The limit the agent's runs are under already; the database's only
-            # when none waits or runs.
+            # The limit stored in Redis (by the API, at the agent's creation or
+            # change); the database's only when Redis lost it.
             admission = admit(None)
             if admission.outcome == "unknown":
                 cap = _cap(tenant, agent_id)

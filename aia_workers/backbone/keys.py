@@ -147,5 +147,6 @@ def agent_turns_key(tenant: str, agent_id: str) -> str:
 
 
 def agent_limit_key(tenant: str, agent_id: str) -> str:
-    """The agent's max_concurrency: stored by its first run's start, then by each change."""
+    """The agent's max_concurrency: stored by the API when the agent is created or its
+    limit changed, and by a start that found none (read from the database)."""
     return f"{_agent(tenant, agent_id)}:limit"

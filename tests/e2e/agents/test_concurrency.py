@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from sqlalchemy import create_engine, update
 
-from aia_workers.backbone.keys import agent_parked_key
+from aia_workers.backbone.keys import agent_limit_key, agent_parked_key
+from aia_workers.db.agents import Agent
 from tests.support import Process, Stack, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -110,6 +112,33 @@ def test_at_most_max_concurrency_at_once(api: httpx.Client) -> None:
     agent = _agent(api, max_concurrency=2)
     runs = [_run(api, agent) for _ in range(6)]
     assert _most_at_once(_outputs(api, runs)) == 2
+
+
+def test_an_agents_limit_is_stored_when_it_is_created_and_its_runs_start_under_it(
+    agents_pair_stack: Stack, api: httpx.Client
+) -> None:
+    agent = _agent(api, max_concurrency=2)
+    assert agents_pair_stack.redis().get(agent_limit_key("default", agent)) == "2"
+    # Its row says 1 now, behind the API's back: the starts keep to the stored 2,
+    # which they read instead of the database.
+    engine = create_engine(agents_pair_stack.env["AIA_DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(Agent).where(Agent.id == agent).values(max_concurrency=1))
+    finally:
+        engine.dispose()
+    assert _most_at_once(_outputs(api, [_run(api, agent) for _ in range(4)])) == 2
+
+
+def test_an_agent_whose_stored_limit_was_lost_is_held_to_its_own(
+    agents_pair_stack: Stack, api: httpx.Client
+) -> None:
+    agent = _agent(api, max_concurrency=1)
+    line = agents_pair_stack.redis()
+    line.delete(agent_limit_key("default", agent))
+    # The first start reads the limit from the database and stores it again.
+    assert _most_at_once(_outputs(api, [_run(api, agent) for _ in range(3)])) == 1
+    assert line.get(agent_limit_key("default", agent)) == "1"
 
 
 def test_a_parked_run_cancelled_never_runs(agents_pair_stack: Stack, api: httpx.Client) -> None:
