@@ -85,13 +85,18 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     api_url: str = ""
     api_key: str = ""
+    _client: redis.Redis | None = field(default=None, repr=False)
 
     @property
     def redis_url(self) -> str:
         return self.env["AIA_REDIS_URL"]
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+        """The stack's one client (closed when the stack stops): a client per call, left for
+        the garbage collector, closed its sockets at random later tests' expense."""
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        return self._client
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Process:
         log = self.workdir / f"{name}.log"
@@ -281,6 +286,9 @@ class Stack:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def sse_events(
