@@ -26,7 +26,10 @@ def _exec_celery(args: Sequence[str], extra_env: Mapping[str, str] | None = None
 def _cmd_api(ns: argparse.Namespace) -> int:
     import uvicorn
 
+    from aia_workers.logs.setup import uvicorn_log_config
+
     settings = get_settings()
+    log_config = uvicorn_log_config(settings, ns.log_level)
     uvicorn.run(
         "aia_api.app:create_app_from_env",
         factory=True,
@@ -37,6 +40,7 @@ def _cmd_api(ns: argparse.Namespace) -> int:
         access_log=ns.access_log,
         # The app honours forwarded headers from AIA_TRUSTED_PROXIES only.
         proxy_headers=False,
+        log_config=log_config,
     )
     return 0
 
@@ -95,9 +99,12 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
 
     from aia_workers.backbone.recorder import Recorder
     from aia_workers.db.session import make_engine, make_sessionmaker
+    from aia_workers.logs.setup import configure_logging
+    from aia_workers.tracing.runtime import configure_tracing, flush
 
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    configure_logging(settings, "aia-recorder", ns.log_level)
+    configure_tracing(settings, "aia-recorder")
     # Reads block for a second at a time, so the socket timeout must be longer.
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -131,6 +138,7 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
         worker.join()
         engine.dispose()
         client.close()
+        flush()
     return 0
 
 

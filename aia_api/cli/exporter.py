@@ -18,13 +18,14 @@ def run_exporter(ns: argparse.Namespace) -> int:
     from prometheus_client.process_collector import ProcessCollector
 
     from aia_workers.backbone.states import Queue
+    from aia_workers.logs.setup import configure_logging
     from aia_workers.settings import get_settings
     from aia_workers.telemetry.exporter import EventCounter
     from aia_workers.telemetry.queue_gauges import QueueGauges
     from aia_workers.telemetry.task_metrics import TaskMetrics
 
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    configure_logging(settings, "aia-exporter", ns.log_level)
 
     def client(extra_timeout: float) -> redis.Redis:
         return redis.Redis.from_url(
