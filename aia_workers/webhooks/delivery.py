@@ -117,13 +117,23 @@ def deliver(
     tracer = get_tracer()
     if tracer is None:
         return _attempt(sessions, client, config, claim, resolver)
-    # The delivery task's own span is linked: the message's cause is the parent.
+    # A child of the delivery task's run, which continues the trace of the
+    # message's cause; when it does not (a task sent without it), the cause is
+    # the parent and the run a link.
     here = trace.get_current_span().get_span_context()
+    cause = context_of(claim.traceparent)
+    links = None
+    if cause is not None:
+        caused_in = trace.get_current_span(cause).get_span_context().trace_id
+        if here.trace_id == caused_in:
+            cause = None
+        elif here.is_valid:
+            links = [Link(here)]
     with tracer.start_as_current_span(
         f"deliver {claim.event_type}",
-        context=context_of(claim.traceparent),
+        context=cause,
         kind=SpanKind.CLIENT,
-        links=[Link(here)] if here.is_valid else None,
+        links=links,
         attributes={
             "aia.tenant": claim.tenant,
             "aia.webhook.message_id": claim.message_id,
