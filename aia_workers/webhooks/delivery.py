@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -140,7 +141,8 @@ def deliver(
             "aia.webhook.endpoint_id": claim.endpoint_id,
             "aia.webhook.event": claim.event_type,
             "aia.webhook.attempt": claim.attempt,
-            "url.full": claim.url,
+            # The host alone: a webhook URL often holds a token in its path or query.
+            "server.address": urlsplit(claim.url).hostname or "",
         },
     ) as span:
         outcome = _attempt(sessions, client, config, claim, resolver)
