@@ -23,7 +23,7 @@ from aia_workers.settings import get_settings
 from aia_workers.tracing.context import TRACEPARENT, context_of, current_traceparent
 from aia_workers.tracing.runtime import configure_tracing, flush, get_tracer
 
-__all__ = ["connect_tracing", "worker_service_name"]
+__all__ = ["connect_tracing", "trace_tasks", "worker_service_name"]
 
 # Runs in progress in this process, by task id: (span, the token that made it current).
 _running: dict[str, tuple[Span, object]] = {}
@@ -48,8 +48,15 @@ def _on_beat_init(**_: Any) -> None:
 
 
 def _start(service: str) -> None:
-    if configure_tracing(get_settings(), service) is None:
-        return
+    if configure_tracing(get_settings(), service) is not None:
+        trace_tasks()
+
+
+def trace_tasks() -> None:
+    """Trace this process's task runs and messages with its tracer (``runtime``).
+
+    Celery's signals keep one connection per receiver, so a second call changes nothing.
+    """
     signals.task_prerun.connect(_on_prerun)
     signals.task_failure.connect(_on_failure)
     signals.task_postrun.connect(_on_postrun)
