@@ -7,20 +7,23 @@ import contextlib
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 import redis.asyncio as aioredis
+from opentelemetry.trace import Tracer
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aia_api.agents import routes as agents
 from aia_api.http.accesslog import redact_server_logs
 from aia_api.http.problems import exception_handlers
 from aia_api.http.security_headers import SecureStarlette
+from aia_api.http.tracing import TracingMiddleware
 from aia_api.identity import routes as identity
 from aia_api.identity.auditlog import AuditLog
 from aia_api.identity.authenticator import INVALIDATION_CHANNEL, Authenticator
@@ -47,6 +50,7 @@ from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.ml.artifacts import LocalArtifactStore
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings, get_settings
+from aia_workers.tracing.runtime import configure_tracing, flush
 
 __all__ = ["ROUTES", "create_app", "create_app_from_env"]
 
@@ -77,13 +81,15 @@ def _redis(settings: Settings, *, retries: int) -> aioredis.Redis:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, tracer: Tracer | None = None) -> Starlette:
     """The API for ``settings``; clients and pools are made when it starts.
 
     Refuses (InsecureSettingsError) a missing or placeholder secret, or missing
-    encryption keys, outside dev mode.
+    encryption keys, outside dev mode. Requests and enqueues are spans of
+    ``tracer``, or of the exporter Settings name (none: tracing is off).
     """
     settings.check_secret()
+    tracer = tracer or configure_tracing(settings, "aia-api")
     box = SecretBox.from_settings(settings)
     # Dev mode without a secret: tokens last as long as this process.
     secret = settings.secret_key or secrets.token_urlsafe(48)
@@ -136,7 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             redis=client,
             engine=engine,
             celery=celery_app,
-            tasks=TaskService(settings, client, sessions, celery_app),
+            tasks=TaskService(settings, client, sessions, celery_app, tracer=tracer),
             hub=hub,
             streams=guard,
             metrics=metrics,
@@ -166,6 +172,7 @@ def create_app(settings: Settings) -> Starlette:
             await hub_client.aclose()
             await client.aclose()
             engine.dispose()
+            flush()
 
     redact_server_logs()
     return SecureStarlette(
@@ -188,6 +195,7 @@ def create_app(settings: Settings) -> Starlette:
         ],
         exception_handlers=exception_handlers(settings.retry_after_seconds),
         lifespan=lifespan,
+        outermost=_tracing(tracer),
     )
 
 
@@ -226,6 +234,13 @@ def _proxy_headers(settings: Settings) -> list[Middleware]:
         return []
     trusted = [str(network) for network in settings.trusted_proxies]
     return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)]
+
+
+def _tracing(tracer: Tracer | None) -> list[Callable[[ASGIApp], ASGIApp]]:
+    # Off, the middleware is not there at all: a request pays nothing for it.
+    if tracer is None:
+        return []
+    return [lambda app: TracingMiddleware(app, tracer)]
 
 
 def _tune_gc() -> None:

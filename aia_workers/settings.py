@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import AliasChoices, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aia_workers.backbone.states import Queue
@@ -260,6 +260,23 @@ class Settings(BaseSettings):
     llm_model: str = ""
     # Each wait of a request (connect, each read); a whole answer may take longer.
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+
+    # Where spans go, over OTLP/HTTP (a collector's base URL, e.g.
+    # "http://otel-collector:4318"; /v1/traces is added). Empty: tracing is off
+    # and nothing is exported. The standard OTEL_EXPORTER_OTLP_ENDPOINT is read
+    # when AIA's own is not set.
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "AIA_OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    # The share of traces recorded (a new trace is sampled or not at its root,
+    # which the API or the worker picks; its children follow).
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    # One JSON object per log line (time, level, process, queue, task, tenant,
+    # trace), for a log pipeline; or plain text for a person at a terminal.
+    log_format: Literal["text", "json"] = "text"
 
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     database_timeout_seconds: int = Field(default=3, ge=1)

@@ -26,7 +26,10 @@ def _exec_celery(args: Sequence[str], extra_env: Mapping[str, str] | None = None
 def _cmd_api(ns: argparse.Namespace) -> int:
     import uvicorn
 
+    from aia_workers.logs.setup import uvicorn_log_config
+
     settings = get_settings()
+    log_config = uvicorn_log_config(settings, ns.log_level)
     uvicorn.run(
         "aia_api.app:create_app_from_env",
         factory=True,
@@ -37,6 +40,7 @@ def _cmd_api(ns: argparse.Namespace) -> int:
         access_log=ns.access_log,
         # The app honours forwarded headers from AIA_TRUSTED_PROXIES only.
         proxy_headers=False,
+        log_config=log_config,
     )
     return 0
 
@@ -92,9 +96,12 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
     from aia_api.cli.loops import run_until_stopped, stream_reader_client
     from aia_workers.backbone.recorder import Recorder
     from aia_workers.db.session import make_engine, make_sessionmaker
+    from aia_workers.logs.setup import configure_logging
+    from aia_workers.tracing.runtime import configure_tracing, flush
 
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    configure_logging(settings, "aia-recorder", ns.log_level)
+    configure_tracing(settings, "aia-recorder")
     client = stream_reader_client(settings)
     engine = make_engine(settings)
     recorder = Recorder(
@@ -111,6 +118,7 @@ def _cmd_recorder(ns: argparse.Namespace) -> int:
     finally:
         engine.dispose()
         client.close()
+        flush()
     return 0
 
 

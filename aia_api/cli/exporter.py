@@ -20,14 +20,15 @@ def run_exporter(ns: argparse.Namespace) -> int:
     from aia_workers.backbone.app import create_celery_app
     from aia_workers.backbone.catalog import CATALOG
     from aia_workers.backbone.states import Queue
+    from aia_workers.logs.setup import configure_logging
     from aia_workers.settings import get_settings
     from aia_workers.telemetry.celery_events import CeleryEventCounter
     from aia_workers.telemetry.exporter import EventCounter
     from aia_workers.telemetry.queue_gauges import QueueGauges
     from aia_workers.telemetry.task_metrics import TaskMetrics
 
-    logging.basicConfig(level=ns.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = get_settings()
+    configure_logging(settings, "aia-exporter", ns.log_level)
 
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)

@@ -9,6 +9,9 @@ X-Forwarded-Proto when the proxy in front of it is trusted.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +54,20 @@ class SecurityHeaders:
 
 
 class SecureStarlette(Starlette):
-    """Starlette with SecurityHeaders outside even its ServerErrorMiddleware, so a 500 has them."""
+    """Starlette with SecurityHeaders outside even its ServerErrorMiddleware, so a 500 has them.
+
+    ``outermost`` wrap the whole, SecurityHeaders included, the last given
+    outside the others (tracing, which must see every response as it left).
+    """
+
+    def __init__(
+        self, *args: Any, outermost: Sequence[Callable[[ASGIApp], ASGIApp]] = (), **kwargs: Any
+    ) -> None:
+        self._outermost = tuple(outermost)
+        super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        app: ASGIApp = SecurityHeaders(super().build_middleware_stack())
+        for wrap in self._outermost:
+            app = wrap(app)
+        return app

@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 import redis.asyncio as aioredis
 from celery import Celery
+from opentelemetry.trace import Span, SpanKind, Tracer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,11 +44,12 @@ from aia_workers.backbone.events import (
 )
 from aia_workers.backbone.history import TaskRepository
 from aia_workers.backbone.keys import idempotency_key, task_key
-from aia_workers.backbone.scripts import SUBMIT_LUA, TRANSITION_LUA
+from aia_workers.backbone.scripts import SUBMIT_LUA, TRACEPARENT_FIELD, TRANSITION_LUA
 from aia_workers.backbone.states import TERMINAL, Event, Status
 from aia_workers.backbone.view import iso_time, task_view, view_from_hash, view_from_record
 from aia_workers.errors import UnknownTaskTypeError
 from aia_workers.settings import Settings
+from aia_workers.tracing.context import TRACEPARENT, current_traceparent, traceparent
 
 __all__ = ["Submitted", "TaskService"]
 
@@ -142,8 +144,11 @@ class TaskService:
         client: aioredis.Redis,
         sessions: sessionmaker[Session],
         celery: Celery,
+        *,
+        tracer: Tracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer
         self._redis = client
         self._sessions = sessions
         self._celery = celery
@@ -196,16 +201,41 @@ class TaskService:
         request, task_type, payload = self.validate(body)
         self._authorize(principal, request, task_type, payload)
         order = _Order.of(principal.tenant, request, task_type, payload)
-        kind, ident = await self._record(order, idempotency)
+        if self._tracer is None:
+            kind, ident = await self._enqueue(order, task_type, idempotency, None)
+        else:
+            # The task's run continues this span: its traceparent rides in the message.
+            with self._tracer.start_as_current_span(
+                f"enqueue {order.type_name}",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "celery",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": order.queue,
+                    "messaging.message.id": order.task_id,
+                    "aia.task.type": order.type_name,
+                    "aia.tenant": order.tenant,
+                },
+            ) as span:
+                kind, ident = await self._enqueue(order, task_type, idempotency, span)
+                span.set_attribute("aia.submit.outcome", kind)
         if kind == "replay":
             return await self._replayed(order.tenant, ident)
         if kind != "created":
             raise self._refused(kind, ident)
-        if not self._direct:
-            await self._enqueue_elsewhere(
-                order.task_id, task_type, order.kwargs, request.priority, order.eta
-            )
         return Submitted(order.view(), created=True)
+
+    async def _enqueue(
+        self, order: _Order, task_type: TaskType, idempotency: str | None, span: Span | None
+    ) -> tuple[str, str]:
+        """Record the task, and send its message unless the submit script pushed it."""
+        traced = traceparent(span) if span is not None else None
+        kind, ident = await self._record(order, idempotency, traced)
+        if kind == "created" and not self._direct:
+            await self._enqueue_elsewhere(
+                order.task_id, task_type, order.kwargs, order.priority, order.eta, traced
+            )
+        return kind, ident
 
     def _authorize(
         self,
@@ -226,7 +256,9 @@ class TaskService:
             )
         check_role_bounds(principal, request, task_type, payload, self._settings)
 
-    async def _record(self, order: _Order, idempotency: str | None) -> tuple[str, str]:
+    async def _record(
+        self, order: _Order, idempotency: str | None, traced: str | None
+    ) -> tuple[str, str]:
         """Run the submit script (batched with other submits): its outcome and task id."""
         call = submit_call(
             task_id=order.task_id,
@@ -246,13 +278,13 @@ class TaskService:
             eta=order.eta_iso,
             sent_channel=self._sent_channel,
             max_inflight=self._settings.tenant_max_inflight,
-            **(self._envelope(order) if self._direct else _NO_ENVELOPE),
+            **(self._envelope(order, traced) if self._direct else _NO_ENVELOPE),
         )
         keys, args = call.keys_and_args()
         kind, ident = (_text(v) for v in await self._submit(keys=keys, args=args))
         return kind, ident
 
-    def _envelope(self, order: _Order) -> dict[str, str]:
+    def _envelope(self, order: _Order, traced: str | None) -> dict[str, str]:
         """The Celery message the submit script LPUSHes onto the Redis broker, the list it
         goes to, and the ``task-sent`` event monitors see."""
         prio = broker_priority(order.priority, redis=True)
@@ -266,6 +298,7 @@ class TaskService:
                 queue=queue,
                 eta=order.eta,
                 broker_prio=prio,
+                traceparent=traced,
             ),
             "sent_message": sent_event(
                 task_id=task_id,
@@ -318,6 +351,7 @@ class TaskService:
         kwargs: dict[str, Any],
         priority: int | None,
         eta: datetime | None,
+        traced: str | None,
     ) -> None:
         # kombu's publish blocks; it runs on a worker thread, off the event loop.
         options: dict[str, Any] = {
@@ -328,6 +362,8 @@ class TaskService:
             "priority": broker_priority(priority, redis=self._settings.broker_is_redis),
             "retry": False,
         }
+        if traced is not None:
+            options["headers"] = {TRACEPARENT: traced}
         try:
             await anyio.to_thread.run_sync(
                 lambda: self._celery.send_task(task_type.name, **options)
@@ -386,8 +422,13 @@ class TaskService:
             raise _not_found(task_id)
         if view["status"] in TERMINAL:
             raise _already_finished(task_id, view["status"])
+        traced = current_traceparent()
         outcome = await self._move(
-            task_id, Event.CANCELLED, data={"reason": "cancelled by request"}
+            task_id,
+            Event.CANCELLED,
+            data={"reason": "cancelled by request"},
+            # The request's span, while tracing is on: the webhooks it causes join its trace.
+            fields={TRACEPARENT_FIELD: traced} if traced else None,
         )
         if outcome.outcome == "terminal":
             raise _already_finished(task_id, outcome.status or "finished")

@@ -19,6 +19,8 @@ from aia_workers.backbone.catalog import modules_for_queues
 from aia_workers.backbone.connection import AiaAMQP
 from aia_workers.backbone.observability import connect_handlers
 from aia_workers.backbone.visibility import VisibilityKeeper
+from aia_workers.logs.celery_hooks import connect_logging
+from aia_workers.tracing.celery_hooks import connect_tracing
 
 __all__ = ["create_celery_app", "create_worker_app", "import_task_modules"]
 
@@ -40,12 +42,15 @@ def create_worker_app() -> Celery:
     It publishes task events and keeps the worker registry through the
     handlers in ``aia_workers.backbone.observability``, keeps held messages
     visible (``VisibilityKeeper``), and imports its queues' task modules when
-    the worker starts. Signal handlers are process-wide: build one such app per
-    process (``aia_workers.celery.app``).
+    the worker starts. It traces task runs and writes JSON log lines when
+    Settings ask for them. Signal handlers are process-wide: build one such app
+    per process (``aia_workers.celery.app``).
     """
     app = create_celery_app()
     app.steps["consumer"].add(VisibilityKeeper)
     connect_handlers()
+    connect_tracing()
+    connect_logging()
     signals.celeryd_init.connect(import_task_modules)
     return app
 

@@ -64,11 +64,14 @@ def celery_message(
     eta: datetime | None = None,
     broker_prio: int | None = None,
     delivery_tag: str | None = None,
+    traceparent: str | None = None,
 ) -> str:
     """The JSON envelope kombu's Redis transport stores for ``send_task``.
 
     The delivery tag is the task id unless given (a second message of the
-    same task, held while the first is, needs a tag of its own).
+    same task, held while the first is, needs a tag of its own). A
+    ``traceparent`` (W3C) names the span the task's run continues, as a
+    header of the message like any Celery sender's custom header.
     """
     body = orjson.dumps([[], kwargs, _EMBED])
     headers: dict[str, Any] = {
@@ -92,6 +95,8 @@ def celery_message(
         "stamped_headers": None,
         "stamps": {},
     }
+    if traceparent:
+        headers["traceparent"] = traceparent
     envelope = {
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",

@@ -39,6 +39,7 @@ from aia_workers.backbone.fairness import FairShare
 from aia_workers.backbone.keys import pending_key, task_key
 from aia_workers.backbone.publisher import get_publisher
 from aia_workers.backbone.scripts import DEFER_LUA, DeferCall
+from aia_workers.tracing.context import TRACEPARENT
 
 __all__ = ["put_back"]
 
@@ -93,6 +94,8 @@ def _replace_message(task: Task, queue: str, wait: float) -> None:
         eta=datetime.fromtimestamp(due, UTC),
         broker_prio=(request.delivery_info or {}).get("priority"),
         delivery_tag=tag,
+        # The same message again: its run continues the same enqueue's span.
+        traceparent=getattr(request, TRACEPARENT, None),
     )
     unacked, index = _unacked_keys(task)
     keys, args = DeferCall(

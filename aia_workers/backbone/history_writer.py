@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aia_workers.backbone.event import TaskEvent
+from aia_workers.backbone.scripts import TRACEPARENT_FIELD
 from aia_workers.db.tasks import TaskRecord
 
 __all__ = ["apply_events", "apply_rows", "merge_events"]
@@ -78,6 +79,9 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
             row["error"] = data.get("error")
         if event.ends:
             row["finished_at"] = when
+            if entry.get(TRACEPARENT_FIELD):
+                # Not a column: the webhooks this end causes continue its trace.
+                row[TRACEPARENT_FIELD] = entry[TRACEPARENT_FIELD]
         if seq > row["seq"]:
             row["seq"] = seq
             row["status"] = event.status
@@ -86,6 +90,12 @@ def merge_events(entries: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
         # A task first seen mid-life (its queued event trimmed) still needs a creation time.
         row["created_at"] = row["created_at"] or row["started_at"] or row["updated_at"]
     return list(rows.values())
+
+
+def _columns(row: dict[str, Any]) -> dict[str, Any]:
+    values = {**row, "attempts": row["attempts"] or 0}
+    values.pop(TRACEPARENT_FIELD, None)
+    return values
 
 
 def apply_events(session: Session, entries: Iterable[Mapping[str, str]]) -> int:
@@ -129,5 +139,5 @@ def apply_rows(session: Session, rows: list[dict[str, Any]]) -> int:
     )
     # One statement with many parameter sets: compiled once and cached, then
     # sent by the driver as a batch.
-    session.execute(stmt, [{**r, "attempts": r["attempts"] or 0} for r in rows])
+    session.execute(stmt, [_columns(r) for r in rows])
     return len(rows)

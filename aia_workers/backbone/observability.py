@@ -26,8 +26,10 @@ from celery.worker import state as worker_state
 from aia_workers.backbone.events import dumps
 from aia_workers.backbone.keys import WORKERS_KEY
 from aia_workers.backbone.publisher import get_publisher, reset_publisher
+from aia_workers.backbone.scripts import TRACEPARENT_FIELD
 from aia_workers.backbone.states import Event
 from aia_workers.errors import TaskFailure
+from aia_workers.tracing.context import current_traceparent
 
 __all__ = ["connect_handlers", "describe_failure"]
 
@@ -49,11 +51,22 @@ def describe_failure(exc: BaseException, task: Task | None = None) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _publish(task_id: str | None, event: Event, **kwargs: Any) -> None:
+def _publish(
+    task_id: str | None,
+    event: Event,
+    *,
+    data: dict[str, Any] | None = None,
+    fields: dict[str, str] | None = None,
+) -> None:
     if not task_id:
         return
+    traced = current_traceparent()
+    if traced is not None:
+        # The run's span, current here while tracing is on: the webhooks this
+        # end causes continue its trace (aia_workers.webhooks.task_events).
+        fields = {**(fields or {}), TRACEPARENT_FIELD: traced}
     try:
-        get_publisher().transition(task_id, event, **kwargs)
+        get_publisher().transition(task_id, event, data=data, fields=fields)
     except redis.RedisError:
         log.exception("could not publish %s for task %s", event.value, task_id)
 

@@ -31,8 +31,10 @@ from aia_workers.backbone.history_writer import apply_rows, merge_events
 from aia_workers.backbone.keys import RECORDER_DEAD_LETTERS, RECORDER_STREAM
 from aia_workers.backbone.stream_groups import claim_idle, ensure_group
 from aia_workers.db.session import DATABASE_DOWN
+from aia_workers.tracing.runtime import get_tracer
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish_many
 from aia_workers.webhooks.task_events import task_finished_events
+from aia_workers.webhooks.traced_events import announcing
 
 __all__ = ["GROUP", "Recorder"]
 
@@ -168,10 +170,14 @@ class Recorder:
 
     def _write(self, rows: Sequence[dict[str, str]]) -> None:
         merged = merge_events(rows)
-        with self._sessions.begin() as session:
+        # While tracing is on, announcing a traced task's end is a span of its trace.
+        with (
+            announcing(get_tracer(), task_finished_events(merged)) as events,
+            self._sessions.begin() as session,
+        ):
             apply_rows(session, merged)
             # The ends of tasks go to the webhook outbox in the same transaction.
-            announced = publish_many(session, task_finished_events(merged))
+            announced = publish_many(session, events)
         if announced:
             try:
                 self._redis.publish(WAKE_CHANNEL, len(announced))

@@ -30,6 +30,7 @@ __all__ = [
     "RENEW_SLOT_LUA",
     "RESCUE_LUA",
     "SUBMIT_LUA",
+    "TRACEPARENT_FIELD",
     "TRANSITION_LUA",
     "DeferCall",
     "RenewSlotCall",
@@ -47,6 +48,10 @@ Arg = str | int | float
 # (aia_workers/agents/slot_scripts.py): a JSON array of that agent's slots,
 # parked, entries and turns keys.
 AGENT_LINE_FIELD = "agent_line"
+# The field of a task's record, and of its recorder stream entries, that holds
+# the W3C traceparent of the run that ended it (set with the ending event's
+# hash fields when tracing is on), so the webhooks it causes join its trace.
+TRACEPARENT_FIELD = "traceparent"
 
 
 @dataclass(slots=True)
@@ -285,6 +290,7 @@ TRANSITION_LUA = (
     + f"local inflight_prefix = '{inflight_key('')}'\n"
     + f"local pending_prefix = '{pending_key('')}'\n"
     + f"local line_field = '{AGENT_LINE_FIELD}'\n"
+    + f"local trace_field = '{TRACEPARENT_FIELD}'\n"
     + """
 local current = redis.call('HGET', task, 'status')
 if not current then
@@ -409,12 +415,18 @@ redis.call('EXPIRE', events, ttl)
 redis.call('EXPIRE', task, ttl)
 redis.call('PUBLISH', live_channel, event)
 local meta = redis.call('HMGET', task, 'tenant', 'type', 'queue', 'payload', 'attempts',
-  'created_at', 'replay_of', 'attempt_started_at')
+  'created_at', 'replay_of', 'attempt_started_at', trace_field)
 -- created and started let a reader of the stream alone time the queue wait and
 -- the run (aia_workers.telemetry): entries of one task may reach different readers.
-redis.call('XADD', recorder, 'MAXLEN', '~', recorder_maxlen, '*', 'task', task_id,
-  'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event,
-  'created', meta[6] or '', 'started', meta[8] or '')
+if meta[9] then
+  redis.call('XADD', recorder, 'MAXLEN', '~', recorder_maxlen, '*', 'task', task_id,
+    'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event,
+    'created', meta[6] or '', 'started', meta[8] or '', trace_field, meta[9])
+else
+  redis.call('XADD', recorder, 'MAXLEN', '~', recorder_maxlen, '*', 'task', task_id,
+    'tenant', meta[1], 'type', meta[2], 'queue', meta[3], 'e', event,
+    'created', meta[6] or '', 'started', meta[8] or '')
+end
 if not quarantined then return {'ok', seq, status} end
 -- The dead letter keeps what a replay needs: the record expires after its ttl.
 -- It is filed only when the dead-letter keys are the record's tenant's, so

@@ -87,6 +87,9 @@ class WebhookMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The W3C traceparent of what caused the event (a task's run), so that each
+    # delivery is a span of that trace; None when it was not traced.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
 class WebhookAttempt(Base):

@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, StatusCode
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +27,8 @@ from aia_workers.db.identity import AuditEvent
 from aia_workers.db.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
+from aia_workers.tracing.context import TRACEPARENT, context_of, current_traceparent
+from aia_workers.tracing.runtime import get_tracer
 from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.signing import signed_headers
@@ -82,6 +87,8 @@ class _Claim:
     body: bytes
     attempt: int
     trigger: str
+    event_type: str
+    traceparent: str | None = None
 
 
 def message_body(event_type: str, created_at: datetime, payload: Any) -> bytes:
@@ -99,10 +106,62 @@ def deliver(
     *,
     resolver: Callable[[str, int], list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Make the next attempt at ``message_id`` if it is still owed; what happened."""
+    """Make the next attempt at ``message_id`` if it is still owed; what happened.
+
+    While tracing is on, the attempt is a client span in the trace of what
+    caused the message (the task's run), and the request carries its
+    ``traceparent`` for a receiver that traces too.
+    """
     claim = _claim(sessions, config, tenant, message_id)
     if isinstance(claim, str):
         return {"message_id": message_id, "skipped": claim}
+    tracer = get_tracer()
+    if tracer is None:
+        return _attempt(sessions, client, config, claim, resolver)
+    # A child of the delivery task's run, which continues the trace of the
+    # message's cause; when it does not (a task sent without it), the cause is
+    # the parent and the run a link.
+    here = trace.get_current_span().get_span_context()
+    cause = context_of(claim.traceparent)
+    links = None
+    if cause is not None:
+        caused_in = trace.get_current_span(cause).get_span_context().trace_id
+        if here.trace_id == caused_in:
+            cause = None
+        elif here.is_valid:
+            links = [Link(here)]
+    with tracer.start_as_current_span(
+        f"deliver {claim.event_type}",
+        context=cause,
+        kind=SpanKind.CLIENT,
+        links=links,
+        attributes={
+            "aia.tenant": claim.tenant,
+            "aia.webhook.message_id": claim.message_id,
+            "aia.webhook.endpoint_id": claim.endpoint_id,
+            "aia.webhook.event": claim.event_type,
+            "aia.webhook.attempt": claim.attempt,
+            # The host alone: a webhook URL often holds a token in its path or query.
+            "server.address": urlsplit(claim.url).hostname or "",
+        },
+    ) as span:
+        outcome = _attempt(sessions, client, config, claim, resolver)
+        code = outcome.get("status_code")
+        if code is not None:
+            span.set_attribute("http.response.status_code", code)
+        span.set_attribute("aia.webhook.status", outcome["status"])
+        if outcome["status"] != "delivered":
+            span.set_status(StatusCode.ERROR, f"not delivered ({code or 'no reply'})")
+        return outcome
+
+
+def _attempt(
+    sessions: sessionmaker[Session],
+    client: httpx.Client,
+    config: DeliveryConfig,
+    claim: _Claim,
+    resolver: Callable[[str, int], list[str]] | None,
+) -> dict[str, Any]:
     # Started before the lookup: the name's resolution is part of the attempt.
     deadline = Deadline(config.deadline_seconds)
     try:
@@ -115,6 +174,9 @@ def deliver(
         headers = signed_headers(
             claim.message_id, int(datetime.now(UTC).timestamp()), claim.body, claim.secrets
         )
+        traced = current_traceparent()
+        if traced is not None:
+            headers = {**headers, TRACEPARENT: traced}
         reply = post(
             client,
             destination,
@@ -146,7 +208,15 @@ def _claim(
                 ),
             )
             .values(status="sending", lease_until=now + timedelta(seconds=config.lease_seconds))
-            .returning(m.endpoint_id, m.event_type, m.payload, m.created_at, m.attempts, m.trigger)
+            .returning(
+                m.endpoint_id,
+                m.event_type,
+                m.payload,
+                m.created_at,
+                m.attempts,
+                m.trigger,
+                m.traceparent,
+            )
         ).one_or_none()
         if row is None:
             return "not owed now (delivered, failed, not due, or being sent)"
@@ -168,6 +238,8 @@ def _claim(
             body=message_body(row.event_type, row.created_at, row.payload),
             attempt=row.attempts + 1,
             trigger=row.trigger,
+            event_type=row.event_type,
+            traceparent=row.traceparent,
         )
 
 

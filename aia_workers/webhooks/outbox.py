@@ -36,6 +36,9 @@ class Event:
     # Two events with the same key are the same event (a replayed batch, a
     # task delivered twice); None makes every publish a new event.
     dedupe_key: str | None = None
+    # The W3C traceparent of the span that caused the event; its deliveries
+    # are spans of the same trace.
+    traceparent: str | None = None
 
 
 def message_id() -> str:
@@ -106,6 +109,7 @@ def publish_many(
                     "next_attempt_at": now,
                     "trigger": "scheduled",
                     "created_at": now,
+                    "traceparent": event.traceparent,
                 }
             )
     if not rows:

@@ -19,8 +19,8 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -60,6 +60,9 @@ class Leased:
     messages: list[tuple[str, str]]
     # Whether some tenant had more due than it had room for.
     held_back: bool
+    # The traceparent of each traced message, by id: its delivery task's run
+    # continues that trace.
+    traces: Mapping[str, str] = field(default_factory=dict)
 
 
 def lease_due(
@@ -83,6 +86,7 @@ def lease_due(
             m.id,
             m.tenant_id,
             m.next_attempt_at,
+            m.traceparent,
             func.row_number()
             .over(partition_by=m.tenant_id, order_by=(m.next_attempt_at, m.id))
             .label("rank"),
@@ -104,7 +108,7 @@ def lease_due(
     )
     slot = (due.c.rank + func.coalesce(inflight.c.count, 0)).label("slot")
     stmt = (
-        select(due.c.id, due.c.tenant_id, slot)
+        select(due.c.id, due.c.tenant_id, due.c.traceparent, slot)
         .select_from(due.outerjoin(inflight, inflight.c.tenant_id == due.c.tenant_id))
         # One past the room, to learn whether the tenant has more waiting.
         .where(slot <= tenant_max_inflight + 1)
@@ -112,7 +116,9 @@ def lease_due(
         .limit(limit)
     )
     rows = session.execute(stmt).all()
-    leased = [(row.id, row.tenant_id) for row in rows if row.slot <= tenant_max_inflight]
+    room = [row for row in rows if row.slot <= tenant_max_inflight]
+    leased = [(row.id, row.tenant_id) for row in room]
+    traces = {row.id: row.traceparent for row in room if row.traceparent}
     if leased:
         # A rescued message is due again like any other: pending, and leased
         # to the task about to be sent for it.
@@ -121,17 +127,18 @@ def lease_due(
             .where(m.id.in_([ident for ident, _ in leased]))
             .values(status="pending", lease_until=now + timedelta(seconds=lease_seconds))
         )
-    return Leased(leased, held_back=len(leased) < len(rows))
+    return Leased(leased, held_back=len(leased) < len(rows), traces=traces)
 
 
 class Relay(threading.Thread):
-    """Polls the outbox and calls ``send([(message_id, tenant), ...])`` with the due messages."""
+    """Polls the outbox and calls ``send([(message_id, tenant), ...], traces)`` with the due
+    messages and the traceparents of those that have one."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         client: redis.Redis,
-        send: Callable[[Sequence[tuple[str, str]]], None],
+        send: Callable[[Sequence[tuple[str, str]], Mapping[str, str]], None],
         *,
         interval_seconds: float,
         lease_seconds: float,
@@ -170,7 +177,7 @@ class Relay(threading.Thread):
             )
         self._held_back = leased.held_back
         if leased.messages:
-            self._send(leased.messages)
+            self._send(leased.messages, leased.traces)
         self.sent += len(leased.messages)
         return len(leased.messages)
 

@@ -3,6 +3,8 @@
 The recorder writes a task's end to the database and these events to the
 outbox in one transaction, so every recorded end is announced exactly once
 (a replayed batch finds its events already recorded under the same key).
+Each event carries the traceparent of the run that ended its task, when it
+was traced, so its deliveries join the task's trace.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aia_workers.backbone.scripts import TRACEPARENT_FIELD
 from aia_workers.webhooks.outbox import Event
 
 __all__ = ["task_finished_events"]
@@ -38,5 +41,13 @@ def task_finished_events(rows: Iterable[Mapping[str, Any]]) -> list[Event]:
             "created_at": row.get("created_at"),
             "finished_at": row.get("finished_at"),
         }
-        events.append(Event(row["tenant_id"], name, payload, dedupe_key=f"{name}:{row['id']}"))
+        events.append(
+            Event(
+                row["tenant_id"],
+                name,
+                payload,
+                dedupe_key=f"{name}:{row['id']}",
+                traceparent=row.get(TRACEPARENT_FIELD),
+            )
+        )
     return events

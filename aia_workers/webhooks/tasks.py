@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Task, signals
@@ -20,6 +20,7 @@ from aia_workers.backbone.states import Queue
 from aia_workers.celery import app
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import get_settings
+from aia_workers.tracing.context import TRACEPARENT
 from aia_workers.webhooks.delivery import DeliveryConfig, deliver
 from aia_workers.webhooks.http import new_client
 from aia_workers.webhooks.relay import Relay
@@ -73,15 +74,18 @@ def deliver_message(self: Task, message_id: str, tenant: str) -> dict[str, Any]:
     return outcome
 
 
-def _send(due: Sequence[tuple[str, str]]) -> None:
+def _send(due: Sequence[tuple[str, str]], traces: Mapping[str, str]) -> None:
     # One producer (one broker connection) for the whole batch, not one each.
     with app.producer_or_acquire() as producer:
         for message_id, tenant in due:
+            traced = traces.get(message_id)
             app.send_task(
                 DELIVER,
                 kwargs={"message_id": message_id, "tenant": tenant},
                 queue=Queue.WEBHOOKS.value,
                 producer=producer,
+                # The delivery's run continues the trace of what caused the message.
+                headers={TRACEPARENT: traced} if traced else None,
             )
 
 

@@ -255,7 +255,7 @@ def test_a_finished_attempt_lets_the_relay_hand_out_a_held_message_at_once(
             sent.status, sent.lease_until = "delivered", None
         relay.poke()
 
-    def send(due: Sequence[tuple[str, str]]) -> None:
+    def send(due: Sequence[tuple[str, str]], _traces: object) -> None:
         for ident, _ in due:
             handed_out.append(ident)
             # As a worker would: the attempt ends a moment later, elsewhere.
@@ -289,7 +289,7 @@ def test_the_relay_outlives_a_broker_outage(
         [ident] = publish(session, "t1", "task.failed", payload)
     handed_out: list[str] = []
 
-    def send(due: Sequence[tuple[str, str]]) -> None:
+    def send(due: Sequence[tuple[str, str]], _traces: object) -> None:
         if not handed_out:
             handed_out.append("refused")
             raise OperationalError("the broker is away")  # what kombu raises then
