@@ -137,12 +137,12 @@ def test_an_unreachable_database_makes_ml_tasks_retry() -> None:
     import sqlalchemy.exc
 
     from aia_workers.errors import TransientError
-    from aia_workers.ml.tasks import _database_outage_is_transient
+    from aia_workers.db.session import database_outage_is_transient
 
     down = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())
-    with pytest.raises(TransientError, match="unreachable"), _database_outage_is_transient():
+    with pytest.raises(TransientError, match="unreachable"), database_outage_is_transient():
         raise down
-    with pytest.raises(ValueError, match="not the database"), _database_outage_is_transient():
+    with pytest.raises(ValueError, match="not the database"), database_outage_is_transient():
         raise ValueError("not the database")
 
 
