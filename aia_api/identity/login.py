@@ -14,6 +14,7 @@ from aia_api.http.body import parse_model, read_json
 from aia_api.http.client import client_address
 from aia_api.http.openapi import WITH_BODY, Body, Reply, Tag, operation
 from aia_api.http.problems import Problem
+from aia_api.identity.refusals import unauthenticated
 from aia_api.identity.responses import TokenResponse
 from aia_api.identity.store import ActiveUser, RefreshError, RefreshReuseError
 from aia_api.identity.throttle import LoginAttempt
@@ -41,16 +42,6 @@ class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(min_length=1, max_length=200)
-
-
-def _unauthorized(detail: str) -> Problem:
-    return Problem(
-        401,
-        "unauthenticated",
-        "Unauthenticated",
-        detail,
-        headers={"WWW-Authenticate": 'Bearer realm="aia"'},
-    )
 
 
 def _tokens(svc: Services, user: ActiveUser, refresh: str, *, mfa: bool) -> Response:
@@ -124,7 +115,7 @@ async def verified_user(svc: Services, request: Request, body: TokenRequest) -> 
     if user is None:
         await svc.audit.record("login", "failure", **audit)
         await _record_slowdown(svc, attempt, audit)
-        raise _unauthorized("the username or password is wrong")
+        raise unauthenticated("the username or password is wrong")
     if user.mfa_enabled:
         verified = body.totp is not None and await anyio.to_thread.run_sync(
             svc.identity.check_second_factor, user.id, body.totp
@@ -178,9 +169,9 @@ async def refresh(request: Request) -> Response:
             client_address=client_address(request) or "unknown",
             detail={"family_revoked": True},
         )
-        raise _unauthorized(str(exc)) from None
+        raise unauthenticated(str(exc)) from None
     except RefreshError as exc:
-        raise _unauthorized(str(exc)) from None
+        raise unauthenticated(str(exc)) from None
     return _tokens(svc, rotation.user, rotation.refresh_token, mfa=rotation.mfa)
 
 

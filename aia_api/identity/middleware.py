@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aia_api.http.problems import Problem, problem_response, unavailable
 from aia_api.identity.authenticator import Principal, TooManyFailures, Unauthenticated
 from aia_api.identity.browser import CrossSiteRefused, session_cookie
+from aia_api.identity.refusals import too_many_failures, unauthenticated
 from aia_api.services import Services
 from aia_api.tasks.streaming.credential import STANDIN_CREDENTIAL
 from aia_api.tasks.streaming.tickets import accepts_ticket, redeem_ticket
@@ -78,13 +79,7 @@ class AuthMiddleware:
             await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
         except TooManyFailures as exc:
-            problem = Problem(
-                429,
-                "too-many-failures",
-                "Too many failed authentications",
-                str(exc),
-                headers={"Retry-After": str(exc.retry_after)},
-            )
+            problem = too_many_failures(exc)
             await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
         except CrossSiteRefused as exc:
@@ -92,13 +87,7 @@ class AuthMiddleware:
             await self._refuse(scope, receive, send, problem, ws_code=1008)
             return
         except Unauthenticated as exc:
-            problem = Problem(
-                401,
-                "unauthenticated",
-                "Unauthenticated",
-                str(exc),
-                headers={"WWW-Authenticate": 'Bearer realm="aia"'},
-            )
+            problem = unauthenticated(str(exc))
             await self._refuse(scope, receive, send, problem, ws_code=1008)
             return
         if quota.exceeded:

@@ -19,7 +19,6 @@ from starlette.routing import Route
 from aia_api.http.body import parse_model, read_json
 from aia_api.http.client import client_address
 from aia_api.http.openapi import SECURED, WITH_BODY, Body, Reply, operation
-from aia_api.http.problems import Problem
 from aia_api.http.responses import Closed
 from aia_api.http.tenancy import principal_of
 from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
@@ -27,6 +26,7 @@ from aia_api.identity.browser import CSRF_HEADER, BrowserSessions, session_cooki
 from aia_api.identity.credentials import API_KEY_PREFIX
 from aia_api.identity.login import AUTH, TokenRequest, verified_user
 from aia_api.identity.principal import Principal
+from aia_api.identity.refusals import too_many_failures, unauthenticated
 from aia_api.identity.roles import Role
 from aia_api.identity.tokens import InvalidTokenError
 from aia_api.services import services
@@ -93,16 +93,6 @@ def _view(principal: Principal, csrf_token: str | None, expires_in: int | None) 
     }
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(
-        401,
-        "unauthenticated",
-        "Unauthenticated",
-        detail,
-        headers={"WWW-Authenticate": 'Bearer realm="aia"'},
-    )
-
-
 @operation(
     id="signIn",
     summary="Sign a browser in",
@@ -132,15 +122,9 @@ async def sign_in(request: Request) -> Response:
                 None, body.api_key, address=client_address(request) or "unknown"
             )
         except TooManyFailures as exc:
-            raise Problem(
-                429,
-                "too-many-failures",
-                "Too many failed authentications",
-                str(exc),
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
+            raise too_many_failures(exc) from None
         except Unauthenticated as exc:
-            raise _unauthorized(str(exc)) from None
+            raise unauthenticated(str(exc)) from None
         credential, expires_in = body.api_key, None
     else:
         login = TokenRequest.model_validate(body.model_dump(exclude={"api_key"}))

@@ -25,6 +25,7 @@ from aia_api.http.problems import PROBLEM_JSON, Problem
 from aia_api.http.responses import ProblemDetails
 from aia_api.http.tenancy import require
 from aia_api.identity.authenticator import TooManyFailures, Unauthenticated
+from aia_api.identity.refusals import too_many_failures, unauthenticated
 from aia_api.identity.roles import Permission
 from aia_api.ops.responses import Health, StatusReport
 from aia_api.services import Services, services
@@ -206,21 +207,9 @@ async def metrics(request: Request) -> Response:
                 address=client_address(request) or "unknown",
             )
         except TooManyFailures as exc:
-            raise Problem(
-                429,
-                "too-many-failures",
-                "Too many failed authentications",
-                str(exc),
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
+            raise too_many_failures(exc) from None
         except Unauthenticated as exc:
-            raise Problem(
-                401,
-                "unauthenticated",
-                "Unauthenticated",
-                str(exc),
-                headers={"WWW-Authenticate": 'Bearer realm="aia"'},
-            ) from None
+            raise unauthenticated(str(exc)) from None
         if not principal.can(Permission.STATUS_READ):
             raise Problem(403, "forbidden", "Forbidden", "this needs the status:read permission")
     await _refresh_webhook_gauges(svc)
