@@ -136,8 +136,8 @@ def test_a_loaded_file_named_with_a_wrong_signature_is_not_served(tmp_path: Path
 def test_an_unreachable_database_makes_ml_tasks_retry() -> None:
     import sqlalchemy.exc
 
-    from aia_workers.errors import TransientError
     from aia_workers.db.session import database_outage_is_transient
+    from aia_workers.errors import TransientError
 
     down = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())
     with pytest.raises(TransientError, match="unreachable"), database_outage_is_transient():
