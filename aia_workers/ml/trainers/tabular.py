@@ -35,7 +35,12 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+)
 from sklearn.svm import SVC, SVR
 
 from aia_workers.ml.contracts.tables import ColumnKind, DatasetError
@@ -55,6 +60,9 @@ __all__ = [
 
 # Fewer rows with a target than this are too few to split into training and holdout.
 MIN_ROWS = 10
+# Histogram boosting splits on at most 255 codes per categorical column (its bins,
+# one of which is kept for missing values).
+_BOOSTING_CATEGORIES = 254
 
 
 class TabularTask(StrEnum):
@@ -108,10 +116,24 @@ def _date_parts(frame: pd.DataFrame) -> np.ndarray:
 
 
 def build_pipeline(kinds: Mapping[str, ColumnKind], estimator: BaseEstimator) -> Pipeline:
-    """Impute, scale and one-hot encode by column kind, then ``estimator``."""
+    """Prepare columns by kind, then ``estimator``.
+
+    Most estimators get imputed, scaled numbers and one-hot encoded categories.
+    Histogram gradient boosting gets its own preparation (see ``_boosting_parts``):
+    it bins numbers itself, learns where missing values go, and splits on
+    categories natively, which one-hot columns would hide from it.
+    """
     numeric = [c for c, k in kinds.items() if k == ColumnKind.NUMERIC]
     categorical = [c for c, k in kinds.items() if k in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
     dates = [c for c, k in kinds.items() if k == ColumnKind.DATETIME]
+    if not (numeric or categorical or dates):
+        raise DatasetError("no usable feature columns (numeric, categorical, boolean or dates)")
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        native = _boosting_parts(numeric, categorical, dates)
+        # The categories come out of the transformer right after the numbers.
+        mask = [False] * len(numeric) + [True] * len(categorical) + [False] * 5 * len(dates)
+        estimator.set_params(categorical_features=mask if categorical else None)
+        return Pipeline([("prepare", ColumnTransformer(native)), ("model", estimator)])
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
         parts.append(
@@ -153,9 +175,32 @@ def build_pipeline(kinds: Mapping[str, ColumnKind], estimator: BaseEstimator) ->
                 dates,
             )
         )
-    if not parts:
-        raise DatasetError("no usable feature columns (numeric, categorical, boolean or dates)")
     return Pipeline([("prepare", ColumnTransformer(parts)), ("model", estimator)])
+
+
+def _boosting_parts(
+    numeric: list[str], categorical: list[str], dates: list[str]
+) -> list[tuple[str, Any, list[str]]]:
+    """Histogram boosting's preparation: numbers as they are, categories as codes.
+
+    Missing numbers stay NaN, which the trees route on their own. Categories
+    become integer codes, missing and unseen ones NaN; the rarest are pooled so
+    that no column has more codes than the trees have bins.
+    """
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(("numeric", "passthrough", numeric))
+    if categorical:
+        encode = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            max_categories=_BOOSTING_CATEGORIES,
+        )
+        parts.append(("categorical", encode, categorical))
+    if dates:
+        parts.append(("dates", FunctionTransformer(_date_parts), dates))
+    return parts
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from aia_workers.ml.trainers.tabular import TabularTask
 
-__all__ = ["METRICS", "metric_score"]
+__all__ = ["METRICS", "metric_score", "score_predictions"]
 
 # Metric name → whether higher is better.
 METRICS: Mapping[TabularTask, Mapping[str, bool]] = {
@@ -36,20 +37,38 @@ def metric_score(name: str, pipeline: Pipeline, x: pd.DataFrame, y: pd.Series) -
       ``rmse`` (target units, lower is better), ``neg_mae`` (minus the MAE, so
       higher is better). Scores are reported as named, signs included.
     """
-    if name == "roc_auc":
+    if name in METRICS[TabularTask.CLASSIFICATION]:
+        classes = list(pipeline.classes_)
         probabilities = pipeline.predict_proba(x)
-        classes = pipeline.classes_
-        if len(classes) == 2:
-            return float(roc_auc_score(y == classes[1], probabilities[:, 1]))
-        return float(roc_auc_score(y, probabilities, multi_class="ovr", labels=classes))
-    predicted = pipeline.predict(x)
-    if name == "accuracy":
-        return float(accuracy_score(y, predicted))
-    if name == "f1":
+        return score_predictions(name, TabularTask.CLASSIFICATION, y, probabilities, classes)
+    return score_predictions(name, TabularTask.REGRESSION, y, pipeline.predict(x), [])
+
+
+def score_predictions(
+    name: str,
+    task: TabularTask,
+    y: pd.Series,
+    predictions: np.ndarray,
+    classes: Sequence[Any] | np.ndarray,
+) -> float:
+    """The ``name`` metric of ``predictions`` for ``y``, as ``metric_score`` reports it.
+
+    ``predictions`` are class probabilities (columns in ``classes`` order)
+    for classification, predicted values for regression.
+    """
+    if task == TabularTask.CLASSIFICATION:
+        labels = np.asarray(classes)
+        if name == "roc_auc":
+            if len(labels) == 2:
+                return float(roc_auc_score(y == labels[1], predictions[:, 1]))
+            return float(roc_auc_score(y, predictions, multi_class="ovr", labels=labels))
+        predicted = labels[np.argmax(predictions, axis=1)]
+        if name == "accuracy":
+            return float(accuracy_score(y, predicted))
         return float(f1_score(y, predicted, average="macro"))
     if name == "r2":
-        return float(r2_score(y, predicted))
+        return float(r2_score(y, predictions))
     if name == "rmse":
-        return float(np.sqrt(mean_squared_error(y, predicted)))
-    mae = float(mean_absolute_error(y, predicted))
+        return float(np.sqrt(mean_squared_error(y, predictions)))
+    mae = float(mean_absolute_error(y, predictions))
     return -mae if name == "neg_mae" else mae

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from aia_workers.ml.contracts.tables import DatasetError
+from aia_workers.ml.trainers.automl.ensemble import AveragedModel
 from aia_workers.ml.trainers.fitted import json_safe
 from aia_workers.ml.trainers.tabular import TabularTask
 
@@ -16,9 +17,14 @@ __all__ = ["TabularPredictor"]
 
 
 class TabularPredictor:
-    """A fitted tabular pipeline and its input columns; serves JSON-safe predictions."""
+    """A fitted tabular pipeline (or an average of several) and its input columns.
 
-    def __init__(self, pipeline: Pipeline, task: TabularTask, features: list[str]) -> None:
+    Serves JSON-safe predictions.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline | AveragedModel, task: TabularTask, features: list[str]
+    ) -> None:
         self.pipeline = pipeline
         self.task = TabularTask(task)
         self.features = list(features)

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from aia_workers.backbone.progress import ProgressReporter
 from aia_workers.ml.budget import BudgetExceeded
-from aia_workers.ml.trainers.automl.metrics import METRICS, metric_score
+from aia_workers.ml.trainers.automl.metrics import METRICS, score_predictions
 from aia_workers.ml.trainers.automl.spaces import CALIBRATION_FOLDS, Family, build_estimator
 from aia_workers.ml.trainers.fitted import TrainingSpec, Trial, json_safe
 from aia_workers.ml.trainers.tabular import TabularSplit, TabularTask, build_pipeline
@@ -24,10 +24,15 @@ __all__ = ["Search"]
 _FOLDS = 3
 
 
+# Tried first: histogram boosting's defaults are a strong model on most tables,
+# so even a budget that allows one trial serves one.
+_FIRST = "hist_gradient_boosting"
+
+
 def _draws(families: Mapping[str, Family], seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every family's defaults first, then seeded random untried points until none remain."""
-    for name, family in families.items():
-        yield name, dict(family.defaults)
+    for name in sorted(families, key=lambda n: n != _FIRST):
+        yield name, dict(families[name].defaults)
     rng = np.random.default_rng(seed)
     untried = {name: points for name, f in families.items() if (points := f.points())}
     while untried:
@@ -51,6 +56,8 @@ _PLAN_SHARE = 0.95
 _PILOT_ROWS = 500
 _PILOT_SHARE = 0.1
 _MAX_FAILURES = 2
+# The search leaves time to refit this many of its best trials: the final ensemble's members.
+_REFITS_RESERVED = 3
 
 
 @dataclass(slots=True)
@@ -59,6 +66,9 @@ class _Record:
     params: dict[str, Any]  # as drawn (tuples kept), for the refit
     folds: list[float]  # seconds per completed fold
     utility: float | None  # the score, negated when lower is better
+    # Out-of-fold predictions on every training row (class probabilities in
+    # ``Search.classes`` order, or values), when every fold was scored.
+    predictions: np.ndarray | None
 
 
 class Search:
@@ -83,6 +93,8 @@ class Search:
             _FOLDS, shuffle=True, random_state=spec.seed
         )
         self.folds = list(splitter.split(data.x_train, data.y_train))
+        classification = task == TabularTask.CLASSIFICATION
+        self.classes = np.unique(data.y_train.to_numpy()) if classification else np.array([])
         self.fold_rows = float(np.mean([len(train) for train, _ in self.folds]))
         pilot = np.random.default_rng(spec.seed).permutation(self.folds[0][0])
         self.pilot_rows = pilot[: min(_PILOT_ROWS, len(pilot))]
@@ -126,8 +138,10 @@ class Search:
                 self.skipped += 1
                 continue
             first = not self.records
-            trial, seconds, cut, fold_model = self._trial(family, params, abortable=not first)
-            self._record(family, params, trial, seconds, cut)
+            trial, seconds, cut, fold_model, predictions = self._trial(
+                family, params, abortable=not first
+            )
+            self._record(family, params, trial, seconds, cut, predictions)
             if fold_model is not None and self.best() is self.records[-1]:
                 self.fallback = fold_model
             score = self.records[-1].trial.score
@@ -142,6 +156,10 @@ class Search:
         """The first of the best-scoring trials, if any trial succeeded."""
         ranked = self._ranked()
         return ranked[0] if ranked and ranked[0].utility is not None else None
+
+    def ranked(self) -> list[_Record]:
+        """Every trial, best first; failed and cut-short ones last, in the order they ran."""
+        return self._ranked()
 
     def leaderboard(self) -> list[Trial]:
         """Every trial, best first; failed and cut-short ones last, in the order they ran."""
@@ -163,11 +181,13 @@ class Search:
         return float(rows ** self.families[family].growth) * _REFIT_MARGIN
 
     def _reserve(self) -> float:
-        """Expected seconds to refit the best candidate so far on the whole training split."""
-        best = self.best()
-        if best is None:
-            return 0.0
-        return float(np.mean(best.folds)) * self._refit_factor(best.trial.estimator)
+        """Expected seconds to refit the best few candidates so far on the whole training split."""
+        best = [r for r in self._ranked() if r.utility is not None][:_REFITS_RESERVED]
+        return sum(self.refit_seconds(r) for r in best)
+
+    def refit_seconds(self, record: _Record) -> float:
+        """Expected seconds to refit ``record``'s candidate on the whole training split."""
+        return float(np.mean(record.folds)) * self._refit_factor(record.trial.estimator)
 
     def _affordable(self, family: str, params: dict[str, Any]) -> bool:
         reserve = self._reserve()
@@ -204,17 +224,20 @@ class Search:
 
     def _trial(
         self, family: str, params: dict[str, Any], *, abortable: bool
-    ) -> tuple[Trial, list[float], bool, Pipeline | None]:
+    ) -> tuple[Trial, list[float], bool, Pipeline | None, np.ndarray | None]:
         """Cross-validate one candidate.
 
         Returns its trial, the seconds of each fold, whether it was cut short,
-        and the last fold's fitted model when every fold was scored.
+        and, when every fold was scored, the last fold's fitted model and the
+        out-of-fold predictions.
         """
         x, y = self.data.x_train, self.data.y_train
         started = time.perf_counter()
         scores: list[float] = []
         seconds: list[float] = []
         pipeline: Pipeline | None = None
+        shape = (len(y), len(self.classes)) if len(self.classes) else (len(y),)
+        predictions = np.zeros(shape)
         try:
             for done, (train, val) in enumerate(self.folds, start=1):
                 t0 = time.perf_counter()
@@ -222,18 +245,33 @@ class Search:
                 pipeline = build_pipeline(self.data.kinds, estimator).fit(
                     x.iloc[train], y.iloc[train]
                 )
-                scores.append(metric_score(self.metric, pipeline, x.iloc[val], y.iloc[val]))
+                predictions[val] = self._predict(pipeline, x.iloc[val])
+                scores.append(
+                    score_predictions(
+                        self.metric, self.task, y.iloc[val], predictions[val], self.classes
+                    )
+                )
                 seconds.append(time.perf_counter() - t0)
                 rest = float(np.mean(seconds)) * (_FOLDS - done)
                 refit = max(self._reserve(), float(np.mean(seconds)) * self._refit_factor(family))
                 if abortable and done < _FOLDS and rest + refit > self._left():
                     error = f"stopped after {done} of {_FOLDS} folds to keep to the budget"
-                    return self._trial_of(family, params, None, started, error), seconds, True, None
+                    trial = self._trial_of(family, params, None, started, error)
+                    return trial, seconds, True, None, None
         except _TRIAL_ERRORS as exc:
             error = f"{type(exc).__name__}: {exc}"
-            return self._trial_of(family, params, None, started, error), seconds, False, None
-        score = float(np.mean(scores))
-        return self._trial_of(family, params, score, started, None), seconds, False, pipeline
+            return self._trial_of(family, params, None, started, error), seconds, False, None, None
+        trial = self._trial_of(family, params, float(np.mean(scores)), started, None)
+        return trial, seconds, False, pipeline, predictions
+
+    def _predict(self, pipeline: Pipeline, x: Any) -> np.ndarray:
+        """Values, or class probabilities in ``self.classes`` order (a fold may lack a class)."""
+        if self.task == TabularTask.REGRESSION:
+            return np.asarray(pipeline.predict(x), dtype=float)
+        probabilities = np.zeros((len(x), len(self.classes)))
+        columns = np.searchsorted(self.classes, np.asarray(pipeline.classes_))
+        probabilities[:, columns] = pipeline.predict_proba(x)
+        return probabilities
 
     @staticmethod
     def _trial_of(
@@ -242,7 +280,13 @@ class Search:
         return Trial(family, json_safe(params), score, time.perf_counter() - started, error)
 
     def _record(
-        self, family: str, params: dict[str, Any], trial: Trial, seconds: list[float], cut: bool
+        self,
+        family: str,
+        params: dict[str, Any],
+        trial: Trial,
+        seconds: list[float],
+        cut: bool,
+        predictions: np.ndarray | None,
     ) -> None:
         if seconds:
             unit = max(seconds) / self.families[family].cost(params)
@@ -255,7 +299,7 @@ class Search:
                 self.dropped[family] = "failing"
         higher = METRICS[self.task][self.metric]
         utility = None if trial.score is None else trial.score if higher else -trial.score
-        self.records.append(_Record(trial, params, seconds, utility))
+        self.records.append(_Record(trial, params, seconds, utility, predictions))
 
     def _expected_trials(self) -> int:
         """How many trials the budget should allow at the pace so far (a progress total)."""

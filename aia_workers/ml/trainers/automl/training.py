@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from aia_workers.backbone.progress import ProgressReporter, discard_progress
 from aia_workers.ml.budget import BudgetExceeded, fit_deadline
 from aia_workers.ml.contracts.tables import DatasetError
+from aia_workers.ml.trainers.automl.ensemble import AveragedModel, select_members
 from aia_workers.ml.trainers.automl.options import search_choices, single_choice
 from aia_workers.ml.trainers.automl.predictor import TabularPredictor
 from aia_workers.ml.trainers.automl.search import Search
@@ -95,8 +96,14 @@ def search_tabular(
             search,
             started + spec.time_budget_seconds,
         )
+        model: Pipeline | AveragedModel = pipeline
+        members: list[dict[str, Any]] = []
+        if search is not None and served == "refit" and cut is None:
+            model, members = _ensemble(
+                pipeline, data, search, task, metric, started + spec.time_budget_seconds
+            )
         fit_seconds = time.perf_counter() - refit_started
-        metrics = holdout_scores(pipeline, task, data.x_test, data.y_test)
+        metrics = holdout_scores(model, task, data.x_test, data.y_test)
     if search is None:
         score = -metrics["mae"] if metric == "neg_mae" else metrics.get(metric)
         leaderboard = [Trial(family, json_safe(params), score, fit_seconds)]
@@ -107,7 +114,7 @@ def search_tabular(
         dropped = search.dropped
     report(len(leaderboard), len(leaderboard), f"{family} refitted")
     return Fitted(
-        model=TabularPredictor(pipeline, task, list(data.kinds)),
+        model=TabularPredictor(model, task, list(data.kinds)),
         estimator=family,
         params=json_safe(params),
         metrics=metrics,
@@ -125,6 +132,7 @@ def search_tabular(
                 "warnings": sorted(set(caught)),
                 "deadline_cut": cut,
                 "served": served,
+                "ensemble": members,
             }
         ),
     )
@@ -156,3 +164,58 @@ def _fallback(search: Search) -> Pipeline:
     if search.fallback is None:
         raise BudgetExceeded("the time budget ran out before any trial finished")
     return search.fallback
+
+
+def _ensemble(
+    best: Pipeline,
+    data: TabularSplit,
+    search: Search,
+    task: TabularTask,
+    metric: str,
+    deadline: float,
+) -> tuple[Pipeline | AveragedModel, list[dict[str, Any]]]:
+    """An average of the best few trials, refitted, when it beats ``best`` (the best, refitted).
+
+    Returns the model to serve and its members, ``{"estimator", "params",
+    "weight"}`` ([] for ``best`` alone). The other members are refitted only
+    while they are expected to end before ``deadline``; if one cannot be, or
+    the run's hard stop interrupts it, ``best`` serves alone.
+    """
+    ranked = [r for r in search.ranked() if r.predictions is not None]
+    if len(ranked) < 2 or ranked[0] is not search.best():
+        return best, []
+    weights = select_members(
+        task,
+        metric,
+        data.y_train,
+        search.classes,
+        [r.predictions for r in ranked if r.predictions is not None],
+    )
+    if len(weights) < 2:
+        return best, []
+    others = [i for i in weights if i != 0]
+    if sum(search.refit_seconds(ranked[i]) for i in others) > deadline - time.perf_counter():
+        return best, []
+    fitted = {0: best}
+    try:
+        with fit_deadline(deadline):
+            for i in others:
+                family, params = ranked[i].trial.estimator, ranked[i].params
+                estimator = build_estimator(task, family, search.seed, params)
+                pipeline = build_pipeline(data.kinds, estimator)
+                if staged_fit(pipeline, data.x_train, data.y_train) is not None:
+                    return best, []
+                fitted[i] = pipeline
+    except BudgetExceeded:
+        return best, []
+    order = sorted(weights)
+    members = [
+        {
+            "estimator": ranked[i].trial.estimator,
+            "params": ranked[i].trial.params,
+            "weight": weights[i],
+        }
+        for i in order
+    ]
+    model = AveragedModel([fitted[i] for i in order], [weights[i] for i in order], task)
+    return model, members
