@@ -204,6 +204,7 @@ def run_aia(
     seconds = time.perf_counter() - started
     rows = fitted.model.predict_rows(_typed(test, data).drop(columns="target"))
     truth = _typed(test, data)["target"]
+    members = fitted.details.get("ensemble") or []
     predicted = [r["prediction"] for r in rows]
     positive = None
     if data.metric == "roc_auc":
@@ -211,7 +212,8 @@ def run_aia(
     return {
         "score": _score(data.metric, truth, predicted, positive),
         "trials": len(fitted.leaderboard),
-        "estimator": fitted.estimator,
+        # "svm+2": the best trial averaged with two others (the final ensemble).
+        "estimator": fitted.estimator + (f"+{len(members) - 1}" if members else ""),
         "seconds": seconds,
     }
 

@@ -15,6 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, make_classificat
 from aia_workers.ml.budget import BudgetExceeded, hard_stop
 from aia_workers.ml.contracts.tables import ColumnKind, DatasetError
 from aia_workers.ml.trainers.automl import SEARCH_SPACES, Family, search_tabular
+from aia_workers.ml.trainers.automl.ensemble import select_members
 from aia_workers.ml.trainers.fitted import Fitted, TrainingSpec
 from aia_workers.ml.trainers.tabular import TabularTask, build_pipeline, train_tabular
 
@@ -78,10 +79,11 @@ def test_breast_cancer_within_an_eight_second_budget() -> None:
     # One report per trial, counting up, then the refit.
     assert [r[0] for r in reports[:-1]] == list(range(1, len(fitted.leaderboard) + 1))
     assert all(r[0] <= r[1] for r in reports)
-    # Every family is tried once, with its defaults, before any is tuned.
-    families = list(SEARCH_SPACES[CLASSIFICATION])
-    assert [str(r[2]).split()[0] for r in reports[:5]] == families
-    assert str(reports[0][2]).startswith("logistic_regression 0.")
+    # Every family is tried once, with its defaults, before any is tuned;
+    # histogram boosting first, the strongest default on most tables.
+    families = set(SEARCH_SPACES[CLASSIFICATION])
+    assert {str(r[2]).split()[0] for r in reports[:5]} == families
+    assert str(reports[0][2]).startswith("hist_gradient_boosting 0.")
 
     rows = _cancer().drop(columns="target").head(3)
     predictions = fitted.model.predict_rows(rows)
@@ -328,3 +330,93 @@ def test_a_search_cut_by_the_hard_stop_serves_its_best_trial() -> None:
     assert fitted.details["served"] == "fold_model"
     assert fitted.details["stopped"] == "budget"
     assert fitted.metrics["accuracy"] >= 0.9
+
+
+def _mixed_table(rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, ColumnKind]]:
+    """Numbers and string categories with gaps, and a category that changes a number's slope."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    plan = rng.choice(["basic", "plus", "pro"], size=rows)
+    city = rng.choice([f"city_{i}" for i in range(6)], size=rows)
+    slope = pd.Series(plan).map({"basic": -1.5, "plus": 0.0, "pro": 1.5}).to_numpy()
+    logit = x[:, 0] + slope * x[:, 1] + (city == "city_2") * 1.5 - 0.5 * x[:, 2] ** 2
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame(x, columns=["x0", "x1", "x2"])
+    frame["x0"] = frame["x0"].mask(rng.random(rows) < 0.1)
+    frame["plan"] = pd.Series(plan, dtype=object).mask(rng.random(rows) < 0.1, None)
+    frame["city"] = city
+    frame["target"] = y
+    kinds = {c: ColumnKind.NUMERIC for c in ("x0", "x1", "x2")}
+    kinds |= {"plan": ColumnKind.CATEGORICAL, "city": ColumnKind.CATEGORICAL}
+    return frame, kinds
+
+
+def test_the_search_is_at_least_as_good_as_histogram_boosting_defaults() -> None:
+    frame, kinds = _mixed_table(1200, seed=5)
+    spec = TrainingSpec(
+        target="target",
+        features=[],
+        kinds=kinds,
+        time_budget_seconds=120.0,
+        metric="roc_auc",
+        options={"max_trials": 8},
+    )
+    fitted = search_tabular(frame, spec, CLASSIFICATION)
+    # The same split (seed 0, 20 % holdout), one default histogram boosting fit.
+    default = train_tabular(
+        frame, target="target", task=CLASSIFICATION, kinds=kinds, estimator="hist_gradient_boosting"
+    )
+    assert fitted.details["stopped"] == "max_trials"
+    assert fitted.metrics["roc_auc"] >= default.metrics["roc_auc"] - 0.002, (
+        fitted.metrics,
+        default.metrics,
+        fitted.details["ensemble"],
+    )
+    assert fitted.leaderboard[0].estimator == fitted.estimator
+    # Unseen and missing categories are served too.
+    rows = frame.drop(columns="target").head(2).assign(plan=["enterprise", None])
+    assert [set(p) for p in fitted.model.predict_rows(rows)] == [
+        {"prediction", "probabilities"}
+    ] * 2
+
+
+def test_histogram_boosting_splits_on_categories_natively() -> None:
+    frame, kinds = _mixed_table(300, seed=1)
+    model = train_tabular(
+        frame, target="target", task=CLASSIFICATION, kinds=kinds, estimator="hist_gradient_boosting"
+    )
+    boosting = model.pipeline.named_steps["model"]
+    assert list(boosting.is_categorical_) == [False, False, False, True, True]
+    # Other families still see one-hot columns.
+    forest = train_tabular(
+        frame, target="target", task=CLASSIFICATION, kinds=kinds, estimator="random_forest"
+    )
+    assert forest.pipeline.named_steps["model"].n_features_in_ >= 3 + 3 + 6
+
+
+def test_an_ensemble_serves_only_when_it_beats_the_best_trial_out_of_fold() -> None:
+    y = pd.Series([0, 1] * 50)
+    truth = np.column_stack([1 - y, y]).astype(float)
+    # Two half-wrong models whose errors differ: their average is right more often.
+    first, second = truth.copy(), truth.copy()
+    first[:30] = 1 - first[:30]
+    second[60:90] = 1 - second[60:90]
+    blurred = 0.5 * truth + 0.25
+    assert select_members(CLASSIFICATION, "roc_auc", y, [0, 1], [first, second, blurred]) != {0: 1}
+    # Nothing beats a perfect model.
+    assert select_members(CLASSIFICATION, "accuracy", y, [0, 1], [truth, first, second]) == {0: 1}
+
+
+def test_a_served_ensemble_averages_refitted_members() -> None:
+    frame = _cancer()
+    spec = _spec(frame, 120.0, options={"max_trials": 8})
+    fitted = search_tabular(frame, spec, CLASSIFICATION)
+    members = fitted.details["ensemble"]
+    rows = frame.drop(columns="target").head(5)
+    predictions = fitted.model.predict_rows(rows)
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in predictions)
+    if members:
+        assert sum(m["weight"] for m in members) >= 2
+        assert members[0]["estimator"] == fitted.estimator
+        assert len(fitted.model.pipeline.members) == len(members)
+    assert pickle.loads(pickle.dumps(fitted.model)).predict_rows(rows) == predictions
