@@ -60,11 +60,14 @@ _SHARED = {
     ),
     "hist_gradient_boosting": Family(
         {"learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 0.0, "max_iter": 100},
+        # Small trees over many rounds too: on additive targets they beat the
+        # defaults' 31 leaves (R² 0.882 against 0.864 on bench/automl_quality.py's
+        # mixed regression, 3-fold).
         {
-            "learning_rate": (0.03, 0.1, 0.3),
-            "max_leaf_nodes": (15, 31, 63),
+            "learning_rate": (0.03, 0.05, 0.1, 0.3),
+            "max_leaf_nodes": (7, 15, 31, 63),
             "l2_regularization": (0.0, 0.1, 1.0),
-            "max_iter": (100, 300),
+            "max_iter": (100, 300, 600),
         },
         cost=lambda p: p["max_iter"] / 100 * p["max_leaf_nodes"] / 31,
     ),
