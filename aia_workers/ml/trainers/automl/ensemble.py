@@ -19,10 +19,10 @@ from sklearn.pipeline import Pipeline
 from aia_workers.ml.trainers.automl.metrics import METRICS, score_predictions
 from aia_workers.ml.trainers.tabular import TabularTask
 
-__all__ = ["AveragedModel", "select_members"]
+__all__ = ["ENSEMBLE_CANDIDATES", "AveragedModel", "select_members"]
 
 # Candidates are the best few trials; more rarely helps and each costs a refit.
-_CANDIDATES = 5
+ENSEMBLE_CANDIDATES = 5
 _STEPS = 10
 # An ensemble must beat the best trial by this much to be worth its extra refits.
 _MIN_GAIN = 1e-4
@@ -42,7 +42,7 @@ def select_members(
     """
     higher = METRICS[task][metric]
     sign = 1.0 if higher else -1.0
-    pool = list(predictions[:_CANDIDATES])
+    pool = list(predictions[:ENSEMBLE_CANDIDATES])
 
     def utility(summed: np.ndarray, count: int) -> float:
         return sign * score_predictions(metric, task, y, summed / count, classes)

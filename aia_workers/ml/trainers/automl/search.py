@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from aia_workers.backbone.progress import ProgressReporter
 from aia_workers.ml.budget import BudgetExceeded
+from aia_workers.ml.trainers.automl.ensemble import ENSEMBLE_CANDIDATES
 from aia_workers.ml.trainers.automl.metrics import METRICS, score_predictions
 from aia_workers.ml.trainers.automl.spaces import CALIBRATION_FOLDS, Family, build_estimator
 from aia_workers.ml.trainers.fitted import TrainingSpec, Trial, json_safe
@@ -154,18 +155,15 @@ class Search:
 
     def best(self) -> _Record | None:
         """The first of the best-scoring trials, if any trial succeeded."""
-        ranked = self._ranked()
+        ranked = self.ranked()
         return ranked[0] if ranked and ranked[0].utility is not None else None
-
-    def ranked(self) -> list[_Record]:
-        """Every trial, best first; failed and cut-short ones last, in the order they ran."""
-        return self._ranked()
 
     def leaderboard(self) -> list[Trial]:
         """Every trial, best first; failed and cut-short ones last, in the order they ran."""
-        return [r.trial for r in self._ranked()]
+        return [r.trial for r in self.ranked()]
 
-    def _ranked(self) -> list[_Record]:
+    def ranked(self) -> list[_Record]:
+        """Every trial, best first; failed and cut-short ones last, in the order they ran."""
         # A stable sort: equal scores keep the order they were tried in.
         return sorted(
             self.records,
@@ -182,7 +180,7 @@ class Search:
 
     def _reserve(self) -> float:
         """Expected seconds to refit the best few candidates so far on the whole training split."""
-        best = [r for r in self._ranked() if r.utility is not None][:_REFITS_RESERVED]
+        best = [r for r in self.ranked() if r.utility is not None][:_REFITS_RESERVED]
         return sum(self.refit_seconds(r) for r in best)
 
     def refit_seconds(self, record: _Record) -> float:
@@ -300,6 +298,10 @@ class Search:
         higher = METRICS[self.task][self.metric]
         utility = None if trial.score is None else trial.score if higher else -trial.score
         self.records.append(_Record(trial, params, seconds, utility, predictions))
+        # Only the best few can join the ensemble: the rest's predictions (rows
+        # times classes, per trial) would only hold memory.
+        for record in self.ranked()[ENSEMBLE_CANDIDATES:]:
+            record.predictions = None
 
     def _expected_trials(self) -> int:
         """How many trials the budget should allow at the pace so far (a progress total)."""

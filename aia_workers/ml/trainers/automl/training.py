@@ -51,7 +51,13 @@ def search_tabular(
     that is not reached, the result is then the same for a seed);
     ``estimators`` restricts the families searched; ``estimator`` fits one
     family once, with its defaults updated by ``params``, and no search.
-    The first trial always runs, even if it alone overruns the budget.
+    The first trial always runs, even if it alone overruns the budget;
+    histogram gradient boosting at its defaults goes first when searched.
+
+    After the search, an average of the best few trials (``ensemble``) serves
+    instead of the best alone when it scores better on their out-of-fold
+    predictions and its other members' refits fit in the budget;
+    ``details["ensemble"]`` lists its members and weights ([] otherwise).
 
     The final fit (the refit, or the one estimator) keeps to the budget too:
     forests, boosting and the MLP stop growing at the deadline with what they
