@@ -106,8 +106,11 @@ class TrainedModel:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+# Dates become numbers a model can use: year, month, day, weekday, hour.
+_DATE_PARTS = 5
+
+
 def _date_parts(frame: pd.DataFrame) -> np.ndarray:
-    # Dates become numbers a model can use: year, month, day, weekday, hour.
     parts = []
     for column in frame.columns:
         when = pd.to_datetime(frame[column], errors="coerce", utc=True)
@@ -131,7 +134,8 @@ def build_pipeline(kinds: Mapping[str, ColumnKind], estimator: BaseEstimator) ->
     if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
         native = _boosting_parts(numeric, categorical, dates)
         # The categories come out of the transformer right after the numbers.
-        mask = [False] * len(numeric) + [True] * len(categorical) + [False] * 5 * len(dates)
+        mask = [False] * len(numeric) + [True] * len(categorical)
+        mask += [False] * _DATE_PARTS * len(dates)
         estimator.set_params(categorical_features=mask if categorical else None)
         return Pipeline([("prepare", ColumnTransformer(native)), ("model", estimator)])
     parts: list[tuple[str, Any, list[str]]] = []
