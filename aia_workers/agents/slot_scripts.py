@@ -118,7 +118,21 @@ _AGENT_KEYS = ("slots", "parked", "entries", "turns", "limit", "active")
 
 
 @dataclass(slots=True)
-class AdmitCall(ScriptCall):
+class _AgentCall(ScriptCall):
+    """The keys of one agent's slots and line, first in every script's KEYS."""
+
+    KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
+
+    slots: str
+    parked: str
+    entries: str
+    turns: str
+    limit: str
+    active: str
+
+
+@dataclass(slots=True)
+class AdmitCall(_AgentCall):
     """ADMIT_LUA: a run's message arrived; start it, park it, or drop a stale copy.
 
     Replies ``{outcome, handed...}``: ``go`` (the run holds a slot now, until
@@ -138,12 +152,6 @@ class AdmitCall(ScriptCall):
 
     KEYS: ClassVar[tuple[str, ...]] = (*_AGENT_KEYS, "task", "pending", "events", "recorder")
 
-    slots: str
-    parked: str
-    entries: str
-    turns: str
-    limit: str
-    active: str
     task: str
     pending: str
     events: str
@@ -251,20 +259,12 @@ return {'parked', unpack(handed)}
 
 
 @dataclass(slots=True)
-class ReleaseCall(ScriptCall):
+class ReleaseCall(_AgentCall):
     """RELEASE_LUA: a run ended (or left to retry); free its slot and hand slots on.
 
     Replies with the (run id, turn, entry) triples of the runs handed a slot.
     """
 
-    KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
-
-    slots: str
-    parked: str
-    entries: str
-    turns: str
-    limit: str
-    active: str
     run_id: str
     member: str
     now: str  # unix seconds, repr of a float
@@ -288,21 +288,13 @@ return handed
 
 
 @dataclass(slots=True)
-class SettleCall(ScriptCall):
+class SettleCall(_AgentCall):
     """SETTLE_LUA: free lapsed slots and hand free ones on (the sweep, a new limit).
 
     ``cap`` ``""`` keeps the stored limit. Replies with the (run id, turn, entry)
     triples of the runs handed a slot.
     """
 
-    KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
-
-    slots: str
-    parked: str
-    entries: str
-    turns: str
-    limit: str
-    active: str
     member: str
     cap: int | str
     now: str  # unix seconds, repr of a float
@@ -323,7 +315,7 @@ return handed
 
 
 @dataclass(slots=True)
-class RetireCall(ScriptCall):
+class RetireCall(_AgentCall):
     """RETIRE_LUA: the agent was deleted; forget its limit and, when idle, the agent.
 
     Replies with the runs still in its line (waiting, or handed a slot and not
@@ -334,14 +326,6 @@ class RetireCall(ScriptCall):
     forgetting the agent.
     """
 
-    KEYS: ClassVar[tuple[str, ...]] = _AGENT_KEYS
-
-    slots: str
-    parked: str
-    entries: str
-    turns: str
-    limit: str
-    active: str
     member: str
     now: str  # unix seconds, repr of a float
 
