@@ -72,24 +72,24 @@ class CeleryEventCounter:
             self._tasks[uuid] = seen
             if len(self._tasks) > _REMEMBERED:
                 self._tasks.popitem(last=False)
-        labels = (seen.queue, seen.name)
         if kind == "task-sent":
             seen.sent = at
         elif kind == "task-started":
-            self._metrics.started.labels(*labels).inc()
-            if seen.started is None and seen.sent is not None:
-                self._metrics.queue_wait.labels(*labels).observe(max(0.0, at - seen.sent))
+            # The queue wait is the first attempt's: a retry's countdown is not time in the queue.
+            first = seen.started is None
+            waited = at - seen.sent if first and seen.sent is not None else None
+            self._metrics.start(seen.queue, seen.name, waited)
             seen.started = at
         elif kind == "task-retried":
-            self._metrics.retries.labels(*labels).inc()
+            self._metrics.retry(seen.queue, seen.name)
         elif kind in ("task-succeeded", "task-failed", "task-revoked"):
             state = {"task-succeeded": "succeeded", "task-failed": "failed"}.get(kind, "cancelled")
-            self._metrics.finished.labels(*labels, state).inc()
             runtime = event.get("runtime")
             if runtime is None and seen.started is not None and kind != "task-revoked":
                 runtime = at - seen.started
-            if runtime is not None:
-                self._metrics.runtime.labels(*labels).observe(max(0.0, float(runtime)))
+            self._metrics.end(
+                seen.queue, seen.name, state, None if runtime is None else float(runtime)
+            )
             del self._tasks[uuid]
 
     def run(self, stop: threading.Event) -> None:

@@ -74,6 +74,22 @@ class TaskMetrics:
             registry=registry,
         )
 
+    def start(self, queue: str, kind: str, waited: float | None) -> None:
+        """An attempt started; ``waited`` since submission, for a task's first attempt."""
+        self.started.labels(queue, kind).inc()
+        if waited is not None:
+            self.queue_wait.labels(queue, kind).observe(max(0.0, waited))
+
+    def retry(self, queue: str, kind: str) -> None:
+        """An attempt ended in a retry."""
+        self.retries.labels(queue, kind).inc()
+
+    def end(self, queue: str, kind: str, state: str, runtime: float | None) -> None:
+        """The task reached ``state``; ``runtime`` from its last attempt's start, if it ran."""
+        self.finished.labels(queue, kind, state).inc()
+        if runtime is not None:
+            self.runtime.labels(queue, kind).observe(max(0.0, runtime))
+
     def observe(self, entries: Iterable[Mapping[str, str]]) -> int:
         """Count recorder stream entries (their fields); returns how many were counted.
 
@@ -91,17 +107,13 @@ class TaskMetrics:
                 continue
             queue, kind = fields.get("queue") or "unknown", fields.get("type") or "unknown"
             if name == Event.STARTED:
-                self.started.labels(queue, kind).inc()
                 created = _float(fields.get("created"))
-                attempt = (event.get("data") or {}).get("attempt")
-                if attempt == 1 and created is not None:
-                    self.queue_wait.labels(queue, kind).observe(max(0.0, at - created))
+                first = (event.get("data") or {}).get("attempt") == 1
+                self.start(queue, kind, at - created if first and created is not None else None)
             elif name == Event.RETRYING:
-                self.retries.labels(queue, kind).inc()
+                self.retry(queue, kind)
             elif status in TERMINAL and name != Event.QUEUED:
-                self.finished.labels(queue, kind, status).inc()
                 started = _float(fields.get("started"))
-                if started is not None:
-                    self.runtime.labels(queue, kind).observe(max(0.0, at - started))
+                self.end(queue, kind, status, None if started is None else at - started)
             counted += 1
         return counted
