@@ -35,8 +35,10 @@ PYTHON = str(VENV_BIN / "python")
 AIA = str(VENV_BIN / "aia")
 CELERY = str(VENV_BIN / "celery")
 
-REDIS_HOST = "127.0.0.1"
-REDIS_PORT = 6379
+# BENCH_REDIS=host:port points every script at another Redis server (a private
+# one, so that two benchmarks on one machine keep out of each other's databases).
+REDIS_HOST, _, _port = os.environ.get("BENCH_REDIS", "127.0.0.1:6379").rpartition(":")
+REDIS_PORT = int(_port)
 # Redis ports and DB numbers the benchmarks must never take over.
 _RESERVED_PORTS = {6379, 5432, 5672}
 DEFAULT_REDIS_DB = 15
