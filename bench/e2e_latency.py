@@ -189,8 +189,13 @@ def main() -> int:
         reply = PubSubReply(reply_client)
 
         def via_celery(token: str) -> None:
+            # No result is stored, as for AIA's tasks; without ignore_result the
+            # client would also SUBSCRIBE to the result's channel before sending.
             bare_pubsub_app.app.send_task(
-                bare_pubsub_app.TASK, args=[REFERENCE_CHANNEL, token], queue=bare_pubsub_app.QUEUE
+                bare_pubsub_app.TASK,
+                args=[REFERENCE_CHANNEL, token],
+                queue=bare_pubsub_app.QUEUE,
+                ignore_result=True,
             )
 
         def via_loop(token: str) -> None:
