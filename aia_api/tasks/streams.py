@@ -35,7 +35,6 @@ from aia_api.http.openapi import (
 )
 from aia_api.http.problems import Problem
 from aia_api.http.tenancy import principal_of, require
-from aia_api.identity.principal import Principal
 from aia_api.identity.roles import Permission
 from aia_api.services import Services, services
 from aia_api.tasks.hub import Subscription, SubscriptionLost
@@ -120,52 +119,6 @@ async def create_ticket(request: Request) -> Response:
 # -- Server-Sent Events -------------------------------------------------------------
 
 
-async def _open_task_stream(
-    svc: Services, request: Request, principal: Principal, task_id: str, sub: Subscription
-) -> tuple[dict[str, Any], OpenStream]:
-    """The task's view and a stream slot, with ``sub`` subscribed to the task's channel.
-
-    The three are independent round trips, so they go to Redis at once: one after
-    another they made the stream open later than a no-op task ended (bench/README.md,
-    e2e_latency.py). Nothing subscribed reaches the client before the view shows the
-    task is the caller's tenant's; on any refusal all three are undone, and the
-    answer is what asking in turn gave: the lookup's error, 404, 429, then the rest.
-    """
-    steps = asyncio.gather(
-        svc.tasks.get(principal.tenant, task_id),
-        open_stream(svc, request, principal, sub),
-        svc.hub.attach(sub, channel(task_id), TaskEvent.from_json),
-        return_exceptions=True,
-    )
-    try:
-        view, stream, attached = await asyncio.shield(steps)
-    except asyncio.CancelledError:
-        # Let the three land, so that the slot and the subscription are given back.
-        view, stream, attached = await steps
-        await _undo_open(svc, sub, stream)
-        raise
-    if isinstance(view, dict) and isinstance(stream, OpenStream) and attached is None:
-        return view, stream
-    await _undo_open(svc, sub, stream)
-    if isinstance(view, BaseException):
-        raise view
-    if view is None:
-        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
-    if isinstance(stream, StreamLimitReached):
-        raise too_many_streams(svc, stream) from None
-    failure = stream if isinstance(stream, BaseException) else attached
-    if isinstance(failure, BaseException):
-        raise failure
-    raise TypeError(f"a task view is a dict or None, not {type(view).__name__}")
-
-
-async def _undo_open(svc: Services, sub: Subscription, stream: object) -> None:
-    if isinstance(stream, OpenStream):
-        await close_stream(svc, stream)
-    else:
-        await svc.hub.detach(sub)
-
-
 @operation(
     id="taskEvents",
     summary="Follow a task's events (SSE)",
@@ -202,9 +155,16 @@ async def task_events(request: Request) -> StreamingResponse:
     task_id = request.path_params["task_id"]
     after = last_event_id(request)
     principal = require(request, Permission.TASKS_READ)
+    view = await svc.tasks.get(principal.tenant, task_id)
+    if view is None:
+        raise Problem(404, "task-not-found", "Task not found", f"there is no task {task_id}")
     sub = Subscription(svc.settings.subscriber_buffer)
-    view, stream = await _open_task_stream(svc, request, principal, task_id, sub)
     try:
+        stream = await open_stream(svc, request, principal, sub)
+    except StreamLimitReached as exc:
+        raise too_many_streams(svc, exc) from None
+    try:
+        await svc.hub.attach(sub, channel(task_id), TaskEvent.from_json)
         backlog = await _replay(svc, task_id, after)
     except BaseException:
         await close_stream(svc, stream)
