@@ -117,7 +117,9 @@ class PubSubReply:
             message = self.pubsub.get_message(timeout=deadline - time.perf_counter())
             if message is not None and message["data"].decode() == token:
                 return time.perf_counter() - started
-        raise TimeoutError(f"no reply {token} on {REFERENCE_CHANNEL} within 10 s")
+        raise TimeoutError(
+            f"no reply {token} on {REFERENCE_CHANNEL} within 10 s from {send.__name__}"
+        )
 
     def close(self) -> None:
         self.pubsub.close()
