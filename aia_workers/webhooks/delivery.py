@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,10 +33,11 @@ from aia_workers.webhooks.claims import Claim, claim_due, message_body
 from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.records import Attempted, decide, record
+from aia_workers.webhooks.relay import lease_due
 from aia_workers.webhooks.signing import signed_headers
 from aia_workers.webhooks.ssrf import BlockedDestination, resolve
 
-__all__ = ["DeliveryConfig", "deliver", "deliver_batch", "message_body"]
+__all__ = ["Continuation", "DeliveryConfig", "deliver", "deliver_batch", "message_body"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,23 @@ def deliver(
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """How a batch goes on with its tenants' next due messages as it records replies.
+
+    A busy tenant's freed room is filled in the transaction that frees it,
+    rather than after a relay pass and a broker hop (bench/webhook_delivery.py).
+    """
+
+    tenant_max_inflight: int
+    # A batch leases more only this long after it started, so a long burst
+    # still passes through the relay and the broker, where other workers and
+    # a shutdown see it.
+    seconds: float
+    # The most attempts one batch has in flight at once.
+    most: int
+
+
 def deliver_batch(
     sessions: sessionmaker[Session],
     client: httpx.Client,
@@ -98,40 +117,74 @@ def deliver_batch(
     *,
     resolver: Resolver | None = None,
     on_recorded: Callable[[], None] | None = None,
+    more: Continuation | None = None,
 ) -> list[dict[str, Any]]:
     """Make the next attempt at each of ``messages`` ((id, tenant) pairs) still owed.
 
-    Returns what happened to each, in the order given. ``on_recorded`` is
-    called after each group of attempts is written (their messages are then
-    no longer in flight). While tracing is on, each attempt is a client span
-    in the trace of what caused its message, and its request carries that
-    span's ``traceparent`` for a receiver that traces too.
+    Returns what happened to each, in the order given, then to each message
+    leased along the way. ``on_recorded`` is called after a group of attempts
+    is written that left room the batch did not fill itself (those messages
+    are no longer in flight). With ``more``, each group's transaction also
+    leases and claims its tenants' next due untraced messages, within their
+    in-flight cap, and the batch sends them too. While tracing is on, each
+    attempt is a client span in the trace of what caused its message, and its
+    request carries that span's ``traceparent`` for a receiver that traces too.
     """
+    started = time.monotonic()
     now = datetime.now(UTC)
     with sessions.begin() as session:
         claimed = claim_due(
             session, messages, now=now, lease_seconds=config.lease_seconds, box=config.box
         )
+    order = [ident for ident, _ in messages]
     outcomes = {
         ident: {"message_id": ident, "skipped": why} for ident, why in claimed.skipped.items()
     }
 
-    def write(done: Sequence[Attempted]) -> None:
+    def write(done: Sequence[Attempted], in_flight: int) -> list[Claim]:
         if not done:
-            return
+            return []
+        fresh: list[Claim] = []
         with sessions.begin() as session:
             record(session, done, disable_after_seconds=config.disable_after_seconds)
+            room = 0 if more is None else more.most - in_flight
+            if room > 0 and more is not None and time.monotonic() - started < more.seconds:
+                fresh = _lease_more(session, config, more, {a.claim.tenant for a in done}, room)
         for attempted in done:
             outcomes[attempted.claim.message_id] = attempted.outcome()
-        if on_recorded is not None:
+        order.extend(c.message_id for c in fresh)
+        if on_recorded is not None and len(fresh) < len(done):
             on_recorded()
+        return fresh
 
     claims = claimed.claims
-    if len(claims) == 1:
-        write([_attempt(client, config, claims[0], resolver)])
+    if len(claims) == 1 and more is None:
+        write([_attempt(client, config, claims[0], resolver)], 0)
     elif claims:
-        _attempt_all(client, config, claims, resolver, write)
-    return [outcomes[ident] for ident, _ in messages if ident in outcomes]
+        threads = max(len(claims), more.most if more is not None else 0)
+        _attempt_all(client, config, claims, resolver, write, threads)
+    return [outcomes[ident] for ident in order if ident in outcomes]
+
+
+def _lease_more(
+    session: Session, config: DeliveryConfig, more: Continuation, tenants: set[str], room: int
+) -> list[Claim]:
+    now = datetime.now(UTC)
+    leased = lease_due(
+        session,
+        now=now,
+        lease_seconds=config.lease_seconds,
+        tenant_max_inflight=more.tenant_max_inflight,
+        limit=room,
+        tenants=tenants,
+        # A traced message's task continues its trace: the relay sends it one.
+        untraced=True,
+    )
+    if not leased.messages:
+        return []
+    return claim_due(
+        session, leased.messages, now=now, lease_seconds=config.lease_seconds, box=config.box
+    ).claims
 
 
 def _attempt_all(
@@ -139,22 +192,27 @@ def _attempt_all(
     config: DeliveryConfig,
     claims: Sequence[Claim],
     resolver: Resolver | None,
-    write: Callable[[Sequence[Attempted]], None],
+    write: Callable[[Sequence[Attempted], int], Sequence[Claim]],
+    threads: int,
 ) -> None:
-    # A thread per attempt, started at once: an attempt that waited for a
-    # thread would spend its lease waiting, and another relay would hand the
-    # message out again.
-    with futures.ThreadPoolExecutor(len(claims), thread_name_prefix="aia-webhook") as pool:
-        pending = {
+    # A thread per attempt in flight: an attempt that waited for a thread
+    # would spend its lease waiting, and another relay would hand the message
+    # out again. Threads are reused by the messages leased along the way.
+    with futures.ThreadPoolExecutor(threads, thread_name_prefix="aia-webhook") as pool:
+
+        def start(started: Sequence[Claim]) -> set[futures.Future[Attempted]]:
             # Each attempt in a copy of this context: its span's parent is this task's run.
-            pool.submit(contextvars.copy_context().run, _attempt, client, config, c, resolver)
-            for c in claims
-        }
+            return {
+                pool.submit(contextvars.copy_context().run, _attempt, client, config, c, resolver)
+                for c in started
+            }
+
+        pending = start(claims)
         while pending:
             done, pending = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
             if pending:
-                more, pending = futures.wait(pending, timeout=_GROUP_SECONDS)
-                done |= more
+                also, pending = futures.wait(pending, timeout=_GROUP_SECONDS)
+                done |= also
             attempted = []
             for f in done:
                 try:
@@ -163,7 +221,7 @@ def _attempt_all(
                     # Left to its lease: it goes again once that runs out,
                     # and the batch's other messages are recorded as usual.
                     log.exception("webhook attempt failed unexpectedly")
-            write(attempted)
+            pending |= start(write(attempted, len(pending)))
 
 
 def _attempt(

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +75,8 @@ def lease_due(
     tenant_max_inflight: int,
     limit: int = _BATCH,
     few_tenants: int = _FEW_TENANTS,
+    tenants: Collection[str] | None = None,
+    untraced: bool = False,
 ) -> Leased:
     """Lease the messages due now.
 
@@ -82,7 +84,8 @@ def lease_due(
     flight already (leased, or being sent, under a lease not yet run out).
     When at most ``few_tenants`` tenants have both room and messages due,
     each one's oldest are read by a query of its own; otherwise one query
-    ranks every due message by tenant.
+    ranks every due message by tenant. ``tenants`` limits the lease to those
+    tenants' messages, ``untraced`` to messages with no trace to continue.
     """
     m = WebhookMessage
     _one_pass_at_a_time(session)
@@ -92,12 +95,16 @@ def lease_due(
         # Its worker died mid-attempt; the same message goes again.
         and_(m.status == "sending", m.lease_until < now),
     )
+    live = and_(m.status.in_(("pending", "sending")), m.lease_until >= now)
+    if tenants is not None:
+        due_now = and_(m.tenant_id.in_(tenants), due_now)
+        live = and_(m.tenant_id.in_(tenants), live)
+    if untraced:
+        due_now = and_(m.traceparent.is_(None), due_now)
     inflight: dict[str, int] = {
         tenant: int(count)
         for tenant, count in session.execute(
-            select(m.tenant_id, func.count())
-            .where(m.status.in_(("pending", "sending")), m.lease_until >= now)
-            .group_by(m.tenant_id)
+            select(m.tenant_id, func.count()).where(live).group_by(m.tenant_id)
         )
     }
     waiting = session.scalars(select(m.tenant_id).where(due_now).group_by(m.tenant_id)).all()

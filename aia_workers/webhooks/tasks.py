@@ -21,7 +21,7 @@ from aia_workers.celery import app
 from aia_workers.db.session import make_engine, make_sessionmaker
 from aia_workers.settings import get_settings
 from aia_workers.tracing.context import TRACEPARENT
-from aia_workers.webhooks.delivery import DeliveryConfig, deliver_batch
+from aia_workers.webhooks.delivery import Continuation, DeliveryConfig, deliver_batch
 from aia_workers.webhooks.http import new_client
 from aia_workers.webhooks.relay import Relay
 
@@ -33,6 +33,8 @@ DELIVER_BATCH = "webhooks.deliver_batch"
 # attempts recorded in a few, and one Celery task carries it: per delivery,
 # that is what kept a worker process near 100/s (bench/webhook_delivery.py).
 _BATCH_SIZE = 50
+# How long a batch task goes on leasing its tenants' next messages itself.
+_CONTINUE_SECONDS = 5.0
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -50,6 +52,11 @@ def _resources() -> dict[str, Any]:
                 # Shared by the pool's threads.
                 client=new_client(),
                 config=DeliveryConfig.from_settings(settings),
+                more=Continuation(
+                    tenant_max_inflight=settings.webhook_tenant_max_inflight,
+                    seconds=_CONTINUE_SECONDS,
+                    most=_BATCH_SIZE,
+                ),
             )
         return _state
 
@@ -68,10 +75,15 @@ _TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def _deliver(messages: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def _deliver(messages: list[tuple[str, str]], *, going_on: bool) -> list[dict[str, Any]]:
     state = _resources()
     return deliver_batch(
-        state["sessions"], state["client"], state["config"], messages, on_recorded=_made_room
+        state["sessions"],
+        state["client"],
+        state["config"],
+        messages,
+        on_recorded=_made_room,
+        more=state["more"] if going_on else None,
     )
 
 
@@ -88,14 +100,15 @@ def _made_room() -> None:
 @app.task(name=DELIVER_BATCH, **_TASK_OPTIONS)
 def deliver_messages(self: Task, messages: list[list[str]]) -> dict[str, Any]:
     """The next attempt at each of ``messages``, [message id, tenant] pairs."""
-    return {"outcomes": _deliver([(ident, tenant) for ident, tenant in messages])}
+    return {"outcomes": _deliver([(ident, tenant) for ident, tenant in messages], going_on=True)}
 
 
 @app.task(name=DELIVER, **_TASK_OPTIONS)
 def deliver_message(self: Task, message_id: str, tenant: str) -> dict[str, Any]:
     """One message's next attempt: a traced message's task, whose run continues its trace,
     and what relays before batches sent."""
-    [outcome] = _deliver([(message_id, tenant)])
+    # Alone: messages leased along the way would join this one's trace.
+    [outcome] = _deliver([(message_id, tenant)], going_on=False)
     return outcome
 
 
