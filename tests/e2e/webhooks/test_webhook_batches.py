@@ -154,3 +154,50 @@ def test_a_worker_killed_mid_batch_delivers_every_message_after_the_lease(
         later = receiver.requests[5:]
         assert sorted(r.headers["webhook-id"] for r in later) == sorted(ids)
         assert [a["status_code"] for a in _attempts(client, endpoint)] == [200] * 5
+
+
+@pytest.fixture
+def capped(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+    # A relay that polls rarely: the tenant's later messages go as its
+    # batch records replies, not on the relay's clock.
+    env = {
+        **_ENV,
+        "AIA_WEBHOOK_TENANT_MAX_INFLIGHT": "2",
+        "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "30",
+    }
+    built = private_stack(tmp_path, redis_url, role="admin", env=env)
+    try:
+        built.start_worker("webhooks", "webhooks", pool="threads", concurrency=2)
+        yield built
+    finally:
+        built.stop()
+
+
+def test_a_batch_goes_on_with_its_tenant_s_next_messages_within_the_cap(
+    capped: Stack, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=capped.env["AIA_DATABASE_URL"], data_home=capped.workdir, dev=True
+    )
+    engine = make_engine(settings)
+    try:
+        sessions = make_sessionmaker(engine)
+        with Receiver() as receiver, capped.client() as client:
+            # The first two hang until their deadline: the tenant's room is
+            # full, and none of its other six may go meanwhile.
+            receiver.respond(ReplySpec(hang=True), ReplySpec(hang=True))
+            endpoint = _endpoint(client, receiver.url)
+            [ids] = _burst(capped, sessions, [endpoint], each=8).values()
+            receiver.wait_for_requests(2, timeout=20)
+            assert sorted(_statuses(client, endpoint)) == sorted(["sending"] * 2 + ["pending"] * 6)
+            assert len(receiver.requests) == 2
+            wait_for(lambda: _statuses(client, endpoint) == ["delivered"] * 8, 40, 0.2, "all")
+            # Each message once, and the two cut ones once more after their retry.
+            arrived = [r.headers["webhook-id"] for r in receiver.requests]
+            assert sorted(set(arrived)) == sorted(ids)
+            assert len(arrived) == 10
+            attempts = _attempts(client, endpoint)
+            assert len(attempts) == 10
+            assert sum(a["succeeded"] for a in attempts) == 8
+    finally:
+        engine.dispose()
