@@ -84,6 +84,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64, help="webhooks worker threads")
+    parser.add_argument(
+        "--tenant-max-inflight",
+        type=int,
+        default=0,
+        help="AIA_WEBHOOK_TENANT_MAX_INFLIGHT (the messages are one tenant's); 0: the default",
+    )
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
     parser.add_argument(
         "--database-url", default="", help="e.g. postgresql+psycopg://root@127.0.0.1/bench"
@@ -103,6 +109,8 @@ def main() -> int:
             AIA_WEBHOOK_ALLOWED_NETWORKS='["127.0.0.1"]',
             AIA_WEBHOOK_RELAY_INTERVAL_SECONDS="1",
         )
+        if args.tenant_max_inflight:
+            stack.env["AIA_WEBHOOK_TENANT_MAX_INFLIGHT"] = str(args.tenant_max_inflight)
         _, base = stack.start_api()
         stack.start_recorder()
         default = stack.start_worker("default", concurrency=2)
@@ -179,7 +187,8 @@ def main() -> int:
     task_delays.sort()
     print(
         f"throughput: {args.messages} deliveries in {burst_seconds:.2f} s = {rate:,.0f}/s "
-        f"from one webhooks worker process ({args.concurrency} threads)"
+        f"from one webhooks worker process ({args.concurrency} threads, "
+        f"tenant in-flight cap {args.tenant_max_inflight or 'default'})"
     )
     print(
         f"test event, POST to arrival: p50 {percentile(test_delays, 50):.1f} ms, "

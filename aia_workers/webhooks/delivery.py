@@ -1,51 +1,52 @@
-"""One delivery attempt of one message: claim it, sign it, send it, record what happened.
+"""Delivery attempts: claim a batch of messages, sign and send each, record what happened.
 
-Free of Celery: the ``webhooks.deliver`` task calls ``deliver``. The database
-is the source of truth for each message's state, so a duplicate task, a
-retried one or one re-sent after its worker died all find out there whether
-there is anything left to do, and every attempt carries the message's id.
+Free of Celery: the ``webhooks.deliver_batch`` and ``webhooks.deliver`` tasks
+call ``deliver_batch``. The batch is claimed in one transaction; its requests
+go out at once, one thread each (each attempt held to its own deadline), so a
+slow or failing receiver holds up no other message; attempts are recorded in
+groups as their replies come in, each group in a handful of statements.
+Every attempt carries its message's id, so a duplicate is recognisable.
 """
 
 from __future__ import annotations
 
-import random
-import uuid
+import concurrent.futures as futures
+import contextvars
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, StatusCode
-from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from aia_workers.db.identity import AuditEvent
-from aia_workers.db.webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 from aia_workers.tracing.context import TRACEPARENT, context_of, current_traceparent
 from aia_workers.tracing.runtime import get_tracer
+from aia_workers.webhooks.claims import Claim, claim_due, message_body
 from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
+from aia_workers.webhooks.records import Attempted, decide, record
+from aia_workers.webhooks.relay import lease_due
 from aia_workers.webhooks.signing import signed_headers
 from aia_workers.webhooks.ssrf import BlockedDestination, resolve
-from aia_workers.webhooks.store import signing_secrets
 
-__all__ = ["DeliveryConfig", "deliver", "message_body"]
+__all__ = ["Continuation", "DeliveryConfig", "deliver", "deliver_batch", "message_body"]
 
-_RETRIED = "scheduled"
-_JITTER = 0.2
-# A task may run a moment before its message's time (clocks, rounding).
-_EARLY = timedelta(milliseconds=250)
-_SUCCESS_RESOLUTION = timedelta(seconds=1)
-# A Retry-After longer than this is taken as this: a receiver cannot park a message forever.
-_MAX_RETRY_AFTER_SECONDS = 86_400.0
+log = logging.getLogger(__name__)
+
 # The database writes around an attempt, on top of its deadline.
 _BOOKKEEPING_SECONDS = 10.0
+# Replies that come in this close together are recorded in one transaction.
+_GROUP_SECONDS = 0.005
+
+Resolver = Callable[[str, int], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +78,6 @@ class DeliveryConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    message_id: str
-    endpoint_id: str
-    tenant: str
-    url: str
-    secrets: list[str]
-    body: bytes
-    attempt: int
-    trigger: str
-    event_type: str
-    traceparent: str | None = None
-
-
-def message_body(event_type: str, created_at: datetime, payload: Any) -> bytes:
-    """The JSON sent for a message: the same bytes on every attempt."""
-    envelope = {"type": event_type, "timestamp": created_at.isoformat(), "data": payload}
-    return orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS)
-
-
 def deliver(
     sessions: sessionmaker[Session],
     client: httpx.Client,
@@ -104,23 +85,154 @@ def deliver(
     tenant: str,
     message_id: str,
     *,
-    resolver: Callable[[str, int], list[str]] | None = None,
+    resolver: Resolver | None = None,
 ) -> dict[str, Any]:
-    """Make the next attempt at ``message_id`` if it is still owed; what happened.
+    """Make the next attempt at ``message_id`` if it is still owed; what happened."""
+    [outcome] = deliver_batch(sessions, client, config, [(message_id, tenant)], resolver=resolver)
+    return outcome
 
-    While tracing is on, the attempt is a client span in the trace of what
-    caused the message (the task's run), and the request carries its
-    ``traceparent`` for a receiver that traces too.
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """How a batch goes on with its tenants' next due messages as it records replies.
+
+    A busy tenant's freed room is filled in the transaction that frees it,
+    rather than after a relay pass and a broker hop (bench/webhook_delivery.py).
     """
-    claim = _claim(sessions, config, tenant, message_id)
-    if isinstance(claim, str):
-        return {"message_id": message_id, "skipped": claim}
+
+    tenant_max_inflight: int
+    # A batch leases more only this long after it started, so a long burst
+    # still passes through the relay and the broker, where other workers and
+    # a shutdown see it.
+    seconds: float
+    # The most attempts one batch has in flight at once.
+    most: int
+
+
+def deliver_batch(
+    sessions: sessionmaker[Session],
+    client: httpx.Client,
+    config: DeliveryConfig,
+    messages: Sequence[tuple[str, str]],
+    *,
+    resolver: Resolver | None = None,
+    on_recorded: Callable[[], None] | None = None,
+    more: Continuation | None = None,
+) -> list[dict[str, Any]]:
+    """Make the next attempt at each of ``messages`` ((id, tenant) pairs) still owed.
+
+    Returns what happened to each, in the order given, then to each message
+    leased along the way. ``on_recorded`` is called after a group of attempts
+    is written that left room the batch did not fill itself (those messages
+    are no longer in flight). With ``more``, each group's transaction also
+    leases and claims its tenants' next due untraced messages, within their
+    in-flight cap, and the batch sends them too. While tracing is on, each
+    attempt is a client span in the trace of what caused its message, and its
+    request carries that span's ``traceparent`` for a receiver that traces too.
+    """
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        claimed = claim_due(
+            session, messages, now=now, lease_seconds=config.lease_seconds, box=config.box
+        )
+    order = [ident for ident, _ in messages]
+    outcomes = {
+        ident: {"message_id": ident, "skipped": why} for ident, why in claimed.skipped.items()
+    }
+
+    def write(done: Sequence[Attempted], in_flight: int) -> list[Claim]:
+        if not done:
+            return []
+        fresh: list[Claim] = []
+        with sessions.begin() as session:
+            record(session, done, disable_after_seconds=config.disable_after_seconds)
+            room = 0 if more is None else more.most - in_flight
+            if room > 0 and more is not None and time.monotonic() - started < more.seconds:
+                fresh = _lease_more(session, config, more, {a.claim.tenant for a in done}, room)
+        for attempted in done:
+            outcomes[attempted.claim.message_id] = attempted.outcome()
+        order.extend(c.message_id for c in fresh)
+        if on_recorded is not None and len(fresh) < len(done):
+            on_recorded()
+        return fresh
+
+    claims = claimed.claims
+    if len(claims) == 1 and more is None:
+        write([_attempt(client, config, claims[0], resolver)], 0)
+    elif claims:
+        threads = max(len(claims), more.most if more is not None else 0)
+        _attempt_all(client, config, claims, resolver, write, threads)
+    return [outcomes[ident] for ident in order if ident in outcomes]
+
+
+def _lease_more(
+    session: Session, config: DeliveryConfig, more: Continuation, tenants: set[str], room: int
+) -> list[Claim]:
+    now = datetime.now(UTC)
+    leased = lease_due(
+        session,
+        now=now,
+        lease_seconds=config.lease_seconds,
+        tenant_max_inflight=more.tenant_max_inflight,
+        limit=room,
+        tenants=tenants,
+        # A traced message's task continues its trace: the relay sends it one.
+        untraced=True,
+    )
+    if not leased.messages:
+        return []
+    return claim_due(
+        session, leased.messages, now=now, lease_seconds=config.lease_seconds, box=config.box
+    ).claims
+
+
+def _attempt_all(
+    client: httpx.Client,
+    config: DeliveryConfig,
+    claims: Sequence[Claim],
+    resolver: Resolver | None,
+    write: Callable[[Sequence[Attempted], int], Sequence[Claim]],
+    threads: int,
+) -> None:
+    # A thread per attempt in flight: an attempt that waited for a thread
+    # would spend its lease waiting, and another relay would hand the message
+    # out again. Threads are reused by the messages leased along the way.
+    with futures.ThreadPoolExecutor(threads, thread_name_prefix="aia-webhook") as pool:
+
+        def start(started: Sequence[Claim]) -> set[futures.Future[Attempted]]:
+            # Each attempt in a copy of this context: its span's parent is this task's run.
+            return {
+                pool.submit(contextvars.copy_context().run, _attempt, client, config, c, resolver)
+                for c in started
+            }
+
+        pending = start(claims)
+        while pending:
+            done, pending = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+            if pending:
+                also, pending = futures.wait(pending, timeout=_GROUP_SECONDS)
+                done |= also
+            attempted = []
+            for f in done:
+                try:
+                    attempted.append(f.result())
+                except Exception:
+                    # Left to its lease: it goes again once that runs out,
+                    # and the batch's other messages are recorded as usual.
+                    log.exception("webhook attempt failed unexpectedly")
+            pending |= start(write(attempted, len(pending)))
+
+
+def _attempt(
+    client: httpx.Client, config: DeliveryConfig, claim: Claim, resolver: Resolver | None
+) -> Attempted:
     tracer = get_tracer()
     if tracer is None:
-        return _attempt(sessions, client, config, claim, resolver)
+        return _send(client, config, claim, resolver)
     # A child of the delivery task's run, which continues the trace of the
-    # message's cause; when it does not (a task sent without it), the cause is
-    # the parent and the run a link.
+    # message's cause; when it does not (a task sent without it, or a batch),
+    # the cause is the parent and the run a link.
     here = trace.get_current_span().get_span_context()
     cause = context_of(claim.traceparent)
     links = None
@@ -145,23 +257,19 @@ def deliver(
             "server.address": urlsplit(claim.url).hostname or "",
         },
     ) as span:
-        outcome = _attempt(sessions, client, config, claim, resolver)
-        code = outcome.get("status_code")
+        attempted = _send(client, config, claim, resolver)
+        code = attempted.reply.status
         if code is not None:
             span.set_attribute("http.response.status_code", code)
-        span.set_attribute("aia.webhook.status", outcome["status"])
-        if outcome["status"] != "delivered":
+        span.set_attribute("aia.webhook.status", attempted.status)
+        if not attempted.ok:
             span.set_status(StatusCode.ERROR, f"not delivered ({code or 'no reply'})")
-        return outcome
+        return attempted
 
 
-def _attempt(
-    sessions: sessionmaker[Session],
-    client: httpx.Client,
-    config: DeliveryConfig,
-    claim: _Claim,
-    resolver: Callable[[str, int], list[str]] | None,
-) -> dict[str, Any]:
+def _send(
+    client: httpx.Client, config: DeliveryConfig, claim: Claim, resolver: Resolver | None
+) -> Attempted:
     # Started before the lookup: the name's resolution is part of the attempt.
     deadline = Deadline(config.deadline_seconds)
     try:
@@ -186,171 +294,4 @@ def _attempt(
             max_body_bytes=config.max_body_bytes,
             deadline=deadline,
         )
-    return _record(sessions, config, claim, reply)
-
-
-def _claim(
-    sessions: sessionmaker[Session], config: DeliveryConfig, tenant: str, message_id: str
-) -> _Claim | str:
-    now = datetime.now(UTC)
-    m = WebhookMessage
-    with sessions.begin() as session:
-        # One statement both checks and takes the message: it must be due and
-        # not held by a live attempt, so a duplicate or early task finds nothing.
-        row = session.execute(
-            update(m)
-            .where(
-                m.id == message_id,
-                m.tenant_id == tenant,
-                or_(
-                    and_(m.status == "pending", m.next_attempt_at <= now + _EARLY),
-                    and_(m.status == "sending", m.lease_until < now),
-                ),
-            )
-            .values(status="sending", lease_until=now + timedelta(seconds=config.lease_seconds))
-            .returning(
-                m.endpoint_id,
-                m.event_type,
-                m.payload,
-                m.created_at,
-                m.attempts,
-                m.trigger,
-                m.traceparent,
-            )
-        ).one_or_none()
-        if row is None:
-            return "not owed now (delivered, failed, not due, or being sent)"
-        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
-        if endpoint is None or not endpoint.enabled:
-            session.execute(
-                update(m)
-                .where(m.id == message_id)
-                .values(status="failed", failed_at=now, lease_until=None)
-            )
-            return "endpoint disabled"
-        secrets = signing_secrets(endpoint, config.box, now)
-        return _Claim(
-            message_id=message_id,
-            endpoint_id=endpoint.id,
-            tenant=tenant,
-            url=endpoint.url,
-            secrets=secrets,
-            body=message_body(row.event_type, row.created_at, row.payload),
-            attempt=row.attempts + 1,
-            trigger=row.trigger,
-            event_type=row.event_type,
-            traceparent=row.traceparent,
-        )
-
-
-def _next_delay(config: DeliveryConfig, attempt: int, retry_after: float | None) -> float | None:
-    """Seconds until the next try after failed attempt number ``attempt``, or None: give up."""
-    if attempt > len(config.schedule):
-        return None
-    delay = config.schedule[attempt - 1] * random.uniform(1 - _JITTER, 1 + _JITTER)
-    if retry_after is not None:
-        # The receiver said when it can take more: not before then.
-        delay = max(delay, min(retry_after, _MAX_RETRY_AFTER_SECONDS))
-    return delay
-
-
-def _record(
-    sessions: sessionmaker[Session], config: DeliveryConfig, claim: _Claim, reply: Reply
-) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    ok = reply.status is not None and 200 <= reply.status < 300
-    gone = reply.status == 410
-    next_at: datetime | None = None
-    m, e = WebhookMessage, WebhookEndpoint
-    with sessions.begin() as session:
-        if ok:
-            status = "delivered"
-            outcome: dict[str, Any] = {"delivered_at": now}
-            # Every delivery to an endpoint would otherwise queue on its row's
-            # lock; a healthy endpoint's row is touched at most once a second.
-            session.execute(
-                update(e)
-                .where(
-                    e.id == claim.endpoint_id,
-                    or_(
-                        e.failing_since.is_not(None),
-                        e.last_success_at.is_(None),
-                        e.last_success_at < now - _SUCCESS_RESOLUTION,
-                    ),
-                )
-                .values(last_success_at=now, failing_since=None)
-            )
-        else:
-            failing = session.execute(
-                update(e)
-                .where(e.id == claim.endpoint_id)
-                .values(failing_since=func.coalesce(e.failing_since, now))
-                .returning(e.failing_since, e.enabled)
-            ).one_or_none()
-            delay = (
-                None
-                if gone or claim.trigger != _RETRIED
-                else _next_delay(config, claim.attempt, reply.retry_after_seconds)
-            )
-            if delay is None:
-                status, outcome = "failed", {"failed_at": now}
-            else:
-                next_at = now + timedelta(seconds=delay)
-                status, outcome = "pending", {"next_attempt_at": next_at}
-            if failing is not None and failing.enabled:
-                failing_for = (now - failing.failing_since).total_seconds()
-                if gone:
-                    _disable(session, claim, now, "the endpoint answered 410 Gone")
-                elif failing_for >= config.disable_after_seconds:
-                    days = failing_for / 86_400
-                    _disable(session, claim, now, f"no successful delivery for {days:.1f} days")
-        session.execute(
-            update(m)
-            .where(m.id == claim.message_id)
-            .values(status=status, attempts=claim.attempt, lease_until=None, **outcome)
-        )
-        session.add(
-            WebhookAttempt(
-                id=str(uuid.uuid4()),
-                tenant_id=claim.tenant,
-                endpoint_id=claim.endpoint_id,
-                message_id=claim.message_id,
-                attempt=claim.attempt,
-                trigger=claim.trigger,
-                url=claim.url,
-                status_code=reply.status,
-                duration_ms=reply.duration_ms,
-                response_body=reply.body or None,
-                error=reply.error[:2000] if reply.error else None,
-                succeeded=ok,
-                next_attempt_at=next_at,
-                created_at=now,
-            )
-        )
-    return {
-        "message_id": claim.message_id,
-        "attempt": claim.attempt,
-        "status_code": reply.status,
-        "status": status,
-        "next_attempt_at": next_at.isoformat() if next_at else None,
-    }
-
-
-def _disable(session: Session, claim: _Claim, now: datetime, reason: str) -> None:
-    session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == claim.endpoint_id)
-        .values(enabled=False, disabled_reason=reason, updated_at=now)
-    )
-    # The notice a person looks for when deliveries stop: in the audit log.
-    session.add(
-        AuditEvent(
-            id=str(uuid.uuid4()),
-            tenant_id=claim.tenant,
-            actor="system:webhooks",
-            action="endpoint.disabled",
-            outcome="success",
-            detail={"endpoint_id": claim.endpoint_id, "url": claim.url, "reason": reason},
-            created_at=now,
-        )
-    )
+    return decide(config.schedule, claim, reply, datetime.now(UTC))

@@ -19,9 +19,10 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from sqlalchemy import and_, false, func, or_, select, update
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 _BATCH = 500
 _LEASE_LOCK = "aia:webhooks:relay"
-_GATHER_SECONDS = 0.02
+_GATHER_SECONDS = 0.005
+_FEW_TENANTS = 8
 
 
 def _one_pass_at_a_time(session: Session) -> None:
@@ -72,15 +74,83 @@ def lease_due(
     lease_seconds: float,
     tenant_max_inflight: int,
     limit: int = _BATCH,
+    few_tenants: int = _FEW_TENANTS,
+    tenants: Collection[str] | None = None,
+    untraced: bool = False,
 ) -> Leased:
     """Lease the messages due now.
 
     A tenant gets no more than ``tenant_max_inflight`` less what it has in
     flight already (leased, or being sent, under a lease not yet run out).
+    When at most ``few_tenants`` tenants have both room and messages due,
+    each one's oldest are read by a query of its own; otherwise one query
+    ranks every due message by tenant. ``tenants`` limits the lease to those
+    tenants' messages, ``untraced`` to messages with no trace to continue.
     """
     m = WebhookMessage
     _one_pass_at_a_time(session)
     unleased = or_(m.lease_until.is_(None), m.lease_until < now)
+    due_now = or_(
+        and_(m.status == "pending", m.next_attempt_at <= now, unleased),
+        # Its worker died mid-attempt; the same message goes again.
+        and_(m.status == "sending", m.lease_until < now),
+    )
+    live = and_(m.status.in_(("pending", "sending")), m.lease_until >= now)
+    if tenants is not None:
+        due_now = and_(m.tenant_id.in_(tenants), due_now)
+        live = and_(m.tenant_id.in_(tenants), live)
+    if untraced:
+        due_now = and_(m.traceparent.is_(None), due_now)
+    inflight: dict[str, int] = {
+        tenant: int(count)
+        for tenant, count in session.execute(
+            select(m.tenant_id, func.count()).where(live).group_by(m.tenant_id)
+        )
+    }
+    waiting = session.scalars(select(m.tenant_id).where(due_now).group_by(m.tenant_id)).all()
+    room = {tenant: tenant_max_inflight - inflight.get(tenant, 0) for tenant in waiting}
+    open_tenants = [tenant for tenant, left in room.items() if left > 0]
+    chosen: list[Any] = []
+    if len(open_tenants) > few_tenants:
+        rows = _ranked(session, due_now, now, tenant_max_inflight, limit)
+        chosen += (row for row in rows if row.slot <= tenant_max_inflight)
+        held_back = len(chosen) < len(rows)
+    else:
+        # A backlog of thousands is ranked whole by the one query on each
+        # pass (30 ms on SQLite for 4,000 messages); each tenant's oldest few
+        # come from a top-N sort instead (about 1 ms).
+        held_back = len(open_tenants) < len(waiting)
+        for tenant in open_tenants:
+            found = session.execute(
+                select(m.id, m.tenant_id, m.traceparent, m.next_attempt_at)
+                .where(m.tenant_id == tenant, due_now)
+                .order_by(m.next_attempt_at, m.id)
+                .limit(room[tenant] + 1)
+            ).all()
+            held_back = held_back or len(found) > room[tenant]
+            chosen += found[: room[tenant]]
+        chosen.sort(key=lambda row: (row.next_attempt_at, row.id))
+        held_back = held_back or len(chosen) > limit
+        chosen = chosen[:limit]
+    leased = [(row.id, row.tenant_id) for row in chosen]
+    traces = {row.id: row.traceparent for row in chosen if row.traceparent}
+    if leased:
+        # A rescued message is due again like any other: pending, and leased
+        # to the task about to be sent for it.
+        session.execute(
+            update(m)
+            .where(m.id.in_([ident for ident, _ in leased]))
+            .values(status="pending", lease_until=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    return Leased(leased, held_back=held_back, traces=traces)
+
+
+def _ranked(
+    session: Session, due_now: Any, now: datetime, tenant_max_inflight: int, limit: int
+) -> Sequence[Any]:
+    """Every tenant's due messages within its room, and one past it, oldest due first."""
+    m = WebhookMessage
     due = (
         select(
             m.id,
@@ -91,13 +161,7 @@ def lease_due(
             .over(partition_by=m.tenant_id, order_by=(m.next_attempt_at, m.id))
             .label("rank"),
         )
-        .where(
-            or_(
-                and_(m.status == "pending", m.next_attempt_at <= now, unleased),
-                # Its worker died mid-attempt; the same message goes again.
-                and_(m.status == "sending", m.lease_until < now),
-            )
-        )
+        .where(due_now)
         .subquery()
     )
     inflight = (
@@ -115,19 +179,7 @@ def lease_due(
         .order_by(due.c.next_attempt_at, due.c.id)
         .limit(limit)
     )
-    rows = session.execute(stmt).all()
-    room = [row for row in rows if row.slot <= tenant_max_inflight]
-    leased = [(row.id, row.tenant_id) for row in room]
-    traces = {row.id: row.traceparent for row in room if row.traceparent}
-    if leased:
-        # A rescued message is due again like any other: pending, and leased
-        # to the task about to be sent for it.
-        session.execute(
-            update(m)
-            .where(m.id.in_([ident for ident, _ in leased]))
-            .values(status="pending", lease_until=now + timedelta(seconds=lease_seconds))
-        )
-    return Leased(leased, held_back=len(leased) < len(rows), traces=traces)
+    return session.execute(stmt).all()
 
 
 class Relay(threading.Thread):

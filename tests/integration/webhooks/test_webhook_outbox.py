@@ -213,6 +213,59 @@ def test_each_tenant_has_at_most_so_many_deliveries_in_flight(
     assert held[-1] is False
 
 
+def test_many_tenants_are_ranked_in_one_query_and_each_held_to_its_room(
+    sessions: sessionmaker[Session],
+) -> None:
+    # More tenants with room than the per-tenant reads are for: one ranking
+    # query leases for all of them, and still no tenant gets past its cap.
+    tenants = [f"t{i}" for i in range(10)]
+    published = {
+        tenant: _publish_tests(sessions, tenant, _endpoint(sessions, tenant, ["task.failed"]), 3)
+        for tenant in tenants
+    }
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    with sessions.begin() as session:
+        # One of t0's is already in flight: it has room for one more only.
+        session.get(WebhookMessage, published["t0"][0]).lease_until = now + timedelta(seconds=5)
+    with sessions.begin() as session:
+        leased = lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=2)
+    assert leased.held_back is True
+    by_tenant: dict[str, list[str]] = {}
+    for ident, tenant in leased.messages:
+        by_tenant.setdefault(tenant, []).append(ident)
+    assert by_tenant.pop("t0") == [published["t0"][1]]
+    # Every other tenant gets its oldest two, whatever its place in the backlog.
+    assert by_tenant == {tenant: published[tenant][:2] for tenant in tenants[1:]}
+    with sessions.begin() as session:
+        assert lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=2).messages == []
+
+
+def test_a_lease_can_be_limited_to_some_tenants_and_to_untraced_messages(
+    sessions: sessionmaker[Session],
+) -> None:
+    mine = _publish_tests(sessions, "mine", _endpoint(sessions, "mine", ["task.failed"]), 3)
+    other = _publish_tests(sessions, "other", _endpoint(sessions, "other", ["task.failed"]), 1)
+    with sessions.begin() as session:
+        session.get(
+            WebhookMessage, mine[0]
+        ).traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    with sessions.begin() as session:
+        leased = lease_due(
+            session,
+            now=now,
+            lease_seconds=10,
+            tenant_max_inflight=5,
+            tenants={"mine"},
+            untraced=True,
+        )
+    assert leased.messages == [(mine[1], "mine"), (mine[2], "mine")]
+    with sessions.begin() as session:
+        rest = lease_due(session, now=now, lease_seconds=10, tenant_max_inflight=5)
+    assert sorted(rest.messages) == sorted([(mine[0], "mine"), (other[0], "other")])
+    assert set(rest.traces) == {mine[0]}
+
+
 def test_relays_leasing_at_once_share_a_tenant_s_room(sessions: sessionmaker[Session]) -> None:
     busy = _publish_tests(sessions, "busy", _endpoint(sessions, "busy", ["task.failed"]), 8)
     now = datetime.now(UTC) + timedelta(seconds=1)

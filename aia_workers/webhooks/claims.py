@@ -1,0 +1,144 @@
+"""Claiming messages for an attempt: several at once, in two statements.
+
+The database is the source of truth for each message's state, so a
+duplicate task, a retried one or one re-sent after its worker died all find
+out here whether there is anything left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from aia_workers.db.webhooks import WebhookEndpoint, WebhookMessage
+from aia_workers.secretbox import SecretBox
+from aia_workers.webhooks.store import signing_secrets
+
+__all__ = ["NOT_OWED", "Claim", "Claimed", "claim_due", "message_body"]
+
+NOT_OWED = "not owed now (delivered, failed, not due, or being sent)"
+_DISABLED = "endpoint disabled"
+# A task may run a moment before its message's time (clocks, rounding).
+_EARLY = timedelta(milliseconds=250)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One message taken for its next attempt, with all that attempt needs."""
+
+    message_id: str
+    endpoint_id: str
+    tenant: str
+    url: str
+    secrets: list[str]
+    body: bytes
+    attempt: int
+    trigger: str
+    event_type: str
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim took, in the order asked, and why each other message was skipped."""
+
+    claims: list[Claim]
+    skipped: dict[str, str]
+
+
+def message_body(event_type: str, created_at: datetime, payload: object) -> bytes:
+    """The JSON sent for a message: the same bytes on every attempt."""
+    envelope = {"type": event_type, "timestamp": created_at.isoformat(), "data": payload}
+    return orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS)
+
+
+def claim_due(
+    session: Session,
+    messages: Sequence[tuple[str, str]],
+    *,
+    now: datetime,
+    lease_seconds: float,
+    box: SecretBox,
+) -> Claimed:
+    """Take each of ``messages`` ((id, tenant) pairs) that is still owed, for ``lease_seconds``.
+
+    One statement both checks and takes them: a message must be due and not
+    held by a live attempt, so a duplicate or early task finds nothing. A
+    message whose endpoint is gone or disabled fails here, unsent.
+    """
+    m = WebhookMessage
+    if not messages:
+        return Claimed([], {})
+    rows = session.execute(
+        update(m)
+        .where(
+            tuple_(m.id, m.tenant_id).in_(list(messages)),
+            or_(
+                and_(m.status == "pending", m.next_attempt_at <= now + _EARLY),
+                and_(m.status == "sending", m.lease_until < now),
+            ),
+        )
+        .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(
+            m.id,
+            m.tenant_id,
+            m.endpoint_id,
+            m.event_type,
+            m.payload,
+            m.created_at,
+            m.attempts,
+            m.trigger,
+            m.traceparent,
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    by_id = {row.id: row for row in rows}
+    skipped = {ident: NOT_OWED for ident, _ in messages if ident not in by_id}
+    if not rows:
+        return Claimed([], skipped)
+    e = WebhookEndpoint
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in session.scalars(select(e).where(e.id.in_({r.endpoint_id for r in rows})))
+        if endpoint.enabled
+    }
+    # Decrypted once per endpoint, not once per message.
+    secrets = {ident: signing_secrets(endpoint, box, now) for ident, endpoint in endpoints.items()}
+    claims: list[Claim] = []
+    dead: list[str] = []
+    for ident, _ in messages:
+        row = by_id.get(ident)
+        if row is None:
+            continue
+        endpoint = endpoints.get(row.endpoint_id)
+        if endpoint is None:
+            dead.append(ident)
+            skipped[ident] = _DISABLED
+            continue
+        claims.append(
+            Claim(
+                message_id=ident,
+                endpoint_id=endpoint.id,
+                tenant=row.tenant_id,
+                url=endpoint.url,
+                secrets=secrets[endpoint.id],
+                body=message_body(row.event_type, row.created_at, row.payload),
+                attempt=row.attempts + 1,
+                trigger=row.trigger,
+                event_type=row.event_type,
+                traceparent=row.traceparent,
+            )
+        )
+    if dead:
+        session.execute(
+            update(m)
+            .where(m.id.in_(dead))
+            .values(status="failed", failed_at=now, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    return Claimed(claims, skipped)
