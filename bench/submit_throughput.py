@@ -15,7 +15,10 @@ after a short warm-up:
                machine. Callers use an API key.
 * aia_jwt    - as aia_api, with a JWT access token instead of the API key.
 * aia_noauth - as aia_api, with authentication and rate limiting taken out (a
-               fixed principal): what they cost is aia_noauth against the two above.
+               fixed principal): what they cost is aia_noauth against the two above,
+               over ``--auth-rounds`` interleaved rounds (each round's cost against
+               its own aia_noauth, then the median), in req/s and in the serving
+               process's CPU time per request.
 * send_task  - a bare Starlette handler calling Celery's ``app.send_task`` on the
                event loop (blocking it), as a naive API would.
 
@@ -23,6 +26,7 @@ No worker runs: the tasks just queue. The load comes from ``wrk`` when it is
 installed (``apt-get install wrk``), else from a Python asyncio generator.
 
     .venv/bin/python bench/submit_throughput.py [--duration 10] [--connections 64]
+        [--targets auth] [--auth-rounds 5]
 """
 
 from __future__ import annotations
@@ -178,6 +182,7 @@ def _serve_aia_without_auth(port: int) -> None:
     from aia_api.identity.authenticator import Principal
     from aia_api.identity.middleware import AuthMiddleware
     from aia_api.identity.roles import Role
+    from aia_workers.logs.setup import uvicorn_log_config
     from aia_workers.settings import get_settings
 
     principal = Principal("key", "bench", "default", Role.ADMIN)
@@ -192,11 +197,22 @@ def _serve_aia_without_auth(port: int) -> None:
             state["tenant"] = principal.tenant
             await self.app(scope, receive, send)
 
-    app = create_app(get_settings())
+    settings = get_settings()
+    app = create_app(settings)
     app.user_middleware = [
         Middleware(FixedPrincipal) if m.cls is AuthMiddleware else m for m in app.user_middleware
     ]
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # Served as `aia api` serves it: uvicorn's own proxy-headers middleware,
+    # on by default, would otherwise cost this target alone a step per request.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        log_config=uvicorn_log_config(settings, "warning"),
+    )
 
 
 # -- the Python load generator, run by ``--load`` in its own process -----------------
@@ -360,7 +376,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
-        "--auth-rounds", type=int, default=3, help="interleaved runs of the auth comparison"
+        "--auth-rounds", type=int, default=5, help="interleaved rounds of the auth comparison"
     )
     parser.add_argument(
         "--targets",
