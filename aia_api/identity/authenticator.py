@@ -13,12 +13,21 @@ Submitting, reading and cancelling tasks need only Redis, so a database
 outage must not lock out callers it verified a moment ago: an entry past its
 freshness that cannot be checked again because the database is unreachable
 is still served, for a bounded time after its last successful check.
+
+A credential that resolved to a Principal is remembered with it, so the next
+request carrying it costs a dictionary lookup and two clock reads: no token
+decoded, no account or key looked at again. That answer lasts no longer than
+the checks behind it (``cache_seconds`` since the key or account was read from
+the database, and the key's or the token's expiry), and every invalidation
+(``forget``) drops all of them at once: a revocation announced on Redis takes
+effect in each API process as soon as the message arrives, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -92,6 +101,11 @@ class _CheckedCache:
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
+
+    def checked_at(self, key: str) -> float | None:
+        """When ``key``'s entry was last checked (monotonic), without counting as a use."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
 
     def put(self, key: str, value: Any, generation: int) -> None:
         if generation != self.generation:
@@ -173,8 +187,41 @@ class Authenticator:
         self._failures = failures
         # A client sends the same token until it expires: verify its signature once.
         self._verified: dict[str, AccessClaims] = {}
+        # Credentials (an API key's digest, or the token) resolved lately: when
+        # their check was made (monotonic), when they expire (epoch seconds)
+        # and whom they stand for. See the module's docstring.
+        self._resolved: dict[str, tuple[float, float, Principal]] = {}
+        self._resolved_generation = 0
         self._publish = publish
         self._recheck_database_at = 0.0
+
+    def resolved(self, authorization: str | None, api_key: str | None) -> Principal | None:
+        """The caller, when these credentials resolved here lately and still hold; else None.
+
+        No await, no database, no Redis: what ``authenticate`` would answer for
+        a credential it has checked within ``cache_seconds``. None means only
+        that ``authenticate`` must decide.
+        """
+        try:
+            credential = self._credential(authorization, api_key)
+        except Unauthenticated:
+            return None
+        return self._recall(self._ident(credential))
+
+    @staticmethod
+    def _ident(credential: str) -> str:
+        # Keys are kept by their digest only, here as in the database.
+        return digest(credential) if credential.startswith(API_KEY_PREFIX) else credential
+
+    def _recall(self, ident: str) -> Principal | None:
+        resolved = self._resolved.get(ident)
+        if (
+            resolved is not None
+            and time.monotonic() - resolved[0] < self._fresh
+            and time.time() < resolved[1]
+        ):
+            return resolved[2]
+        return None
 
     async def authenticate(
         self,
@@ -195,26 +242,32 @@ class Authenticator:
         or account still serves while the database is unreachable. Without a
         usable entry the database error is raised, for the caller to answer 503.
         """
+        credential = self._credential(authorization, api_key)
+        ident = self._ident(credential)
+        principal = self._recall(ident)
+        if principal is not None:
+            return principal
         if stale_seconds is None:
             stale_seconds = self._stale
-        credential = self._credential(authorization, api_key)
-        # The hot path (a credential verified here before) goes straight on,
-        # with no closure made for it.
+        generation = self._resolved_generation
+        # A credential verified here before goes straight on, with no closure
+        # made for it; one not known is charged to its address first.
         unbudgeted = address is None or self._failures is None
         if credential.startswith(API_KEY_PREFIX):
-            key_hash = digest(credential)
-            if unbudgeted or key_hash in self._keys:
-                return await self._key_principal(key_hash, stale_seconds)
-            return await self._charged(
-                address, lambda: self._key_principal(key_hash, stale_seconds)
-            )
+            if unbudgeted or ident in self._keys:
+                principal = await self._key_principal(ident, stale_seconds, generation)
+            else:
+                principal = await self._charged(
+                    address, lambda: self._key_principal(ident, stale_seconds, generation)
+                )
+            return principal
         claims = self._verified.get(credential)
         if unbudgeted or (
             claims is not None and claims.expires_at > time.time() and claims.subject in self._users
         ):
-            return await self._token_principal(credential, stale_seconds)
+            return await self._token_principal(credential, stale_seconds, generation)
         return await self._charged(
-            address, lambda: self._token_principal(credential, stale_seconds)
+            address, lambda: self._token_principal(credential, stale_seconds, generation)
         )
 
     async def _charged(
@@ -252,17 +305,47 @@ class Authenticator:
             )
         return credential
 
-    async def _key_principal(self, key_hash: str, stale_seconds: float) -> Principal:
+    async def _key_principal(
+        self, key_hash: str, stale_seconds: float, generation: int
+    ) -> Principal:
         active = await self._lookup(
             self._keys, self._refused_keys, key_hash, self._store.active_key, stale_seconds
         )
         if not isinstance(active, ActiveKey):
             raise Unauthenticated("the API key is not valid, or was revoked or has expired")
-        if active.expires_at is not None and active.expires_at.timestamp() <= time.time():
+        expires_at = math.inf if active.expires_at is None else active.expires_at.timestamp()
+        if expires_at <= time.time():
             raise Unauthenticated("the API key has expired")
-        return active.principal
+        principal = active.principal
+        self._remember(key_hash, self._keys.checked_at(key_hash), expires_at, principal, generation)
+        return principal
 
-    async def _token_principal(self, token: str, stale_seconds: float) -> Principal:
+    def _remember(
+        self,
+        ident: str,
+        checked_at: float | None,
+        expires_at: float,
+        principal: Principal,
+        generation: int,
+    ) -> None:
+        """Keep what ``ident`` resolved to, unless something was forgotten since it was looked up.
+
+        An entry served stale (the database unreachable) is not kept: the
+        stale path decides about it on every request.
+        """
+        if (
+            checked_at is None
+            or generation != self._resolved_generation
+            or time.monotonic() - checked_at >= self._fresh
+        ):
+            return
+        if len(self._resolved) >= _MAX_VERIFIED:
+            self._resolved.clear()
+        self._resolved[ident] = (checked_at, expires_at, principal)
+
+    async def _token_principal(
+        self, token: str, stale_seconds: float, generation: int
+    ) -> Principal:
         claims = self._verified.get(token)
         if claims is None or claims.expires_at <= time.time():
             try:
@@ -280,7 +363,10 @@ class Authenticator:
         if not isinstance(active, ActiveUser) or active.tenant != claims.tenant:
             raise Unauthenticated("the account behind this token no longer exists")
         # The role is read from the account, so a demotion takes effect before expiry.
-        return active.session_principal(mfa=claims.mfa)
+        principal = active.session_principal(mfa=claims.mfa)
+        checked_at = self._users.checked_at(claims.subject)
+        self._remember(token, checked_at, claims.expires_at, principal, generation)
+        return principal
 
     async def _lookup(
         self,
@@ -338,6 +424,11 @@ class Authenticator:
 
     def forget(self, message: str) -> None:
         """Apply an invalidation message: ``key:<hash>``, ``user:<id>`` or ``all``."""
+        # Which resolved credentials a change reaches (keys made by keys made
+        # by the account...) is what the caches below work out; revocations
+        # are rare, so every resolved credential is dropped instead.
+        self._resolved.clear()
+        self._resolved_generation += 1
         kind, _, ident = message.partition(":")
         if kind == "key":
             self._keys.drop(ident)

@@ -61,6 +61,7 @@ class Quota:
 
 @dataclass(slots=True)
 class _Window:
+    number: int  # minutes since the epoch
     shared: int  # the count in Redis at the last flush, this process's included
     pending: int  # counted here since then
     ends: float
@@ -72,16 +73,22 @@ class RateLimiter:
     def __init__(self, client: aioredis.Redis, *, flush_seconds: float = 0.05) -> None:
         self._redis = client
         self._flush_seconds = flush_seconds
+        # By Redis key, so a window that just ended is still flushed.
         self._windows: dict[str, _Window] = {}
+        # Each subject's latest window, so a hit spells no key.
+        self._latest: dict[str, _Window] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     def hit(self, subject: str, limit: int) -> Quota:
         now = time.time()
         window = int(now // _WINDOW_SECONDS)
-        key = f"aia:rl:{subject}:{window}"
-        counted = self._windows.get(key)
-        if counted is None:
-            counted = self._windows[key] = _Window(0, 0, (window + 1) * _WINDOW_SECONDS)
+        counted = self._latest.get(subject)
+        if counted is None or counted.number != window:
+            key = f"aia:rl:{subject}:{window}"
+            counted = self._windows.get(key)
+            if counted is None:
+                counted = self._windows[key] = _Window(window, 0, 0, (window + 1) * _WINDOW_SECONDS)
+            self._latest[subject] = counted
         counted.pending += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -98,6 +105,8 @@ class RateLimiter:
         now = time.time()
         for key in [k for k, w in self._windows.items() if w.ends < now]:
             del self._windows[key]
+        for subject in [s for s, w in self._latest.items() if w.ends < now]:
+            del self._latest[subject]
         batch = [(key, w, w.pending) for key, w in self._windows.items() if w.pending]
         if not batch:
             return

@@ -34,14 +34,19 @@ class AuthMiddleware:
         self.app = app
         self.public_paths = frozenset(public_paths)
         self.public_prefixes = tuple(public_prefixes)
+        # "METHOD /path" entries by path, so a request's check builds no string.
+        self._public_methods: dict[str, set[str]] = {}
+        for entry in self.public_paths:
+            method, _, path = entry.partition(" ")
+            if path:
+                self._public_methods.setdefault(path, set()).add(method)
 
     def _public(self, scope: Scope) -> bool:
         path: str = scope["path"]
-        return (
-            path in self.public_paths
-            or f"{scope.get('method', '')} {path}" in self.public_paths
-            or path.startswith(self.public_prefixes)
-        )
+        if path in self.public_paths or path.startswith(self.public_prefixes):
+            return True
+        methods = self._public_methods.get(path)
+        return methods is not None and scope.get("method", "") in methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -61,7 +66,10 @@ class AuthMiddleware:
                 # Logins are rate limited per client address, and tightly.
                 quota = services.limiter.hit(f"addr:{address}", settings.auth_rate_limit_per_minute)
             else:
-                principal = await self._authenticate(scope, services, address)
+                authorization, api_key = _credentials(scope)
+                principal = services.auth.resolved(authorization, api_key) or (
+                    await self._authenticate(scope, services, address, authorization, api_key)
+                )
                 state = scope.setdefault("state", {})
                 state["principal"] = principal
                 state["tenant"] = principal.tenant
@@ -110,11 +118,16 @@ class AuthMiddleware:
         await self.app(scope, receive, with_quota)
 
     @staticmethod
-    async def _authenticate(scope: Scope, services: Services, address: str) -> Principal:
-        headers = Headers(scope=scope)
-        authorization = headers.get("authorization")
-        api_key = headers.get("x-api-key")
-        cookie = None if authorization or api_key else session_cookie(headers)
+    async def _authenticate(
+        scope: Scope,
+        services: Services,
+        address: str,
+        authorization: str | None,
+        api_key: str | None,
+    ) -> Principal:
+        if authorization or api_key:
+            return await services.auth.authenticate(authorization, api_key, address=address)
+        cookie = session_cookie(Headers(scope=scope))
         if cookie is not None:
             # The dashboard's session; credentials in headers, when sent, win.
             credential = services.browser.credential(scope, cookie)
@@ -122,7 +135,7 @@ class AuthMiddleware:
             return await services.auth.authenticate(
                 credential.authorization, credential.api_key, address=address
             )
-        if not (authorization or api_key) and accepts_ticket(scope):
+        if accepts_ticket(scope):
             # Browsers cannot set headers on an EventSource or a WebSocket
             # handshake: a stream takes a single-use ticket instead, never a
             # credential that access logs would keep.
@@ -137,3 +150,18 @@ class AuthMiddleware:
             await send({"type": "websocket.close", "code": ws_code, "reason": problem.detail[:120]})
             return
         await problem_response(problem, scope["path"])(scope, receive, send)
+
+
+def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """The Authorization and X-API-Key header values, the first of each, as Headers.get finds them.
+
+    One pass over the raw headers, whose names the server gives lower-cased.
+    """
+    authorization = api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+    return authorization, api_key

@@ -114,6 +114,45 @@ def test_a_key_checked_recently_serves_through_an_outage_until_the_bound(
         assert _key(auth, key) == key_id
 
 
+def test_a_resolved_credential_is_answered_from_memory_until_forgotten(
+    identities: Identities,
+) -> None:
+    auth = identities.authenticator(cache_seconds=600)
+    key = identities.new_key()
+    token, user_id = identities.new_token()
+    key_id = _key(auth, key)
+    assert _bearer(auth, token) == user_id
+    with outage(identities.server):
+        # Fresh answers need neither the database nor the stale bound.
+        assert _key(auth, key, stale=0.0) == key_id
+        assert _bearer(auth, token, stale=0.0) == user_id
+        remembered = auth.resolved(None, key)
+        assert remembered is not None
+        assert remembered.id == key_id
+        # Any revocation drops every remembered answer: the key's goes to the
+        # database (down), the token's to the account's own cache entry.
+        auth.forget(f"key:{digest(key)}")
+        assert auth.resolved(None, key) is None
+        assert auth.resolved(f"Bearer {token}", None) is None
+        with pytest.raises(DATABASE_DOWN):
+            _key(auth, key, stale=0.0)
+        assert _bearer(auth, token, stale=0.0) == user_id
+        auth.forget(f"user:{user_id}")
+        with pytest.raises(DATABASE_DOWN):
+            _bearer(auth, token, stale=0.0)
+
+
+def test_an_expired_token_is_not_answered_from_memory(identities: Identities) -> None:
+    codec = TokenCodec("s" * 48, issuer="aia", audience="aia-api", ttl_seconds=1)
+    auth = Authenticator(codec, identities.store, cache_seconds=600)
+    user_id = identities.new_token()[1]
+    token = codec.issue(subject=user_id, tenant="default", roles=["viewer"])
+    assert _bearer(auth, token) == user_id
+    wait_for(lambda: auth.resolved(f"Bearer {token}", None) is None, 5, 0.1, "the token to lapse")
+    with pytest.raises(Unauthenticated, match="expired"):
+        _bearer(auth, token)
+
+
 def test_a_key_never_seen_gets_the_database_error(identities: Identities) -> None:
     auth = identities.authenticator()
     key = identities.new_key()
