@@ -12,6 +12,8 @@ It also carries the one repair AIA needs in kombu's Redis transport: see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -39,10 +41,26 @@ class _RedisChannel(kombu_redis.Channel):
     visibility timeout.
     """
 
+    _shared_client: redis.Redis | None = None
+
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:
             raise redis.exceptions.ConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
+
+    @contextmanager
+    def conn_or_acquire(self, client: redis.Redis | None = None) -> Iterator[redis.Redis]:
+        # kombu builds a client object for every ack, every unacked record and
+        # every event it publishes; a client is only a handle on the pool and
+        # safe to share between threads, so one per pool does.
+        if client is not None:
+            yield client
+            return
+        pool = self.pool
+        shared = self._shared_client
+        if shared is None or shared.connection_pool is not pool:
+            shared = self._shared_client = self._create_client()  # type: ignore[no-untyped-call]
+        yield shared
 
 
 class RedisTransport(kombu_redis.Transport):
