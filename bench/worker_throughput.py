@@ -2,12 +2,13 @@
 
 (a) AIA: N ``diagnostics.sleep`` (seconds 0, steps 1) tasks are submitted through
     the API (which is then stopped), then ``aia recorder`` and one AIA worker
-    start: prefork, ``-c 2``, the default queue, ``celeryconfig``. Every task
+    start on the default queue, with that queue's profile (pool, concurrency,
+    prefetch: ``aia_workers/backbone/profiles.py``) and ``celeryconfig``. Every task
     pays for its events (started, progress, succeeded), its record, Celery's
     own monitoring events and the recorder's database writes.
 (b) bare: N no-op tasks of ``bench/bare_celery_app.py`` (the same Celery
     settings, none of AIA's work) are queued with ``send_task``, then one worker
-    of that app starts, same pool and concurrency.
+    of that app starts, with the same profile.
 (c) defaults: N no-op tasks of ``bench/celery_defaults_app.py`` (Celery's
     defaults: only the broker and result backend set) are queued the same way,
     then ``celery -A celery_defaults_app worker`` starts with no pool,
@@ -35,7 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from _harness import CELERY, DEFAULT_REDIS_DB, Stack, machine, submit_many
+from _harness import CELERY, DEFAULT_REDIS_DB, REPO, Proc, Stack, machine, submit_many
+
+# This checkout's worker profiles.
+sys.path.insert(0, str(REPO))
+from aia_workers.backbone.profiles import PROFILES
+from aia_workers.backbone.states import Queue
 
 GOAL_RATIO = 1.0
 GOAL_REFERENCE = "defaults"
@@ -92,6 +98,18 @@ def time_drain(
         time.sleep(POLL_SECONDS)
 
 
+def _start_profiled(stack: Stack, node: str, app: str) -> Proc:
+    """A worker on the default queue, started as its profile (Procfile, ``aia worker``) says."""
+    profile = PROFILES[Queue.DEFAULT]
+    return stack.start_worker(
+        node,
+        app=app,
+        pool=profile.pool,
+        concurrency=profile.concurrency,
+        prefetch=profile.prefetch_multiplier,
+    )
+
+
 def run_aia(stack: Stack, count: int, timeout: float) -> Run:
     stack.redis.flushdb()
     api, base = stack.start_api()
@@ -103,7 +121,7 @@ def run_aia(stack: Stack, count: int, timeout: float) -> Run:
     if queued != count:
         raise RuntimeError(f"expected {count} queued messages, found {queued}")
     recorder = stack.start_recorder()
-    worker = stack.start_worker("bench", concurrency=2)
+    worker = _start_profiled(stack, "bench", "aia_workers")
     try:
         seconds = time_drain(stack.redis, count, timeout, worker.alive)
         pipe = stack.redis.pipeline(transaction=False)
@@ -130,7 +148,7 @@ def run_bare(stack: Stack, count: int, timeout: float) -> Run:
         for _ in range(count):
             app.send_task("bench.noop", producer=producer)
     print(f"  bare: queued {count} with send_task in {time.perf_counter() - started:.1f} s")
-    worker = stack.start_worker("bare", concurrency=2, app="bare_celery_app")
+    worker = _start_profiled(stack, "bare", "bare_celery_app")
     try:
         seconds = time_drain(stack.redis, count, timeout, worker.alive)
     finally:
@@ -178,7 +196,7 @@ def main() -> int:
 
     print(f"worker throughput: {machine()}; Redis DB {ns.redis_db}")
     print(
-        f"{ns.tasks} no-op tasks pre-queued, one prefork worker with 2 processes; "
+        f"{ns.tasks} no-op tasks pre-queued; aia and bare: {_profile_text()}; "
         f"{ns.rounds} rounds (this machine's speed drifts, so runs interleave)"
     )
     runs: dict[str, list[Run]] = {"defaults": [], "bare": [], "aia": []}
@@ -206,6 +224,14 @@ def main() -> int:
         f"(medians {medians['aia']:.0f} vs {medians[GOAL_REFERENCE]:.0f} tasks/s): {verdict}"
     )
     return 0
+
+
+def _profile_text() -> str:
+    profile = PROFILES[Queue.DEFAULT]
+    return (
+        f"-P {profile.pool} -c {profile.concurrency} "
+        f"--prefetch-multiplier={profile.prefetch_multiplier}"
+    )
 
 
 def _ratio(value: float, reference: float) -> float:
