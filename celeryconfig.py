@@ -86,6 +86,8 @@ task_soft_time_limit = 3540
 # Flower sees every task from sent to done, through Celery's events.
 worker_send_task_events = True
 task_send_sent_event = True
+# Publishes those events in batches (aia_workers/backbone/consumer.py).
+worker_consumer = "aia_workers.backbone.consumer:AiaConsumer"
 # AIA's own record (aia_workers.backbone.events) tracks the start; writing STARTED to
 # the result backend as well would cost every task a round trip for nothing.
 task_track_started = False
