@@ -21,6 +21,13 @@ empty, polled every 10 ms. Late acks (a, b) come only after the body ran;
 early acks (c) come before it, so (c) also waits for every task's result.
 AIA's run is then checked: every task succeeded, once.
 
+Over the same span, each run also measures the CPU seconds per task of each
+process group (``psutil``): the worker's parent, its pool children, AIA's
+recorder, and the Redis server when it is a private one (``BENCH_REDIS`` not
+on port 6379: a shared server also serves other people's work). The goal is
+judged on both: the median throughput, and the median total CPU per task
+(AIA's no more than the defaults').
+
     .venv/bin/python bench/worker_throughput.py [--tasks 3000]
 """
 
@@ -35,8 +42,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psutil
 import redis
-from _harness import CELERY, DEFAULT_REDIS_DB, REPO, Proc, Stack, machine, submit_many
+from _harness import (
+    CELERY,
+    DEFAULT_REDIS_DB,
+    REDIS_PORT,
+    REPO,
+    Proc,
+    Stack,
+    machine,
+    submit_many,
+)
 
 # This checkout's worker profiles.
 sys.path.insert(0, str(REPO))
@@ -48,15 +65,72 @@ GOAL_REFERENCE = "defaults"
 POLL_SECONDS = 0.01
 
 
+GROUPS = ("parent", "pool", "recorder", "redis")
+# The machine's shared Redis serves other work too: its CPU says nothing of ours.
+SHARED_REDIS_PORT = 6379
+
+
 @dataclass(frozen=True)
 class Run:
     name: str
     tasks: int
     seconds: float
+    cpu: dict[str, float]  # CPU seconds over the drain, per process group
 
     @property
     def rate(self) -> float:
         return self.tasks / self.seconds if self.seconds > 0 else 0.0
+
+    def cpu_us(self, group: str) -> float | None:
+        """CPU microseconds per task of ``group``; None when it was not measured."""
+        spent = self.cpu.get(group)
+        return None if spent is None else spent / self.tasks * 1e6
+
+    @property
+    def total_cpu_us(self) -> float:
+        return sum(self.cpu.values()) / self.tasks * 1e6
+
+
+class CpuMeter:
+    """CPU seconds (user + system) each process group spends between ``start`` and ``stop``.
+
+    ``parent`` is the worker's own process, ``pool`` every process below it
+    (as they are at ``start``: prefork's children live as long as the drain).
+    """
+
+    def __init__(self, client: redis.Redis, worker: Proc, recorder: Proc | None = None) -> None:
+        self._client = client
+        self._worker = worker
+        self._recorder = recorder
+        self._procs: dict[str, list[psutil.Process]] = {}
+        self._before: dict[str, float] = {}
+
+    def start(self) -> None:
+        parent = psutil.Process(self._worker.pid)
+        self._procs = {"parent": [parent], "pool": parent.children(recursive=True)}
+        if self._recorder is not None:
+            recorder = psutil.Process(self._recorder.pid)
+            self._procs["recorder"] = [recorder, *recorder.children(recursive=True)]
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {group: after[group] - self._before[group] for group in self._before}
+
+    def _sample(self) -> dict[str, float]:
+        sample = {group: sum(_cpu(p) for p in procs) for group, procs in self._procs.items()}
+        if REDIS_PORT != SHARED_REDIS_PORT:
+            info = self._client.info("cpu")
+            sample["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return sample
+
+
+def _cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
 
 
 def time_drain(
@@ -67,11 +141,12 @@ def time_drain(
     *,
     queue: str = "default",
     results: bool = False,
-) -> float:
+    meter: CpuMeter | None = None,
+) -> tuple[float, dict[str, float]]:
     """Seconds from the first message leaving ``queue`` to all of them acknowledged.
 
     ``results``: also until every task's result is in the backend (early acks
-    come before the body runs).
+    come before the body runs). ``meter`` measures the CPU over the same span.
     """
     deadline = time.monotonic() + timeout
     started: float | None = None
@@ -87,6 +162,8 @@ def time_drain(
         queued, unacked = pipe.execute()
         if started is None and queued < total:
             started = now
+            if meter is not None:
+                meter.start()
         # Results are counted only once the queue is empty: KEYS is too slow to poll.
         if (
             started is not None
@@ -94,7 +171,7 @@ def time_drain(
             and unacked == 0
             and (not results or len(client.keys("celery-task-meta-*")) >= total)
         ):
-            return now - started
+            return now - started, meter.stop() if meter is not None else {}
         time.sleep(POLL_SECONDS)
 
 
@@ -123,7 +200,8 @@ def run_aia(stack: Stack, count: int, timeout: float) -> Run:
     recorder = stack.start_recorder()
     worker = _start_profiled(stack, "bench", "aia_workers")
     try:
-        seconds = time_drain(stack.redis, count, timeout, worker.alive)
+        meter = CpuMeter(stack.redis, worker, recorder)
+        seconds, cpu = time_drain(stack.redis, count, timeout, worker.alive, meter=meter)
         pipe = stack.redis.pipeline(transaction=False)
         for task_id in ids:
             pipe.hmget(f"aia:task:{task_id}", "status", "attempts")
@@ -135,7 +213,7 @@ def run_aia(stack: Stack, count: int, timeout: float) -> Run:
     print(f"  aia: {count - len(bad)} of {count} succeeded on their first attempt")
     if bad:
         raise RuntimeError(f"{len(bad)} tasks did not succeed exactly once: {bad[:3]}")
-    return Run("aia", count, seconds)
+    return Run("aia", count, seconds, cpu)
 
 
 def run_bare(stack: Stack, count: int, timeout: float) -> Run:
@@ -150,10 +228,11 @@ def run_bare(stack: Stack, count: int, timeout: float) -> Run:
     print(f"  bare: queued {count} with send_task in {time.perf_counter() - started:.1f} s")
     worker = _start_profiled(stack, "bare", "bare_celery_app")
     try:
-        seconds = time_drain(stack.redis, count, timeout, worker.alive)
+        meter = CpuMeter(stack.redis, worker)
+        seconds, cpu = time_drain(stack.redis, count, timeout, worker.alive, meter=meter)
     finally:
         stack.stop(worker)
-    return Run("bare", count, seconds)
+    return Run("bare", count, seconds, cpu)
 
 
 def run_defaults(stack: Stack, count: int, timeout: float) -> Run:
@@ -172,12 +251,13 @@ def run_defaults(stack: Stack, count: int, timeout: float) -> Run:
     argv += ["--without-mingle", "--without-gossip", "-l", "warning"]
     worker = stack.spawn("worker-defaults", argv)
     try:
-        seconds = time_drain(
-            stack.redis, count, timeout, worker.alive, queue="celery", results=True
+        meter = CpuMeter(stack.redis, worker)
+        seconds, cpu = time_drain(
+            stack.redis, count, timeout, worker.alive, queue="celery", results=True, meter=meter
         )
     finally:
         stack.stop(worker)
-    return Run("defaults", count, seconds)
+    return Run("defaults", count, seconds, cpu)
 
 
 def main() -> int:
@@ -215,15 +295,44 @@ def main() -> int:
         listed = ", ".join(f"{rate:.0f}" for rate in rates)
         print(f"{name:<8}{listed:>40}{medians[name]:>10.0f}")
     print()
+    cpu = _print_cpu(runs)
+    print()
     for name in ("defaults", "bare"):
         print(f"aia / {name}: {_ratio(medians['aia'], medians[name]):.2f} x the median")
     ratio = _ratio(medians["aia"], medians[GOAL_REFERENCE])
-    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
+    fast = ratio >= GOAL_RATIO
+    lean = cpu["aia"] <= cpu[GOAL_REFERENCE]
     print(
         f"goal: aia >= {GOAL_RATIO} x Celery with its defaults -> {ratio:.2f} x "
-        f"(medians {medians['aia']:.0f} vs {medians[GOAL_REFERENCE]:.0f} tasks/s): {verdict}"
+        f"(medians {medians['aia']:.0f} vs {medians[GOAL_REFERENCE]:.0f} tasks/s): "
+        f"{'met' if fast else 'NOT met'}"
+    )
+    print(
+        f"goal: aia's CPU per task <= Celery with its defaults' -> "
+        f"{cpu['aia']:.0f} vs {cpu[GOAL_REFERENCE]:.0f} us (median totals): "
+        f"{'met' if lean else 'NOT met'}"
     )
     return 0
+
+
+def _print_cpu(runs: dict[str, list[Run]]) -> dict[str, float]:
+    """Print each round's CPU microseconds per task by process group; median totals by run."""
+    print("CPU us per task, by process group, per round" + _redis_note())
+    print(f"{'run':<10}" + "".join(f"{g:>10}" for g in GROUPS) + f"{'total':>10}")
+    totals: dict[str, float] = {}
+    for name, results in runs.items():
+        for result in results:
+            cells = (result.cpu_us(group) for group in GROUPS)
+            row = "".join(f"{'-' if c is None else f'{c:.0f}':>10}" for c in cells)
+            print(f"{name:<10}{row}{result.total_cpu_us:>10.0f}")
+        totals[name] = statistics.median(r.total_cpu_us for r in results)
+    return totals
+
+
+def _redis_note() -> str:
+    if REDIS_PORT == SHARED_REDIS_PORT:
+        return " (the Redis server is shared: its CPU is not counted)"
+    return ""
 
 
 def _profile_text() -> str:
