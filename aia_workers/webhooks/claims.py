@@ -7,6 +7,7 @@ out here whether there is anything left to do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,9 +20,12 @@ from aia_workers.db.webhooks import WebhookEndpoint, WebhookMessage
 from aia_workers.secretbox import SecretBox
 from aia_workers.webhooks.store import signing_secrets
 
-__all__ = ["NOT_OWED", "Claim", "Claimed", "claim_due", "message_body"]
+__all__ = ["NOT_OWED", "UNREADABLE", "Claim", "Claimed", "claim_due", "message_body"]
+
+log = logging.getLogger(__name__)
 
 NOT_OWED = "not owed now (delivered, failed, not due, or being sent)"
+UNREADABLE = "its endpoint's signing secret cannot be read; it goes again when its lease runs out"
 _DISABLED = "endpoint disabled"
 # A task may run a moment before its message's time (clocks, rounding).
 _EARLY = timedelta(milliseconds=250)
@@ -69,7 +73,10 @@ def claim_due(
 
     One statement both checks and takes them: a message must be due and not
     held by a live attempt, so a duplicate or early task finds nothing. A
-    message whose endpoint is gone or disabled fails here, unsent.
+    message whose endpoint is gone or disabled fails here, unsent. A message
+    whose endpoint's secret cannot be decrypted stays claimed, unsent and
+    with no attempt logged, until its lease runs out, as a lone message's
+    failed task left it; the others are claimed as usual.
     """
     m = WebhookMessage
     if not messages:
@@ -108,7 +115,12 @@ def claim_due(
         if endpoint.enabled
     }
     # Decrypted once per endpoint, not once per message.
-    secrets = {ident: signing_secrets(endpoint, box, now) for ident, endpoint in endpoints.items()}
+    secrets: dict[str, list[str]] = {}
+    for endpoint_id, known in endpoints.items():
+        try:
+            secrets[endpoint_id] = signing_secrets(known, box, now)
+        except Exception:
+            log.exception("webhook endpoint %s: its signing secret cannot be read", endpoint_id)
     claims: list[Claim] = []
     dead: list[str] = []
     for ident, _ in messages:
@@ -119,6 +131,9 @@ def claim_due(
         if endpoint is None:
             dead.append(ident)
             skipped[ident] = _DISABLED
+            continue
+        if endpoint.id not in secrets:
+            skipped[ident] = UNREADABLE
             continue
         claims.append(
             Claim(
