@@ -123,9 +123,9 @@ def test_one_batch_s_good_receiver_is_served_while_others_hang_or_fail(
         assert "sending" in _statuses(client, stuck)
         # The failing receiver's 500 is an attempt of its own, retried on schedule.
         wait_for(lambda: _statuses(client, bad) == ["delivered"] * 3, 20, 0.1, "the retries")
-        [first_bad, *_] = _attempts(client, bad)
-        assert first_bad["status_code"] == 500
-        assert first_bad["next_attempt_at"] is not None
+        # Recorded when its reply was read, which another request of the batch can beat.
+        [refused] = [a for a in _attempts(client, bad) if a["status_code"] == 500]
+        assert refused["next_attempt_at"] is not None
         # The hanging one is cut at its deadline and its retry delivered.
         wait_for(lambda: _statuses(client, stuck) == ["delivered"] * 3, 30, 0.1, "the cut one")
         cut = [a for a in _attempts(client, stuck) if not a["succeeded"]]
