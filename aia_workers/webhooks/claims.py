@@ -11,12 +11,13 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import Integer, Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from aia_workers.db.base import UTCDateTime
 from aia_workers.db.webhooks import WebhookEndpoint, WebhookMessage
 from aia_workers.secretbox import SecretBox
 from aia_workers.webhooks.relay import due_at, one_pass_at_a_time
@@ -120,6 +121,39 @@ def claim_due(
     return _taken(session, rows, [ident for ident, _ in messages], skipped, now=now, box=box)
 
 
+# claim_next's statements, built once: a batch runs them for every group of
+# replies, and building them and their cache keys was most of its CPU.
+_table = cast(Table, WebhookMessage.__table__)
+_now = bindparam("now", type_=UTCDateTime())
+_IN_FLIGHT = (
+    select(_table.c.tenant_id, func.count())
+    .where(
+        _table.c.tenant_id.in_(bindparam("tenants", expanding=True)),
+        _table.c.status.in_(("pending", "sending")),
+        _table.c.lease_until >= _now,
+    )
+    .group_by(_table.c.tenant_id)
+)
+_NEXT = (
+    update(_table)
+    .where(
+        _table.c.id.in_(
+            select(_table.c.id)
+            .where(
+                _table.c.tenant_id == bindparam("tenant"),
+                _table.c.traceparent.is_(None),
+                due_at(_now),
+            )
+            .order_by(_table.c.next_attempt_at, _table.c.id)
+            .limit(bindparam("room", type_=Integer))
+            .scalar_subquery()
+        )
+    )
+    .values(status="sending", lease_until=bindparam("until", type_=UTCDateTime()))
+    .returning(*(_table.c[column.key] for column in (WebhookMessage.next_attempt_at, *_CLAIMED)))
+)
+
+
 def claim_next(
     session: Session,
     tenants: Collection[str],
@@ -136,38 +170,21 @@ def claim_next(
     about half the statements: a batch does this each time it records a group
     of replies. Held to the relay's one-pass lock, as ``lease_due`` is.
     """
-    m = WebhookMessage
     one_pass_at_a_time(session)
     inflight: dict[str, int] = {
         tenant: int(count)
-        for tenant, count in session.execute(
-            select(m.tenant_id, func.count())
-            .where(
-                m.tenant_id.in_(tenants),
-                m.status.in_(("pending", "sending")),
-                m.lease_until >= now,
-            )
-            .group_by(m.tenant_id)
-        )
+        for tenant, count in session.execute(_IN_FLIGHT, {"tenants": list(tenants), "now": now})
     }
+    until = now + timedelta(seconds=lease_seconds)
     rows: list[Any] = []
     for tenant in sorted(tenants):
         room = min(tenant_max_inflight - inflight.get(tenant, 0), limit - len(rows))
         if room <= 0:
             continue
-        oldest = (
-            select(m.id)
-            .where(m.tenant_id == tenant, m.traceparent.is_(None), due_at(now))
-            .order_by(m.next_attempt_at, m.id)
-            .limit(room)
-        )
-        rows += session.execute(
-            update(m)
-            .where(m.id.in_(oldest.scalar_subquery()))
-            .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(m.next_attempt_at, *_CLAIMED)
-            .execution_options(synchronize_session=False)
+        found = session.execute(
+            _NEXT, {"tenant": tenant, "room": room, "now": now, "until": until}
         ).all()
+        rows += found
     if not rows:
         return []
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))

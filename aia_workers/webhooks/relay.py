@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.webhooks import WebhookMessage
@@ -55,7 +55,7 @@ def one_pass_at_a_time(session: Session) -> None:
         session.execute(update(WebhookMessage).where(false()).values(status=WebhookMessage.status))
 
 
-def due_at(now: datetime) -> Any:
+def due_at(now: datetime | ColumnElement[datetime]) -> Any:
     """Which messages are due at ``now`` and held by no live lease."""
     m = WebhookMessage
     unleased = or_(m.lease_until.is_(None), m.lease_until < now)
