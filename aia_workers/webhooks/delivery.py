@@ -29,11 +29,10 @@ from aia_workers.secretbox import SecretBox
 from aia_workers.settings import Settings
 from aia_workers.tracing.context import TRACEPARENT, context_of, current_traceparent
 from aia_workers.tracing.runtime import get_tracer
-from aia_workers.webhooks.claims import Claim, claim_due, message_body
+from aia_workers.webhooks.claims import Claim, claim_due, claim_next, message_body
 from aia_workers.webhooks.deadline import Deadline
 from aia_workers.webhooks.http import Reply, post
 from aia_workers.webhooks.records import Attempted, decide, record
-from aia_workers.webhooks.relay import lease_due
 from aia_workers.webhooks.signing import signed_headers
 from aia_workers.webhooks.ssrf import BlockedDestination, resolve
 
@@ -169,22 +168,16 @@ def deliver_batch(
 def _lease_more(
     session: Session, config: DeliveryConfig, more: Continuation, tenants: set[str], room: int
 ) -> list[Claim]:
-    now = datetime.now(UTC)
-    leased = lease_due(
+    # Untraced only: a traced message's task continues its trace, so the relay sends it one.
+    return claim_next(
         session,
-        now=now,
+        tenants,
+        now=datetime.now(UTC),
         lease_seconds=config.lease_seconds,
         tenant_max_inflight=more.tenant_max_inflight,
         limit=room,
-        tenants=tenants,
-        # A traced message's task continues its trace: the relay sends it one.
-        untraced=True,
+        box=config.box,
     )
-    if not leased.messages:
-        return []
-    return claim_due(
-        session, leased.messages, now=now, lease_seconds=config.lease_seconds, box=config.box
-    ).claims
 
 
 def _attempt_all(

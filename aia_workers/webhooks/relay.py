@@ -25,13 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_workers.db.webhooks import WebhookMessage
 from aia_workers.webhooks.outbox import WAKE_CHANNEL
 
-__all__ = ["Leased", "Relay", "lease_due"]
+__all__ = ["Leased", "Relay", "due_at", "lease_due", "one_pass_at_a_time"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _GATHER_SECONDS = 0.005
 _FEW_TENANTS = 8
 
 
-def _one_pass_at_a_time(session: Session) -> None:
+def one_pass_at_a_time(session: Session) -> None:
     """Hold other relays' passes until this one commits.
 
     A pass counts what is in flight and leases more: two at once would both
@@ -53,6 +53,17 @@ def _one_pass_at_a_time(session: Session) -> None:
         # SQLite reads outside any transaction until the first write: a write
         # that changes nothing takes the database's write lock now instead.
         session.execute(update(WebhookMessage).where(false()).values(status=WebhookMessage.status))
+
+
+def due_at(now: datetime | ColumnElement[datetime]) -> Any:
+    """Which messages are due at ``now`` and held by no live lease."""
+    m = WebhookMessage
+    unleased = or_(m.lease_until.is_(None), m.lease_until < now)
+    return or_(
+        and_(m.status == "pending", m.next_attempt_at <= now, unleased),
+        # Its worker died mid-attempt; the same message goes again.
+        and_(m.status == "sending", m.lease_until < now),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +99,8 @@ def lease_due(
     tenants' messages, ``untraced`` to messages with no trace to continue.
     """
     m = WebhookMessage
-    _one_pass_at_a_time(session)
-    unleased = or_(m.lease_until.is_(None), m.lease_until < now)
-    due_now = or_(
-        and_(m.status == "pending", m.next_attempt_at <= now, unleased),
-        # Its worker died mid-attempt; the same message goes again.
-        and_(m.status == "sending", m.lease_until < now),
-    )
+    one_pass_at_a_time(session)
+    due_now = due_at(now)
     live = and_(m.status.in_(("pending", "sending")), m.lease_until >= now)
     if tenants is not None:
         due_now = and_(m.tenant_id.in_(tenants), due_now)
