@@ -63,7 +63,10 @@ class _BatchedAckQoS(kombu_redis.QoS):
         self._flush_scheduled = False
 
     def ack(self, delivery_tag: Any) -> None:
-        if threading.get_ident() != self.channel.connection.loop_thread:
+        transport = self.channel.connection
+        # A channel closed by a reconnect has no transport: kombu's own ack then
+        # fails as a connection error, which the ack's caller logs and survives.
+        if transport is None or threading.get_ident() != transport.loop_thread:
             super().ack(delivery_tag)  # type: ignore[no-untyped-call]
             return
         self._acked.append(delivery_tag)
@@ -72,7 +75,7 @@ class _BatchedAckQoS(kombu_redis.QoS):
             self.flush_acks()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self.channel.connection.flush_acks_later()
+            transport.flush_acks_later()
 
     def flush_acks(self) -> None:
         """Remove the messages acknowledged since the last flush from Redis's unacked set."""
@@ -108,7 +111,9 @@ class _RedisChannel(kombu_redis.Channel):
     _shared_client: redis.Redis | None = None
 
     def _connparams(self, asynchronous: bool = False) -> Any:
-        if self.connection.client is None:
+        # A channel let go of by its transport has none; one whose transport was
+        # detached from its connection has a transport without a client.
+        if self.connection is None or self.connection.client is None:
             raise redis.exceptions.ConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous)  # type: ignore[no-untyped-call]
 

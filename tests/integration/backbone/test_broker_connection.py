@@ -1,4 +1,5 @@
-"""AIA's broker connection: closing after Celery detached the transport is a connection error."""
+"""AIA's broker connection: closing after Celery detached the transport, or acknowledging on a
+channel a reconnect closed, is a connection error."""
 
 from __future__ import annotations
 
@@ -47,3 +48,21 @@ def test_reconnect_attempts_wait_at_most_a_couple_of_seconds() -> None:
         conn.ensure_connection(errback=lambda _exc, interval: waits.append(interval), max_retries=3)
     assert waits, "no retry happened"
     assert max(waits) <= RECONNECT_MAX_INTERVAL_SECONDS
+
+
+def test_an_ack_on_a_channel_closed_by_a_reconnect_is_a_connection_error(redis_url: str) -> None:
+    conn = BrokerConnection(redis_url)
+    taken = _take_two(conn, Queue("aia-test-closed-ack", routing_key="aia-test-closed-ack"))
+    # A late ack of a task that ran across a reconnect reaches the old channel,
+    # whose transport kombu has let go of; the worker's ack wrapper logs a
+    # connection error and carries on, where an AttributeError stopped the worker.
+    channel = taken[0].channel  # type: ignore[attr-defined]
+    conn._do_close_transport()
+    conn.close()
+    if channel.connection is not None:
+        # How the consumer's channel is let go of in a worker's reconnect.
+        channel.connection.close_channel(channel)
+    assert channel.connection is None
+    with pytest.raises(redis.exceptions.ConnectionError):
+        taken[0].ack()  # type: ignore[attr-defined]
+    assert redis.Redis.from_url(redis_url).hlen("unacked") == 2
