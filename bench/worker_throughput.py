@@ -54,6 +54,7 @@ from _harness import (
     machine,
     submit_many,
 )
+from celery import Celery
 
 # This checkout's worker profiles.
 sys.path.insert(0, str(REPO))
@@ -216,16 +217,20 @@ def run_aia(stack: Stack, count: int, timeout: float) -> Run:
     return Run("aia", count, seconds, cpu)
 
 
+def _queue_noops(app: Celery, count: int, name: str) -> None:
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            app.send_task("bench.noop", producer=producer)
+    print(f"  {name}: queued {count} with send_task in {time.perf_counter() - started:.1f} s")
+
+
 def run_bare(stack: Stack, count: int, timeout: float) -> Run:
     stack.redis.flushdb()
     os.environ["BENCH_REDIS_URL"] = stack.redis_url
     from bare_celery_app import app
 
-    started = time.perf_counter()
-    with app.producer_or_acquire() as producer:
-        for _ in range(count):
-            app.send_task("bench.noop", producer=producer)
-    print(f"  bare: queued {count} with send_task in {time.perf_counter() - started:.1f} s")
+    _queue_noops(app, count, "bare")
     worker = _start_profiled(stack, "bare", "bare_celery_app")
     try:
         meter = CpuMeter(stack.redis, worker)
@@ -240,11 +245,7 @@ def run_defaults(stack: Stack, count: int, timeout: float) -> Run:
     os.environ["BENCH_REDIS_URL"] = stack.redis_url
     from celery_defaults_app import app
 
-    started = time.perf_counter()
-    with app.producer_or_acquire() as producer:
-        for _ in range(count):
-            app.send_task("bench.noop", producer=producer)
-    print(f"  defaults: queued {count} with send_task in {time.perf_counter() - started:.1f} s")
+    _queue_noops(app, count, "defaults")
     # No pool, concurrency or prefetch option: what Celery picks by itself.
     # No mingle or gossip, as for the other two: there is no other worker.
     argv = [CELERY, "-A", "celery_defaults_app", "worker", "-n", "defaults@%h"]
