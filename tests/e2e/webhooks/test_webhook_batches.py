@@ -24,6 +24,7 @@ from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.secretbox import SecretBox, new_key
 from aia_workers.settings import Settings
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
+from tests.e2e.webhooks.listing import endpoint_attempts, endpoint_messages
 from tests.support import Stack, private_stack, wait_for
 from tests.webhook_receiver import Receiver, ReplySpec
 
@@ -92,20 +93,8 @@ def _burst(
     return ids
 
 
-def _messages(client: httpx.Client, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    response = client.get(endpoint["links"]["messages"])
-    assert response.status_code == 200, response.text
-    return response.json()["items"]  # type: ignore[no-any-return]
-
-
-def _attempts(client: httpx.Client, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    response = client.get(endpoint["links"]["attempts"])
-    assert response.status_code == 200, response.text
-    return list(reversed(response.json()["items"]))  # oldest first
-
-
 def _statuses(client: httpx.Client, endpoint: dict[str, Any]) -> list[str]:
-    return sorted(m["status"] for m in _messages(client, endpoint))
+    return sorted(m["status"] for m in endpoint_messages(client, endpoint))
 
 
 def test_one_batch_s_good_receiver_is_served_while_others_hang_or_fail(
@@ -124,17 +113,17 @@ def test_one_batch_s_good_receiver_is_served_while_others_hang_or_fail(
         # The failing receiver's 500 is an attempt of its own, retried on schedule.
         wait_for(lambda: _statuses(client, bad) == ["delivered"] * 3, 20, 0.1, "the retries")
         # Recorded when its reply was read, which another request of the batch can beat.
-        [refused] = [a for a in _attempts(client, bad) if a["status_code"] == 500]
+        [refused] = [a for a in endpoint_attempts(client, bad) if a["status_code"] == 500]
         assert refused["next_attempt_at"] is not None
         # The hanging one is cut at its deadline and its retry delivered.
         wait_for(lambda: _statuses(client, stuck) == ["delivered"] * 3, 30, 0.1, "the cut one")
-        cut = [a for a in _attempts(client, stuck) if not a["succeeded"]]
+        cut = [a for a in endpoint_attempts(client, stuck) if not a["succeeded"]]
         assert [a["error"] for a in cut] == [
             "deadline exceeded: no complete reply within 3 s (AIA_WEBHOOK_DEADLINE_SECONDS)"
         ]
         for receiver, endpoint in ((good, ok), (hanging, stuck), (failing, bad)):
             assert {r.headers["webhook-id"] for r in receiver.requests} == set(ids[endpoint["id"]])
-            assert len(_attempts(client, endpoint)) == len(receiver.requests)
+            assert len(endpoint_attempts(client, endpoint)) == len(receiver.requests)
 
 
 def test_a_worker_killed_mid_batch_delivers_every_message_after_the_lease(
@@ -151,12 +140,12 @@ def test_a_worker_killed_mid_batch_delivers_every_message_after_the_lease(
         worker.popen.wait(10)
         stack.processes.remove(worker)
         assert _statuses(client, endpoint) == ["sending"] * 5
-        assert _attempts(client, endpoint) == []
+        assert endpoint_attempts(client, endpoint) == []
         stack.start_worker("webhooks", "webhooks", pool="threads", concurrency=2)
         wait_for(lambda: _statuses(client, endpoint) == ["delivered"] * 5, 40, 0.2, "all five")
         later = receiver.requests[5:]
         assert sorted(r.headers["webhook-id"] for r in later) == sorted(ids)
-        assert [a["status_code"] for a in _attempts(client, endpoint)] == [200] * 5
+        assert [a["status_code"] for a in endpoint_attempts(client, endpoint)] == [200] * 5
 
 
 def test_an_endpoint_whose_secret_cannot_be_read_holds_up_only_its_own_messages(
@@ -174,7 +163,7 @@ def test_an_endpoint_whose_secret_cannot_be_read_holds_up_only_its_own_messages(
         wait_for(lambda: _statuses(client, ok) == ["delivered"] * 3, 20, 0.1, "the good three")
         # Unsigned messages are not sent, and no attempt is logged for them.
         assert locked.requests == []
-        assert _attempts(client, bad) == []
+        assert endpoint_attempts(client, bad) == []
         assert "delivered" not in _statuses(client, bad)
         # Once the secret can be read again, they go when their lease runs out.
         with sessions.begin() as session:
@@ -224,7 +213,7 @@ def test_a_batch_goes_on_with_its_tenant_s_next_messages_within_the_cap(
             arrived = [r.headers["webhook-id"] for r in receiver.requests]
             assert sorted(set(arrived)) == sorted(ids)
             assert len(arrived) == 10
-            attempts = _attempts(client, endpoint)
+            attempts = endpoint_attempts(client, endpoint)
             assert len(attempts) == 10
             assert sum(a["succeeded"] for a in attempts) == 8
     finally:

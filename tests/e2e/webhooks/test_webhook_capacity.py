@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.webhooks.listing import endpoint_attempts, endpoint_messages
 from tests.support import Stack, private_stack, wait_for
 from tests.webhook_receiver import Receiver, ReplySpec
 
@@ -75,20 +76,8 @@ def _test_event(client: httpx.Client, endpoint: dict[str, Any]) -> None:
     assert response.status_code == 202, response.text
 
 
-def _messages(client: httpx.Client, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    response = client.get(endpoint["links"]["messages"])
-    assert response.status_code == 200, response.text
-    return response.json()["items"]  # type: ignore[no-any-return]
-
-
-def _attempts(client: httpx.Client, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    response = client.get(endpoint["links"]["attempts"])
-    assert response.status_code == 200, response.text
-    return list(reversed(response.json()["items"]))  # oldest first
-
-
 def _delivered(client: httpx.Client, endpoint: dict[str, Any], count: int = 1) -> bool:
-    return sum(m["status"] == "delivered" for m in _messages(client, endpoint)) >= count
+    return sum(m["status"] == "delivered" for m in endpoint_messages(client, endpoint)) >= count
 
 
 def test_a_trickling_receiver_is_cut_at_the_deadline_and_its_thread_freed(
@@ -108,7 +97,7 @@ def test_a_trickling_receiver_is_cut_at_the_deadline_and_its_thread_freed(
         _test_event(client, other)
         wait_for(lambda: _delivered(client, other), 30, 0.2, "the healthy delivery")
         wait_for(lambda: _delivered(client, trickled), 30, 0.2, "the retried delivery")
-        cut, retried = _attempts(client, trickled)
+        cut, retried = endpoint_attempts(client, trickled)
     assert cut["status_code"] is None
     assert cut["succeeded"] is False
     assert cut["error"] == (
@@ -140,8 +129,8 @@ def test_a_tenant_s_stalled_receiver_does_not_hold_up_another_tenant(
         # queue ahead of B's) until their deadline, 30 s on.
         wait_for(lambda: _delivered(b, endpoint_b), 20, 0.2, "tenant B's delivery")
         # Meanwhile A's first attempt is still stalled and its others wait in the outbox.
-        assert _attempts(a, endpoint_a) == []
-        assert sorted(m["status"] for m in _messages(a, endpoint_a)) == [
+        assert endpoint_attempts(a, endpoint_a) == []
+        assert sorted(m["status"] for m in endpoint_messages(a, endpoint_a)) == [
             "pending",
             "pending",
             "sending",

@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy
 from standardwebhooks import Webhook
 
+from tests.e2e.webhooks.listing import endpoint_attempts, endpoint_messages
 from tests.support import Stack, submit, wait_for
 from tests.webhook_receiver import Receiver, ReplySpec, closed_port_url
 
@@ -52,23 +53,11 @@ def _verify(secret: str, request: Any) -> Any:
     return Webhook(secret).verify(request.body, request.headers)
 
 
-def _messages(client: httpx.Client, endpoint: dict[str, Any], **params: str) -> list[dict]:
-    response = client.get(endpoint["links"]["messages"], params=params)
-    assert response.status_code == 200, response.text
-    return response.json()["items"]  # type: ignore[no-any-return]
-
-
-def _attempts(client: httpx.Client, endpoint: dict[str, Any], **params: str) -> list[dict]:
-    response = client.get(endpoint["links"]["attempts"], params=params)
-    assert response.status_code == 200, response.text
-    return list(reversed(response.json()["items"]))  # oldest first
-
-
 def _wait_message(
     client: httpx.Client, endpoint: dict[str, Any], status: str, timeout: float = 20
 ) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
-        found = _messages(client, endpoint, status=status)
+        found = endpoint_messages(client, endpoint, status=status)
         return found[0] if found else None
 
     return wait_for(done, timeout, 0.1, f"a {status} message")  # type: ignore[no-any-return]
@@ -91,7 +80,7 @@ def test_a_test_event_is_signed_per_the_spec(hooks: httpx.Client, receiver: Rece
     with pytest.raises(Exception, match="signature"):
         Webhook(endpoint["secret"]).verify(request.body + b" ", request.headers)
     delivered = _wait_message(hooks, endpoint, "delivered")
-    [attempt] = _attempts(hooks, endpoint)
+    [attempt] = endpoint_attempts(hooks, endpoint)
     assert attempt["status_code"] == 200
     assert attempt["succeeded"] is True
     assert attempt["response_body"] == "ok"
@@ -132,7 +121,7 @@ def test_failures_are_retried_on_schedule_with_the_same_id(
     assert gaps[0] >= 0.3 * 0.8
     assert gaps[1] >= 0.6 * 0.8
     _wait_message(hooks, endpoint, "delivered")
-    attempts = _attempts(hooks, endpoint)
+    attempts = endpoint_attempts(hooks, endpoint)
     assert [a["status_code"] for a in attempts] == [500, 503, 200]
     assert attempts[0]["response_body"] == "boom"
     assert attempts[0]["next_attempt_at"] is not None
@@ -164,22 +153,27 @@ def test_dead_letter_resend_and_recover(hooks: httpx.Client, receiver: Receiver)
     assert again.status_code == 202, again.text
     _wait_message(hooks, endpoint, "delivered")
     assert receiver.requests[-1].headers["webhook-id"] == failed["id"]
-    assert _attempts(hooks, endpoint)[-1]["trigger"] == "manual"
+    assert endpoint_attempts(hooks, endpoint)[-1]["trigger"] == "manual"
 
     # Two more dead letters, then one call sends both again.
     receiver.default = ReplySpec(500)
     since = datetime.now(UTC).isoformat()
     for _ in range(2):
         hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
-    wait_for(lambda: len(_messages(hooks, endpoint, status="failed")) == 2, 20, 0.1, "2 failed")
+    wait_for(
+        lambda: len(endpoint_messages(hooks, endpoint, status="failed")) == 2, 20, 0.1, "2 failed"
+    )
     receiver.default = ReplySpec(200)
     recovered = hooks.post(f"/v1/webhooks/{endpoint['id']}/recover", json={"since": since})
     assert recovered.status_code == 202, recovered.text
     assert recovered.json() == {"resent": 2}
     wait_for(
-        lambda: len(_messages(hooks, endpoint, status="delivered")) == 3, 20, 0.1, "3 delivered"
+        lambda: len(endpoint_messages(hooks, endpoint, status="delivered")) == 3,
+        20,
+        0.1,
+        "3 delivered",
     )
-    assert _attempts(hooks, endpoint)[-1]["trigger"] == "replay"
+    assert endpoint_attempts(hooks, endpoint)[-1]["trigger"] == "replay"
 
 
 def test_gone_disables_the_endpoint(hooks: httpx.Client, receiver: Receiver) -> None:
@@ -225,7 +219,7 @@ def test_hanging_and_down_receivers_are_attempts_with_errors(
     endpoint = _endpoint(hooks, receiver.url)
     hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
     _wait_message(hooks, endpoint, "delivered")
-    first, second = _attempts(hooks, endpoint)
+    first, second = endpoint_attempts(hooks, endpoint)
     assert first["status_code"] is None
     assert "timeout" in first["error"].lower()
     assert second["status_code"] == 200
@@ -233,7 +227,7 @@ def test_hanging_and_down_receivers_are_attempts_with_errors(
     down = _endpoint(hooks, closed_port_url())
     hooks.post(f"/v1/webhooks/{down['id']}/test").raise_for_status()
     _wait_message(hooks, down, "failed")
-    errors = [a["error"] for a in _attempts(hooks, down)]
+    errors = [a["error"] for a in endpoint_attempts(hooks, down)]
     assert len(errors) == 4
     assert all(e and "refused" in e.lower() for e in errors)
 
@@ -264,7 +258,7 @@ def test_deliveries_never_go_where_they_must_not(
     _set_url_in_database(webhook_stack, endpoint["id"], f"http://{host}:8080/hook")
     hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
     _wait_message(hooks, endpoint, "failed")
-    attempts = _attempts(hooks, endpoint)
+    attempts = endpoint_attempts(hooks, endpoint)
     # Checked again on every attempt, each refused before any connection.
     assert len(attempts) == 4
     for attempt in attempts:
@@ -440,7 +434,7 @@ def test_a_host_name_is_checked_at_each_delivery(hooks: httpx.Client) -> None:
     endpoint = _endpoint(hooks, "http://no-such-host.invalid:8080/hook")
     hooks.post(f"/v1/webhooks/{endpoint['id']}/test").raise_for_status()
     _wait_message(hooks, endpoint, "failed")
-    attempts = _attempts(hooks, endpoint)
+    attempts = endpoint_attempts(hooks, endpoint)
     assert len(attempts) == 4
     for attempt in attempts:
         assert attempt["status_code"] is None
