@@ -18,7 +18,8 @@ after a short warm-up:
                fixed principal): what they cost is aia_noauth against the two above,
                over ``--auth-rounds`` interleaved rounds (each round's cost against
                its own aia_noauth, then the median), in req/s and in the serving
-               process's CPU time per request.
+               process's CPU time per request. The three servers stay up from the
+               first round to the last.
 * send_task  - a bare Starlette handler calling Celery's ``app.send_task`` on the
                event loop (blocking it), as a naive API would.
 
@@ -26,7 +27,7 @@ No worker runs: the tasks just queue. The load comes from ``wrk`` when it is
 installed (``apt-get install wrk``), else from a Python asyncio generator.
 
     .venv/bin/python bench/submit_throughput.py [--duration 10] [--connections 64]
-        [--targets auth] [--auth-rounds 5]
+        [--targets auth] [--auth-rounds 7]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from _harness import (
     DEFAULT_REDIS_DB,
     PYTHON,
     SLEEP_BODY,
+    Proc,
     Stack,
     auth_headers,
     free_port,
@@ -329,8 +331,18 @@ def _access_token(stack: Stack, base: str) -> str:
     return str(answer.json()["access_token"])
 
 
-def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -> Result:
-    stack.redis.flushdb()
+@dataclass
+class Served:
+    """A target's server, up for as long as its measurements take."""
+
+    target: str
+    proc: Proc
+    base: str
+    credential: str
+    recorder: Proc | None = None
+
+
+def start_target(stack: Stack, target: str) -> Served:
     recorder = stack.start_recorder() if target == "aia" else None
     credential = stack.api_key
     if target in ("aia", "aia_api", "aia_jwt"):
@@ -343,30 +355,48 @@ def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -
         proc = stack.spawn(f"api-{kind}", [PYTHON, __file__, "--serve", kind, "--port", str(port)])
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", proc)
+    return Served(target, proc, base, credential, recorder)
+
+
+def stop_target(stack: Stack, served: Served) -> None:
+    stack.stop(served.proc)
+    if served.recorder is not None:
+        stack.stop(served.recorder)
+
+
+def measure(stack: Stack, served: Served, tool: str, ns: argparse.Namespace) -> Result:
+    target = served.target
+    # Every measurement starts from an empty queue.
+    stack.redis.flushdb()
+    result = run_load(
+        tool,
+        target,
+        f"{served.base}/v1/tasks",
+        ns.connections,
+        ns.warmup,
+        ns.duration,
+        served.credential,
+        served.proc.pid,
+    )
+    queued = stack.redis.llen("bench:ceiling" if target.startswith("ceiling") else "default")
+    print(
+        f"  {target:<10} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+        f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}  "
+        f"socket errors {result.socket_errors}  (list length after: {queued})"
+        + (f"  CPU {result.cpu_us:.0f} us/request" if result.cpu_us else ""),
+        flush=True,
+    )
+    stack.redis.flushdb()
+    return result
+
+
+def bench_target(stack: Stack, target: str, tool: str, ns: argparse.Namespace) -> Result:
+    stack.redis.flushdb()
+    served = start_target(stack, target)
     try:
-        result = run_load(
-            tool,
-            target,
-            f"{base}/v1/tasks",
-            ns.connections,
-            ns.warmup,
-            ns.duration,
-            credential,
-            proc.pid,
-        )
-        queued = stack.redis.llen("bench:ceiling" if target.startswith("ceiling") else "default")
-        print(
-            f"  {target:<10} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-            f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}  "
-            f"socket errors {result.socket_errors}  (list length after: {queued})"
-            + (f"  CPU {result.cpu_us:.0f} us/request" if result.cpu_us else ""),
-            flush=True,
-        )
-        return result
+        return measure(stack, served, tool, ns)
     finally:
-        stack.stop(proc)
-        if recorder is not None:
-            stack.stop(recorder)
+        stop_target(stack, served)
         stack.redis.flushdb()
 
 
@@ -376,7 +406,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
-        "--auth-rounds", type=int, default=5, help="interleaved rounds of the auth comparison"
+        "--auth-rounds", type=int, default=7, help="interleaved rounds of the auth comparison"
     )
     parser.add_argument(
         "--targets",
@@ -423,11 +453,18 @@ def main() -> int:
         # that measure what authentication costs are interleaved, each round in
         # another order so that no target always follows the same one, and each
         # round's costs are taken against that round's aia_noauth.
-        for n in range(ns.auth_rounds if auth_targets else 0):
-            print(f" round {n + 1} of {ns.auth_rounds}", flush=True)
-            shift = n % len(auth_targets)
-            order = auth_targets[shift:] + auth_targets[:shift]
-            rounds.append({t: bench_target(stack, t, tool, ns) for t in order})
+        # The three servers stay up through every round, so a round costs
+        # only its measurements and more of them fit in a run.
+        served = {t: start_target(stack, t) for t in auth_targets}
+        try:
+            for n in range(ns.auth_rounds if auth_targets else 0):
+                print(f" round {n + 1} of {ns.auth_rounds}", flush=True)
+                shift = n % len(auth_targets)
+                order = auth_targets[shift:] + auth_targets[:shift]
+                rounds.append({t: measure(stack, served[t], tool, ns) for t in order})
+        finally:
+            for server in served.values():
+                stop_target(stack, server)
     for target in auth_targets:
         runs = sorted((r[target] for r in rounds), key=lambda r: r.rps)
         results[target] = runs[len(runs) // 2]

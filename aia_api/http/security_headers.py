@@ -9,24 +9,40 @@ X-Forwarded-Proto when the proxy in front of it is trusted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["API_POLICY", "SecureStarlette", "SecurityHeaders"]
+__all__ = ["API_POLICY", "RESPONSE_HEADERS", "SecureStarlette", "SecurityHeaders"]
 
 # Nothing an API response holds may load or run anything. A response that
 # needs more (the docs page) sets its own Content-Security-Policy.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-_HSTS = "max-age=31536000"
 _STARTS = ("http.response.start", "websocket.http.response.start")
+# Each added unless the route set it; HSTS only over TLS.
+_DEFAULTS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", API_POLICY.encode("latin-1")),
+    (b"referrer-policy", b"no-referrer"),
+)
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
+_NAMES = frozenset(name for name, _ in (*_DEFAULTS, _HSTS))
+
+# A scope key under which a layer further in leaves raw headers for the
+# response, when it starts: added in the one copy of the headers made here,
+# rather than by another wrapper around ``send`` (a coroutine more for every
+# message of every response).
+RESPONSE_HEADERS = "aia.response_headers"
 
 
 class SecurityHeaders:
-    """Adds the headers to every response, keeping any a route set itself."""
+    """Adds the headers to every response, keeping any a route set itself.
+
+    Also adds those a layer further in left under ``RESPONSE_HEADERS`` in the
+    scope (the rate limit's), as they are.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,19 +54,26 @@ class SecurityHeaders:
 
         async def send_secured(message: Message) -> None:
             if message["type"] in _STARTS:
-                # Read now, not on the way in: a proxy-headers middleware further
-                # in sets the scheme a trusted proxy forwarded.
-                tls = scope.get("scheme") in ("https", "wss")
-                message = {**message, "headers": list(message.get("headers", []))}
-                headers = MutableHeaders(raw=message["headers"])
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Content-Security-Policy", API_POLICY)
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if tls:
-                    headers.setdefault("Strict-Transport-Security", _HSTS)
+                message = {**message, "headers": _secured(scope, message.get("headers", ()))}
             await send(message)
 
         await self.app(scope, receive, send_secured)
+
+
+def _secured(scope: Scope, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    headers = list(raw)
+    # One pass over the names (lower-cased, as ASGI has them) finds which a
+    # route set; an ordinary response sets none of them.
+    present = {name for name, _ in headers if name in _NAMES} if headers else ()
+    headers += [pair for pair in _DEFAULTS if pair[0] not in present]
+    # Read now, not on the way in: a proxy-headers middleware further in sets
+    # the scheme a trusted proxy forwarded.
+    if scope.get("scheme") in ("https", "wss") and _HSTS[0] not in present:
+        headers.append(_HSTS)
+    extra = scope.get(RESPONSE_HEADERS)
+    if extra:
+        headers += extra
+    return headers
 
 
 class SecureStarlette(Starlette):

@@ -5,7 +5,8 @@ login routes, per client address). Each process counts its own requests at
 once and adds them to the shared count in Redis every few milliseconds, in one
 pipeline for every subject it saw, so the hot path makes no round trip of its
 own: within a process the limit is exact, across processes it may be passed
-by what the others counted since their last flush.
+by what the others counted since their last flush. A flush gives a window's
+key its lifetime once per process; after that it sends INCRBY alone.
 
 Failed authentications are budgeted per client address, exactly, with a round
 trip of their own: only credentials that are not already known pay it (see
@@ -20,6 +21,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -31,10 +33,11 @@ log = logging.getLogger(__name__)
 _WINDOW_SECONDS = 60
 
 
-@dataclass(frozen=True, slots=True)
-class Quota:
+class Quota(NamedTuple):
     """Where a caller stands in the current window."""
 
+    # A tuple: one is made for every request, and a frozen dataclass's
+    # __init__ sets each field through object.__setattr__.
     limit: int
     remaining: int
     reset_seconds: int
@@ -65,6 +68,9 @@ class _Window:
     shared: int  # the count in Redis at the last flush, this process's included
     pending: int  # counted here since then
     ends: float
+    # Whether this process gave the key in Redis its lifetime yet: once per
+    # window is enough, so most flushes send INCRBY alone.
+    expiring: bool = False
 
 
 class RateLimiter:
@@ -93,7 +99,7 @@ class RateLimiter:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
         used = counted.shared + counted.pending
-        return Quota(limit=limit, remaining=limit - used, reset_seconds=int(counted.ends - now) + 1)
+        return Quota(limit, limit - used, int(counted.ends - now) + 1)
 
     async def _flush_forever(self) -> None:
         while self._windows:
@@ -110,20 +116,44 @@ class RateLimiter:
         batch = [(key, w, w.pending) for key, w in self._windows.items() if w.pending]
         if not batch:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for key, counted, pending in batch:
+        for _, counted, pending in batch:
             counted.pending -= pending  # hits from now on are counted afresh
-            pipe.incrby(key, pending)
-            pipe.expire(key, _WINDOW_SECONDS + 1)
         try:
-            replies = await pipe.execute()
+            totals = await self._add(batch)
         except RedisError as exc:
             log.warning("could not share rate-limit counts: %s", exc)
             for _, counted, pending in batch:
                 counted.pending += pending
             return
-        for (_, counted, _), total in zip(batch, replies[::2], strict=True):
+        for (_, counted, _), total in zip(batch, totals, strict=True):
             counted.shared = int(total)
+            counted.expiring = True
+
+    async def _add(self, batch: list[tuple[str, _Window, int]]) -> list[int]:
+        """INCRBY each key, and EXPIRE those this process has not yet; the new totals."""
+        if len(batch) == 1 and batch[0][1].expiring:
+            # One subject, as under a single busy caller: a plain command
+            # costs this process less than a pipeline.
+            key, _, pending = batch[0]
+            totals = [int(await self._redis.incrby(key, pending))]
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, counted, pending in batch:
+                pipe.incrby(key, pending)
+                if not counted.expiring:
+                    pipe.expire(key, _WINDOW_SECONDS + 1)
+            replies = iter(await pipe.execute())
+            totals = []
+            for _, counted, _ in batch:
+                totals.append(int(next(replies)))
+                if not counted.expiring:
+                    next(replies)
+        # A key that vanished since its EXPIRE (a flushed or restarted Redis)
+        # came back from INCRBY alone: it gets its lifetime again.
+        for (key, counted, pending), total in zip(batch, totals, strict=True):
+            if counted.expiring and total == pending:
+                await self._redis.expire(key, _WINDOW_SECONDS + 1)
+        return totals
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -11,9 +11,10 @@ from collections.abc import Collection
 
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aia_api.http.problems import Problem, problem_response, unavailable
+from aia_api.http.security_headers import RESPONSE_HEADERS
 from aia_api.identity.authenticator import Principal, TooManyFailures, Unauthenticated
 from aia_api.identity.browser import CrossSiteRefused, session_cookie
 from aia_api.identity.refusals import too_many_failures, unauthenticated
@@ -55,20 +56,21 @@ class AuthMiddleware:
         services: Services = scope["app"].state.services
         settings = services.settings
         path = scope["path"]
-        # The TCP peer, or the client a trusted proxy names (ProxyHeadersMiddleware).
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
         try:
             if self._public(scope):
                 if not path.startswith("/v1/auth/"):
                     await self.app(scope, receive, send)
                     return
                 # Logins are rate limited per client address, and tightly.
-                quota = services.limiter.hit(f"addr:{address}", settings.auth_rate_limit_per_minute)
+                quota = services.limiter.hit(
+                    f"addr:{_address(scope)}", settings.auth_rate_limit_per_minute
+                )
             else:
                 authorization, api_key = _credentials(scope)
                 principal = services.auth.resolved(authorization, api_key) or (
-                    await self._authenticate(scope, services, address, authorization, api_key)
+                    await self._authenticate(
+                        scope, services, _address(scope), authorization, api_key
+                    )
                 )
                 state = scope.setdefault("state", {})
                 state["principal"] = principal
@@ -108,14 +110,11 @@ class AuthMiddleware:
             )
             await self._refuse(scope, receive, send, problem, ws_code=1013)
             return
-        extra = quota.raw_headers()
-
-        async def with_quota(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, with_quota)
+        if scope["type"] == "http":
+            # Added by SecurityHeaders, outermost, to the copy of the response's
+            # headers it makes anyway: no wrapper around send of our own.
+            scope[RESPONSE_HEADERS] = quota.raw_headers()
+        await self.app(scope, receive, send)
 
     @staticmethod
     async def _authenticate(
@@ -150,6 +149,12 @@ class AuthMiddleware:
             await send({"type": "websocket.close", "code": ws_code, "reason": problem.detail[:120]})
             return
         await problem_response(problem, scope["path"])(scope, receive, send)
+
+
+def _address(scope: Scope) -> str:
+    """The TCP peer, or the client a trusted proxy names (ProxyHeadersMiddleware)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 def _credentials(scope: Scope) -> tuple[str | None, str | None]:

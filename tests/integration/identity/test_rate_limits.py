@@ -65,6 +65,29 @@ def test_a_rate_limit_window_lapses_in_redis(redis_url: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_window_that_vanished_from_redis_gets_its_lifetime_again(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        limiter = RateLimiter(client, flush_seconds=3600)
+        for subject in ("key:a", "key:b", "key:a"):
+            limiter.hit(subject, 5)
+        await limiter.flush()
+        # As after a restart of a Redis that keeps nothing.
+        keys = sorted(await client.keys("aia:rl:*"))
+        await client.delete(*keys)
+        limiter.hit("key:a", 5)
+        await limiter.flush()
+        limiter.hit("key:a", 5)
+        limiter.hit("key:b", 5)
+        await limiter.flush()
+        assert [await client.get(key) for key in keys] == ["2", "1"]
+        assert all([0 < await client.ttl(key) <= 61 for key in keys])
+        await limiter.close()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_failed_authentications_are_charged_before_and_budgeted_exactly(redis_url: str) -> None:
     async def scenario() -> None:
         # Two clients stand for two API processes.
