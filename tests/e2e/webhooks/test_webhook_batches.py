@@ -40,14 +40,18 @@ _ENV = {
 }
 
 
-@pytest.fixture
-def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
-    built = private_stack(tmp_path, redis_url, role="admin", env=_ENV)
+def _webhooks_stack(tmp_path: Path, redis_url: str, env: dict[str, str]) -> Iterator[Stack]:
+    built = private_stack(tmp_path, redis_url, role="admin", env=env)
     try:
         built.start_worker("webhooks", "webhooks", pool="threads", concurrency=2)
         yield built
     finally:
         built.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+    yield from _webhooks_stack(tmp_path, redis_url, _ENV)
 
 
 @pytest.fixture
@@ -182,12 +186,7 @@ def capped(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
         "AIA_WEBHOOK_TENANT_MAX_INFLIGHT": "2",
         "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "30",
     }
-    built = private_stack(tmp_path, redis_url, role="admin", env=env)
-    try:
-        built.start_worker("webhooks", "webhooks", pool="threads", concurrency=2)
-        yield built
-    finally:
-        built.stop()
+    yield from _webhooks_stack(tmp_path, redis_url, env)
 
 
 def test_a_batch_goes_on_with_its_tenant_s_next_messages_within_the_cap(
