@@ -10,44 +10,22 @@ none of AIA's work: no record, no events of its own, no signal handlers.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import redis
+from bare_settings import aia_celery_settings, bench_redis_url
 from celery import Celery
 from celery.signals import worker_process_init
-from kombu import Queue
 
 __all__ = ["QUEUE", "TASK", "app", "publish"]
 
 QUEUE = "bare_e2e"
 TASK = "bench.publish"
 
-_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get(
-    "AIA_REDIS_URL", "redis://127.0.0.1:6379/15"
-)
+_url = bench_redis_url()
 
 app = Celery("bare_pubsub_app")
-app.conf.update(
-    broker_url=_url,
-    result_backend=_url,
-    broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": 21_600},
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    result_accept_content=["json"],
-    task_default_queue=QUEUE,
-    task_queues=[Queue(QUEUE, routing_key=QUEUE)],
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    task_time_limit=60,
-    worker_send_task_events=True,
-    task_send_sent_event=True,
-    task_track_started=False,
-    worker_prefetch_multiplier=4,
-    worker_hijack_root_logger=False,
-)
+app.conf.update(aia_celery_settings(_url, QUEUE))
 
 # One connection per prefork child, made in the child (never shared over fork).
 _client: list[redis.Redis] = []

@@ -9,15 +9,12 @@ task's result stored in the backend, as a task declared with no options does.
 
 from __future__ import annotations
 
-import os
-
+from bare_settings import bench_redis_url
 from celery import Celery
 
 __all__ = ["app", "noop"]
 
-_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get(
-    "AIA_REDIS_URL", "redis://127.0.0.1:6379/15"
-)
+_url = bench_redis_url()
 
 app = Celery("celery_defaults_app", broker=_url, backend=_url)
 
