@@ -68,6 +68,9 @@ class _Window:
     shared: int  # the count in Redis at the last flush, this process's included
     pending: int  # counted here since then
     ends: float
+    # On its way to Redis in a flush not yet answered: still counted here,
+    # or every hit during that round trip would see a budget too large.
+    sending: int = 0
     # Whether this process gave the key in Redis its lifetime yet: once per
     # window is enough, so most flushes send INCRBY alone.
     expiring: bool = False
@@ -98,7 +101,7 @@ class RateLimiter:
         counted.pending += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
-        used = counted.shared + counted.pending
+        used = counted.shared + counted.sending + counted.pending
         return Quota(limit, limit - used, int(counted.ends - now) + 1)
 
     async def _flush_forever(self) -> None:
@@ -118,14 +121,17 @@ class RateLimiter:
             return
         for _, counted, pending in batch:
             counted.pending -= pending  # hits from now on are counted afresh
+            counted.sending += pending
         try:
             totals = await self._add(batch)
         except RedisError as exc:
             log.warning("could not share rate-limit counts: %s", exc)
             for _, counted, pending in batch:
+                counted.sending -= pending
                 counted.pending += pending
             return
-        for (_, counted, _), total in zip(batch, totals, strict=True):
+        for (_, counted, pending), total in zip(batch, totals, strict=True):
+            counted.sending -= pending
             counted.shared = int(total)
             counted.expiring = True
 

@@ -35,6 +35,23 @@ def test_counts_are_exact_within_a_process_and_shared_across(redis_url: str) -> 
     asyncio.run(scenario())
 
 
+def test_hits_during_a_flush_still_count_what_it_is_sending(redis_url: str) -> None:
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        limiter = RateLimiter(client, flush_seconds=3600)
+        assert [limiter.hit("key:a", 5).remaining for _ in range(2)] == [4, 3]
+        flushing = asyncio.create_task(limiter.flush())
+        await asyncio.sleep(0)  # the flush has taken the two and awaits Redis
+        assert not flushing.done()
+        assert [limiter.hit("key:a", 5).remaining for _ in range(3)] == [2, 1, 0]
+        await flushing
+        assert limiter.hit("key:a", 5).exceeded
+        await limiter.close()
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_counts_survive_a_failed_flush(redis_url: str) -> None:
     async def scenario() -> None:
         down = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
