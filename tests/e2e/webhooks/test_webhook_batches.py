@@ -24,6 +24,7 @@ from aia_workers.db.webhooks import WebhookEndpoint
 from aia_workers.secretbox import SecretBox, new_key
 from aia_workers.settings import Settings
 from aia_workers.webhooks.outbox import WAKE_CHANNEL, publish
+from tests.e2e.webhooks.env import QUICK_WEBHOOKS
 from tests.e2e.webhooks.listing import endpoint_attempts, endpoint_messages
 from tests.support import Stack, private_stack, wait_for
 from tests.webhook_receiver import Receiver, ReplySpec
@@ -31,10 +32,7 @@ from tests.webhook_receiver import Receiver, ReplySpec
 pytestmark = pytest.mark.e2e
 
 _ENV = {
-    "AIA_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1"]',
-    "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
-    "AIA_WEBHOOK_RETRY_SCHEDULE": "[0.3]",
-    "AIA_WEBHOOK_TIMEOUT_SECONDS": "60",
+    **QUICK_WEBHOOKS,
     # A lost message goes again once its lease (this + 10 s) runs out.
     "AIA_WEBHOOK_DEADLINE_SECONDS": "3",
 }

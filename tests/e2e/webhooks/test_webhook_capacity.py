@@ -14,19 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.webhooks.env import QUICK_WEBHOOKS
 from tests.e2e.webhooks.listing import endpoint_attempts, endpoint_messages
 from tests.support import Stack, private_stack, wait_for
 from tests.webhook_receiver import Receiver, ReplySpec
 
 pytestmark = pytest.mark.e2e
-
-_ENV = {
-    "AIA_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1"]',
-    "AIA_WEBHOOK_RELAY_INTERVAL_SECONDS": "0.2",
-    "AIA_WEBHOOK_RETRY_SCHEDULE": "[0.3]",
-    # Long enough that no single wait of these tests times out.
-    "AIA_WEBHOOK_TIMEOUT_SECONDS": "60",
-}
 
 
 @pytest.fixture
@@ -40,7 +33,7 @@ def receivers() -> Iterator[list[Receiver]]:
 def _webhooks_stack(
     workdir: Path, redis_url: str, threads: int, env: dict[str, str]
 ) -> Iterator[Stack]:
-    stack = private_stack(workdir, redis_url, role="admin", env={**_ENV, **env})
+    stack = private_stack(workdir, redis_url, role="admin", env={**QUICK_WEBHOOKS, **env})
     try:
         stack.start_worker("webhooks", "webhooks", pool="threads", concurrency=threads)
         yield stack
